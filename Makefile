@@ -1,0 +1,101 @@
+# nchat-rtc - GNU make.
+#
+#   make            build the service (build/release/nchat-rtc)
+#   make run        install what is missing, start Postgres/Redis/LiveKit, migrate, serve
+#   make test       the same set-up, then every test (also under ASan+UBSan)
+#   make stop       stop what `make run` started
+#   make SAN=1      build with AddressSanitizer and UndefinedBehaviorSanitizer (build/asan)
+
+SHELL := /bin/bash
+CC ?= cc
+PKGS := libevent libevent_pthreads libpq libcurl jansson libjwt openssl libprotobuf-c hiredis
+TEST_PKGS := check
+
+ifeq ($(SAN),1)
+BUILD ?= build/asan
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDSAN := -fsanitize=address,undefined
+else
+BUILD ?= build/release
+OPT := -O2 -g
+LDSAN :=
+endif
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wpointer-arith -Wformat=2 -Wno-format-nonliteral -fno-common
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -Iinclude -I$(BUILD)/gen \
+	$(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
+LIBS := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+TEST_LIBS := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+
+PROTOS := $(wildcard proto/*.proto)
+GEN_C := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
+GEN_H := $(GEN_C:.c=.h)
+GEN_O := $(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/gen/%.o,$(GEN_C))
+
+SRCS := $(wildcard src/*.c)
+OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
+LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS)) $(GEN_O)
+
+UNIT_SRCS := $(wildcard test/unit/check_*.c)
+UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRCS))
+IT_SRCS := $(wildcard test/integration/check_*.c)
+IT_BINS := $(patsubst test/integration/%.c,$(BUILD)/test/%,$(IT_SRCS))
+IT_HELPERS := $(filter-out $(IT_SRCS),$(wildcard test/integration/*.c))
+IT_HELPER_OBJS := $(patsubst test/integration/%.c,$(BUILD)/obj/ithelp/%.o,$(IT_HELPERS))
+
+.PHONY: all unit-bins it-bins test run stop clean bench soak fuzz valgrind
+.DEFAULT_GOAL := all
+.SECONDARY: $(GEN_C) $(GEN_H)
+
+all: $(BUILD)/nchat-rtc
+
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen -Iproto $<
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(OPT) -Wall -Werror -I$(BUILD)/gen $(shell pkg-config --cflags libprotobuf-c) -c $< -o $@
+
+$(BUILD)/obj/%.o: src/%.c | $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/ithelp/%.o: test/integration/%.c | $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itest/integration $(shell pkg-config --cflags check) -MMD -MP -c $< -o $@
+
+$(BUILD)/nchat-rtc: $(OBJS) $(GEN_O)
+	$(CC) $(LDSAN) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/test/check_%: test/unit/check_%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(shell pkg-config --cflags check) -MMD -MP $(LDSAN) -o $@ $< $(LIB_OBJS) $(LIBS) $(TEST_LIBS)
+
+$(BUILD)/test/check_%: test/integration/check_%.c $(LIB_OBJS) $(IT_HELPER_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itest/integration $(shell pkg-config --cflags check) -MMD -MP $(LDSAN) -o $@ $< $(IT_HELPER_OBJS) $(LIB_OBJS) $(LIBS) $(TEST_LIBS)
+
+unit-bins: $(UNIT_BINS)
+it-bins: $(IT_BINS) $(BUILD)/nchat-rtc
+
+test:
+	@bash scripts/test.sh
+
+run:
+	@bash scripts/run.sh
+
+stop:
+	@bash scripts/services.sh stop
+
+bench:
+	@bash scripts/bench.sh
+
+soak:
+	@bash scripts/soak.sh
+
+clean:
+	rm -rf build
+
+-include $(OBJS:.o=.d) $(IT_HELPER_OBJS:.o=.d) $(UNIT_BINS:=.d) $(IT_BINS:=.d)

@@ -1,0 +1,33 @@
+/*
+ * api_health.c - liveness and readiness.
+ *
+ * /healthz answers on the loop thread and touches nothing: the process is
+ * alive.  /readyz runs on a worker and checks that worker's own Postgres and
+ * Redis connections, so a 200 means this instance can serve requests now.
+ */
+#include "api.h"
+#include "worker.h"
+
+void api_healthz(struct req *r)
+{
+	resp_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+void api_readyz(struct req *r)
+{
+	struct nc_worker *w = r->w;
+	struct nc_error err = {0};
+	PGresult *res = db_exec(&w->db, "SELECT 1", 0, NULL, &err);
+	redisReply *rep = NULL;
+	bool pg_ok = res != NULL, redis_ok = false;
+
+	PQclear(res);
+	if (w->rds_ok) {
+		rep = rds_cmd(&w->rds, &err, "PING");
+		redis_ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
+		freeReplyObject(rep);
+	}
+	resp_json(r, pg_ok && redis_ok ? 200 : 503,
+		  json_pack("{s:s, s:s, s:s}", "status", pg_ok && redis_ok ? "ready" : "unavailable",
+			    "postgres", pg_ok ? "ok" : "down", "redis", redis_ok ? "ok" : "down"));
+}

@@ -1,0 +1,38 @@
+/*
+ * worker.c - set-up and tear-down of a worker thread's connections.
+ */
+#include "worker.h"
+#include "lk.h"
+#include "log.h"
+
+#include <stdlib.h>
+
+void worker_setup(struct nc_worker *w, const struct nc_config *cfg)
+{
+	w->cfg = cfg;
+	db_init(&w->db, cfg->database_url, cfg->db_statement_timeout_ms);
+	w->rds_ok = cfg->redis_url != NULL &&
+		    rds_init(&w->rds, cfg->redis_url, cfg->redis_timeout_ms) == 0;
+	w->lk = NULL;
+	if (cfg->livekit_api_url != NULL && cfg->livekit_api_key != NULL &&
+	    cfg->livekit_api_secret != NULL) {
+		w->lk = xcalloc(1, sizeof(*w->lk));
+		if (lk_client_init(w->lk, cfg) != 0) {
+			log_error("worker %d: cannot create the LiveKit client", w->id);
+			free(w->lk);
+			w->lk = NULL;
+		}
+	}
+}
+
+void worker_teardown(struct nc_worker *w)
+{
+	db_cleanup(&w->db);
+	if (w->rds_ok)
+		rds_cleanup(&w->rds);
+	if (w->lk != NULL) {
+		lk_client_cleanup(w->lk);
+		free(w->lk);
+		w->lk = NULL;
+	}
+}

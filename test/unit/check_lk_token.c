@@ -1,0 +1,241 @@
+/*
+ * check_lk_token.c - unit tests for lk_token.c: header, every claim and
+ * grant present or absent exactly as asked, lifetime, signature.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jwt.h>
+#include <openssl/evp.h>
+
+#include "lk.h"
+
+#define KEY "devkey"
+#define SECRET "secret"
+#define NOW 1700000000
+
+/* Decode one base64url JWT segment into a JSON value (new reference). */
+static json_t *segment_json(const char *seg, size_t len)
+{
+	size_t padded = (len + 3) / 4 * 4;
+	char *b64 = calloc(1, padded + 1);
+	unsigned char *raw = calloc(1, padded + 1);
+	json_t *j;
+	int n;
+
+	for (size_t i = 0; i < padded; i++) {
+		char ch = i < len ? seg[i] : '=';
+		b64[i] = ch == '-' ? '+' : ch == '_' ? '/' : ch;
+	}
+	n = EVP_DecodeBlock(raw, (unsigned char *)b64, (int)padded);
+	ck_assert_int_gt(n, 0);
+	while (n > 0 && raw[n - 1] == '\0')
+		n--; /* EVP_DecodeBlock counts padding bytes */
+	j = json_loadb((const char *)raw, (size_t)n, 0, NULL);
+	free(b64);
+	free(raw);
+	ck_assert_ptr_nonnull(j);
+	return j;
+}
+
+static json_t *token_header(const char *tok)
+{
+	const char *dot = strchr(tok, '.');
+
+	ck_assert_ptr_nonnull(dot);
+	return segment_json(tok, (size_t)(dot - tok));
+}
+
+/* Verify with libjwt and return the payload (new reference), or NULL. */
+static json_t *verified_claims(const char *tok, const char *secret)
+{
+	jwt_t *jwt = NULL;
+	char *text;
+	json_t *j;
+
+	if (jwt_decode(&jwt, tok, (const unsigned char *)secret, (int)strlen(secret)) != 0)
+		return NULL;
+	text = jwt_get_grants_json(jwt, NULL);
+	j = text ? json_loads(text, 0, NULL) : NULL;
+	free(text);
+	jwt_free(jwt);
+	return j;
+}
+
+static json_t *mint_claims(const struct lk_token_opts *o)
+{
+	char *tok = lk_token_mint(KEY, SECRET, o, NOW);
+	json_t *hdr, *claims;
+
+	ck_assert_ptr_nonnull(tok);
+	hdr = token_header(tok);
+	ck_assert_str_eq(json_string_value(json_object_get(hdr, "alg")), "HS256");
+	json_decref(hdr);
+	claims = verified_claims(tok, SECRET);
+	ck_assert_ptr_nonnull(claims);
+	free(tok);
+	return claims;
+}
+
+/* Assert obj has exactly the listed keys (NULL-terminated). */
+static void assert_keys(json_t *obj, const char *const *keys)
+{
+	size_t n = 0;
+
+	for (; keys[n]; n++)
+		ck_assert_msg(json_object_get(obj, keys[n]) != NULL, "missing %s", keys[n]);
+	ck_assert_uint_eq(json_object_size(obj), n);
+}
+
+START_TEST(join_token_claims)
+{
+	struct lk_token_opts o = {
+		.identity = "alice", .name = "Alice", .ttl_s = 600,
+		.grant = { .room = "demo", .room_join = true, .can_publish = LK_TRUE,
+			   .can_subscribe = LK_FALSE,
+			   .sources = LK_SRC_CAMERA | LK_SRC_MICROPHONE },
+	};
+	json_t *c = mint_claims(&o), *v, *src;
+	static const char *const top[] = { "iss", "sub", "nbf", "exp", "name", "video", NULL };
+	static const char *const vk[] = { "roomJoin", "room", "canPublish", "canSubscribe",
+					  "canPublishSources", NULL };
+
+	assert_keys(c, top);
+	ck_assert_str_eq(json_string_value(json_object_get(c, "iss")), KEY);
+	ck_assert_str_eq(json_string_value(json_object_get(c, "sub")), "alice");
+	ck_assert_str_eq(json_string_value(json_object_get(c, "name")), "Alice");
+	ck_assert_int_eq(json_integer_value(json_object_get(c, "nbf")), NOW);
+	ck_assert_int_eq(json_integer_value(json_object_get(c, "exp")) -
+			 json_integer_value(json_object_get(c, "nbf")), 600);
+	v = json_object_get(c, "video");
+	assert_keys(v, vk);
+	ck_assert(json_is_true(json_object_get(v, "roomJoin")));
+	ck_assert_str_eq(json_string_value(json_object_get(v, "room")), "demo");
+	ck_assert(json_is_true(json_object_get(v, "canPublish")));
+	ck_assert(json_is_false(json_object_get(v, "canSubscribe")));
+	src = json_object_get(v, "canPublishSources");
+	ck_assert_uint_eq(json_array_size(src), 2);
+	ck_assert_str_eq(json_string_value(json_array_get(src, 0)), "camera");
+	ck_assert_str_eq(json_string_value(json_array_get(src, 1)), "microphone");
+	json_decref(c);
+}
+END_TEST
+
+START_TEST(minimal_token_has_no_optional_claims)
+{
+	struct lk_token_opts o = { .ttl_s = 60 };
+	json_t *c = mint_claims(&o);
+	static const char *const top[] = { "iss", "nbf", "exp", NULL };
+
+	assert_keys(c, top);
+	json_decref(c);
+}
+END_TEST
+
+START_TEST(every_grant_key)
+{
+	json_t *attrs = json_pack("{s:s,s:s}", "role", "host", "team", "blue");
+	struct lk_token_opts o = {
+		.identity = "bob", .metadata = "{\"x\":1}", .attributes = attrs, .ttl_s = 3600,
+		.grant = { .room = "r", .room_join = true, .room_admin = true,
+			   .room_create = true, .room_list = true, .room_record = true,
+			   .ingress_admin = true, .can_publish = LK_FALSE,
+			   .can_subscribe = LK_TRUE, .can_publish_data = LK_FALSE,
+			   .sources = LK_SRC_SCREEN_SHARE | LK_SRC_SCREEN_SHARE_AUDIO,
+			   .can_update_own_metadata = true, .hidden = true, .recorder = true },
+	};
+	json_t *c = mint_claims(&o), *v;
+	static const char *const vk[] = {
+		"room", "roomJoin", "roomAdmin", "roomCreate", "roomList", "roomRecord",
+		"ingressAdmin", "canPublish", "canSubscribe", "canPublishData",
+		"canPublishSources", "canUpdateOwnMetadata", "hidden", "recorder", NULL };
+
+	ck_assert_str_eq(json_string_value(json_object_get(c, "metadata")), "{\"x\":1}");
+	ck_assert(json_equal(json_object_get(c, "attributes"), attrs));
+	v = json_object_get(c, "video");
+	assert_keys(v, vk);
+	ck_assert(json_is_false(json_object_get(v, "canPublishData")));
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(v, "canPublishSources"), 1)),
+			 "screen_share_audio");
+	ck_assert_int_eq(json_integer_value(json_object_get(c, "exp")), NOW + 3600);
+	json_decref(c);
+	json_decref(attrs);
+}
+END_TEST
+
+START_TEST(server_grant_only)
+{
+	struct lk_token_opts o = { .ttl_s = 600, .grant = { .room_create = true } };
+	json_t *c = mint_claims(&o);
+	static const char *const vk[] = { "roomCreate", NULL };
+
+	assert_keys(json_object_get(c, "video"), vk);
+	ck_assert_ptr_null(json_object_get(c, "sub"));
+	json_decref(c);
+}
+END_TEST
+
+START_TEST(wrong_secret_fails)
+{
+	struct lk_token_opts o = { .identity = "a", .ttl_s = 60 };
+	char *tok = lk_token_mint(KEY, SECRET, &o, NOW);
+
+	ck_assert_ptr_nonnull(tok);
+	ck_assert_ptr_null(verified_claims(tok, "not-the-secret"));
+	free(tok);
+}
+END_TEST
+
+START_TEST(bad_arguments)
+{
+	struct lk_token_opts o = { .ttl_s = 0 };
+	json_t *arr = json_array();
+
+	ck_assert_ptr_null(lk_token_mint(KEY, SECRET, &o, NOW));
+	o.ttl_s = 10;
+	ck_assert_ptr_null(lk_token_mint(KEY, "", &o, NOW));
+	ck_assert_ptr_null(lk_token_mint(NULL, SECRET, &o, NOW));
+	ck_assert_ptr_null(lk_token_mint(KEY, SECRET, NULL, NOW));
+	o.attributes = arr;
+	ck_assert_ptr_null(lk_token_mint(KEY, SECRET, &o, NOW));
+	json_decref(arr);
+}
+END_TEST
+
+START_TEST(source_names)
+{
+	ck_assert_uint_eq(lk_source_parse("camera"), LK_SRC_CAMERA);
+	ck_assert_uint_eq(lk_source_parse("MICROPHONE"), LK_SRC_MICROPHONE);
+	ck_assert_uint_eq(lk_source_parse("screen_share"), LK_SRC_SCREEN_SHARE);
+	ck_assert_uint_eq(lk_source_parse("screen_share_audio"), LK_SRC_SCREEN_SHARE_AUDIO);
+	ck_assert_uint_eq(lk_source_parse("webcam"), 0);
+}
+END_TEST
+
+static Suite *lk_token_suite(void)
+{
+	Suite *s = suite_create("lk_token");
+	TCase *tc = tcase_create("mint");
+
+	tcase_add_test(tc, join_token_claims);
+	tcase_add_test(tc, minimal_token_has_no_optional_claims);
+	tcase_add_test(tc, every_grant_key);
+	tcase_add_test(tc, server_grant_only);
+	tcase_add_test(tc, wrong_secret_fails);
+	tcase_add_test(tc, bad_arguments);
+	tcase_add_test(tc, source_names);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(lk_token_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
