@@ -22,6 +22,10 @@ USER_LK_SECRET=${LIVEKIT_API_SECRET:-}
 . "$NC_ROOT/scripts/services.sh"
 BIN="$NC_ROOT/build/release/nchat-rtc"
 
+if [ -n "$USER_LIVEKIT_URL" ] && { [ -z "$USER_LK_KEY" ] || [ -z "$USER_LK_SECRET" ]; }; then
+    die "LIVEKIT_URL is set; set LIVEKIT_API_KEY and LIVEKIT_API_SECRET too"
+fi
+
 bash "$NC_ROOT/scripts/deps.sh"
 mkdir -p "$RUN_DIR"
 log "building (make)"
@@ -61,8 +65,6 @@ log "PostgreSQL on 127.0.0.1:$PGPORT, Redis on 127.0.0.1:$REDIS_PORT (state in $
 # ---------------------------------------------------------------- LiveKit
 rm -f "$RUN_DIR/env.extra"
 if [ -n "$USER_LIVEKIT_URL" ]; then
-    [ -n "$USER_LK_KEY" ] && [ -n "$USER_LK_SECRET" ] ||
-        die "LIVEKIT_URL is set; set LIVEKIT_API_KEY and LIVEKIT_API_SECRET too"
     export LIVEKIT_URL=$USER_LIVEKIT_URL LIVEKIT_API_KEY=$USER_LK_KEY LIVEKIT_API_SECRET=$USER_LK_SECRET
     lk_desc="LiveKit: $LIVEKIT_URL (from LIVEKIT_URL)"
 elif command -v livekit-server >/dev/null 2>&1 && ! port_open 7880; then

@@ -36,7 +36,7 @@ finish() {
     local rc=$?
     trap - EXIT INT TERM
     if [ "$KEEP" = 1 ]; then
-        [ -d "$RUN_DIR" ] && log "KEEP=1: services left running; env in $RUN_DIR/env; stop with: RUN_DIR=$RUN_DIR bash scripts/services.sh stop"
+        [ -d "$RUN_DIR" ] && log "KEEP=1: services left running; env in ${RUN_DIR#"$NC_ROOT"/}/env; stop with: RUN_DIR=.run/test make stop"
     else
         bash "$SVC" stop >/dev/null 2>&1 || warn "stopping services failed"
     fi
@@ -63,6 +63,15 @@ trap 'exit 143' TERM
 setup_fail() { SETUP_ERR="$*"; exit 1; }
 
 # ------------------------------------------------------------------ set-up
+# Check the filter names exist, so a typo does not pass silently.
+if [ -n "$TESTS" ]; then
+    for t in ${TESTS//,/ }; do
+        t=${t#check_}
+        [ -f "test/unit/check_$t.c" ] || [ -f "test/integration/check_$t.c" ] ||
+            setup_fail "TESTS: no test/unit or test/integration source named check_$t.c"
+    done
+fi
+
 bash "$NC_ROOT/scripts/deps.sh" || setup_fail "installing dependencies failed"
 
 # Stop whatever a previous (maybe interrupted) run left, then start clean.
@@ -116,15 +125,6 @@ selected() {
     done
     return 1
 }
-
-# Check the filter names exist, so a typo does not pass silently.
-if [ -n "$TESTS" ]; then
-    for t in ${TESTS//,/ }; do
-        t=${t#check_}
-        [ -f "test/unit/check_$t.c" ] || [ -f "test/integration/check_$t.c" ] ||
-            setup_fail "TESTS: no test/unit or test/integration source named check_$t.c"
-    done
-fi
 
 run_bin() {
     local kind=$1 name=$2 bin="$BUILD_DIR/test/$2" logf="$LOGS/$2.log"

@@ -227,21 +227,21 @@ static int fixtures_create(PGconn *c)
 		const char *p[] = { calls[i].id, calls[i].initiator, calls[i].channel };
 		if (fx_exec(c, "INSERT INTO nchat_calls (id, livekit_room_name, call_type, status, "
 			       "initiator_id, channel_id, is_group_call) "
-			       "VALUES ($1, 'test-' || $1, 'video', 'active', $2, $3, $3 IS NOT NULL)",
+			       "VALUES ($1::uuid, 'test-' || $1::text, 'video', 'active', $2, $3::uuid, $3::uuid IS NOT NULL)",
 			    3, p))
 			return -1;
 		if (fx_exec(c, "INSERT INTO nchat_call_participants (call_id, user_id, role, status, "
-			       "livekit_identity) VALUES ($1, $2, 'initiator', 'joined', $2)", 2, p))
+			       "livekit_identity) VALUES ($1, $2::uuid, 'initiator', 'joined', $2::text)", 2, p))
 			return -1;
 		if (calls[i].other) {
 			const char *q[] = { calls[i].id, calls[i].other };
 			if (fx_exec(c, "INSERT INTO nchat_call_participants (call_id, user_id, status, "
-				       "livekit_identity) VALUES ($1, $2, 'ringing', $2)", 2, q))
+				       "livekit_identity) VALUES ($1, $2::uuid, 'ringing', $2::text)", 2, q))
 				return -1;
 		}
 		if (fx_exec(c, "INSERT INTO nchat_call_recordings (call_id, livekit_egress_id, status, "
 			       "started_by, retention_days) "
-			       "VALUES ($1, 'EG_' || $1, 'completed', $2, 30)", 2, p))
+			       "VALUES ($1::uuid, 'EG_' || $1::text, 'completed', $2, 30)", 2, p))
 			return -1;
 	}
 	return 0;
@@ -262,4 +262,506 @@ static void fixtures_delete(PGconn *c)
 		   "OR broadcaster_id = ANY (ARRAY[$3, $4, $5]::uuid[])", 5, streamp);
 	fx_exec(c, "DELETE FROM nchat_channels WHERE id = ANY (ARRAY[$1, $2]::uuid[])", 2, chanp);
 	fx_exec(c, "DELETE FROM nchat_users WHERE id = ANY (ARRAY[$1, $2, $3]::uuid[])", 3, userp);
+}
+
+/* ------------------------------------------------------------------------ */
+/* row-level security                                                        */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(test_rls_user_sees_own_calls_only)
+{
+	/* A: a participant of call2, a member of call3's channel. */
+	ck_assert(!sees_call(u_a, call1));
+	ck_assert(sees_call(u_a, call2));
+	ck_assert(sees_call(u_a, call3));
+	ck_assert(!sees_call(u_a, call4));
+	/* B: initiator of 1, 2, 4; not in channel X. */
+	ck_assert(sees_call(u_b, call1));
+	ck_assert(sees_call(u_b, call2));
+	ck_assert(!sees_call(u_b, call3));
+	ck_assert(sees_call(u_b, call4));
+	/* C: invitee of call1, initiator of call3, member of X. */
+	ck_assert(sees_call(u_c, call1));
+	ck_assert(!sees_call(u_c, call2));
+	ck_assert(sees_call(u_c, call3));
+
+	/* What hangs off B's call1 is hidden from A as well. */
+	ck_assert_int_eq(count_as(u_a, "SELECT count(*) FROM nchat_call_participants "
+				       "WHERE call_id = $1", call1), 0);
+	ck_assert_int_eq(count_as(u_a, "SELECT count(*) FROM nchat_call_recordings "
+				       "WHERE call_id = $1", call1), 0);
+	ck_assert_int_eq(count_as(u_a, "SELECT count(*) FROM nchat_call_participants "
+				       "WHERE call_id = $1", call2), 2);
+	ck_assert_int_eq(count_as(u_a, "SELECT count(*) FROM nchat_call_recordings "
+				       "WHERE call_id = $1", call2), 1);
+	ck_assert_int_eq(count_as(u_a, "SELECT count(*) FROM nchat_call_recordings "
+				       "WHERE call_id = $1", call3), 1);
+	/* A search by egress id does not leak either. */
+	ck_assert_int_eq(count_as(u_a, "SELECT count(*) FROM nchat_call_recordings "
+				       "WHERE livekit_egress_id = 'EG_' || $1", call4), 0);
+
+	/* A user context cannot change a call, even one it can see. */
+	{
+		const char *p[] = { call2 };
+		ctx_begin(app, u_a);
+		PGresult *r = xq(app, "UPDATE nchat_calls SET status = 'ended' WHERE id = $1", 1, p);
+		ck_assert_str_eq(PQcmdTuples(r), "0");
+		PQclear(r);
+		ctx_rollback(app);
+		ctx_begin(app, u_a);
+		xfail(app, "42501", "INSERT INTO nchat_calls (livekit_room_name, call_type, status) "
+				     "VALUES ('rls-' || $1, 'audio', 'ringing')", 1, p);
+		ctx_rollback(app);
+	}
+}
+END_TEST
+
+START_TEST(test_rls_no_context_sees_nothing)
+{
+	ck_assert(!sees_call(NULL, call1));
+	ck_assert(!sees_call(NULL, call2));
+	ck_assert_int_eq(count_as(NULL, "SELECT count(*) FROM nchat_calls", NULL), 0);
+	ck_assert_int_eq(count_as(NULL, "SELECT count(*) FROM nchat_call_participants", NULL), 0);
+	ck_assert_int_eq(count_as(NULL, "SELECT count(*) FROM nchat_call_recordings", NULL), 0);
+	/* A setting from an earlier transaction does not linger... */
+	ck_assert(sees_call(u_a, call2));
+	ck_assert_int_eq(count_as(NULL, "SELECT count(*) FROM nchat_calls", NULL), 0);
+	/* ...and a malformed user id or an unknown role is no context either. */
+	ck_assert(!sees_call("not-a-uuid", call2));
+	ctx_begin(app, NULL);
+	xexec(app, "SELECT set_config('nchat.role', 'admin', true)", 0, NULL);
+	ck_assert_int_eq(xlong(app, "SELECT count(*) FROM nchat_calls", 0, NULL), 0);
+	ctx_rollback(app);
+	/* Outside a transaction-local setting, writes are refused too. */
+	{
+		const char *p[] = { run_tag };
+		ctx_begin(app, NULL);
+		xfail(app, "42501", "INSERT INTO nchat_calls (livekit_room_name, call_type) "
+				     "VALUES ('none-' || $1, 'audio')", 1, p);
+		ctx_rollback(app);
+	}
+}
+END_TEST
+
+START_TEST(test_rls_service_sees_all)
+{
+	ck_assert(sees_call("service", call1));
+	ck_assert(sees_call("service", call2));
+	ck_assert(sees_call("service", call3));
+	ck_assert(sees_call("service", call4));
+	ck_assert_int_eq(count_as("service", "SELECT count(*) FROM nchat_call_participants "
+					     "WHERE call_id = $1", call1), 2);
+	ck_assert_int_eq(count_as("service", "SELECT count(*) FROM nchat_call_recordings "
+					     "WHERE call_id = $1", call4), 1);
+	/* and may write */
+	{
+		const char *p[] = { call4 };
+		ctx_begin(app, "service");
+		PGresult *r = xq(app, "UPDATE nchat_calls SET end_reason = 'test' WHERE id = $1", 1, p);
+		ck_assert_str_eq(PQcmdTuples(r), "1");
+		PQclear(r);
+		ctx_rollback(app);
+	}
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* constraints                                                               */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(test_check_constraints)
+{
+	const char *p1[] = { call2 };
+	const char *p2[] = { call2, u_a };
+	const char *px[] = { ch_x, u_a };
+
+	ctx_begin(app, "service");
+	xfail(app, "23514", "UPDATE nchat_calls SET status = 'bogus' WHERE id = $1", 1, p1);
+	ctx_rollback(app);
+
+	ctx_begin(app, "service");
+	xfail(app, "23514", "UPDATE nchat_calls SET call_type = 'hologram' WHERE id = $1", 1, p1);
+	ctx_rollback(app);
+
+	ctx_begin(app, "service");
+	xfail(app, "23514", "UPDATE nchat_call_participants SET status = 'dancing' "
+			     "WHERE call_id = $1 AND user_id = $2", 2, p2);
+	ctx_rollback(app);
+
+	ctx_begin(app, "service");
+	xfail(app, "23514", "INSERT INTO nchat_call_recordings (call_id, status) "
+			     "VALUES ($1, 'paused')", 1, p1);
+	ctx_rollback(app);
+
+	ctx_begin(app, "service");
+	xfail(app, "23514", "INSERT INTO nchat_call_recordings (call_id, status, resolution) "
+			     "VALUES ($1, 'completed', '4k')", 1, p1);
+	ctx_rollback(app);
+
+	ctx_begin(app, "service");
+	xfail(app, "23514", "INSERT INTO nchat_streams (channel_id, broadcaster_id, title, status) "
+			     "VALUES ($1, $2, 't', 'paused')", 2, px);
+	ctx_rollback(app);
+
+	/* a stream key is stored only as its hash */
+	ctx_begin(app, "service");
+	xfail(app, "23514", "INSERT INTO nchat_streams (channel_id, broadcaster_id, title, stream_key) "
+			     "VALUES ($1, $2, 't', 'sk_live_plaintext')", 2, px);
+	ctx_rollback(app);
+
+	ctx_begin(app, "service");
+	xfail(app, "23514", "INSERT INTO nchat_webrtc_connections (call_id, user_id, quality) "
+			     "VALUES ($1, $2, 'superb')", 2, p2);
+	ctx_rollback(app);
+
+	ctx_begin(app, "service");
+	xfail(app, "23514", "INSERT INTO nchat_webrtc_connections (call_id, user_id, "
+			     "ice_connection_state) VALUES ($1, $2, 'dreaming')", 2, p2);
+	ctx_rollback(app);
+
+	/* a call with recordings cannot be deleted (they hold S3 objects) */
+	ctx_begin(app, "service");
+	xfail(app, "23503", "DELETE FROM nchat_calls WHERE id = $1", 1, p1);
+	ctx_rollback(app);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* participant duration trigger                                              */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(test_participant_duration)
+{
+	const char *p[] = { call2, u_a };
+	const char *sel = "SELECT total_duration_seconds FROM nchat_call_participants "
+			  "WHERE call_id = $1 AND user_id = $2";
+
+	ctx_begin(app, "service");
+	ck_assert_int_eq(xlong(app, sel, 2, p), 0);
+	xexec(app, "UPDATE nchat_call_participants SET status = 'joined', "
+		   "joined_at = '2024-05-01 10:00:00+00' WHERE call_id = $1 AND user_id = $2", 2, p);
+	/* leaving with left_at: 90.7 s -> 90 whole seconds */
+	xexec(app, "UPDATE nchat_call_participants SET status = 'left', "
+		   "left_at = '2024-05-01 10:01:30.7+00' WHERE call_id = $1 AND user_id = $2", 2, p);
+	ck_assert_int_eq(xlong(app, sel, 2, p), 90);
+	/* the same left_at written again (a duplicate webhook) adds nothing */
+	xexec(app, "UPDATE nchat_call_participants SET status = 'left', "
+		   "left_at = '2024-05-01 10:01:30.7+00' WHERE call_id = $1 AND user_id = $2", 2, p);
+	ck_assert_int_eq(xlong(app, sel, 2, p), 90);
+	/* a second session of 30 s accumulates */
+	xexec(app, "UPDATE nchat_call_participants SET status = 'joined', "
+		   "joined_at = '2024-05-01 10:05:00+00' WHERE call_id = $1 AND user_id = $2", 2, p);
+	ck_assert_int_eq(xlong(app, "SELECT count(*) FROM nchat_call_participants "
+				    "WHERE call_id = $1 AND user_id = $2 AND left_at IS NULL", 2, p), 1);
+	xexec(app, "UPDATE nchat_call_participants SET status = 'left', "
+		   "left_at = '2024-05-01 10:05:30+00' WHERE call_id = $1 AND user_id = $2", 2, p);
+	ck_assert_int_eq(xlong(app, sel, 2, p), 120);
+	/* a session whose left_at is before joined_at never subtracts */
+	xexec(app, "UPDATE nchat_call_participants SET status = 'joined', "
+		   "joined_at = '2024-05-01 11:00:00+00' WHERE call_id = $1 AND user_id = $2", 2, p);
+	xexec(app, "UPDATE nchat_call_participants SET status = 'left', "
+		   "left_at = '2024-05-01 10:59:00+00' WHERE call_id = $1 AND user_id = $2", 2, p);
+	ck_assert_int_eq(xlong(app, sel, 2, p), 120);
+	/* leaving without a left_at stamps one */
+	xexec(app, "UPDATE nchat_call_participants SET status = 'joined', joined_at = now() "
+		   "WHERE call_id = $1 AND user_id = $2", 2, p);
+	xexec(app, "UPDATE nchat_call_participants SET status = 'removed' "
+		   "WHERE call_id = $1 AND user_id = $2", 2, p);
+	ck_assert_int_eq(xlong(app, "SELECT count(*) FROM nchat_call_participants "
+				    "WHERE call_id = $1 AND user_id = $2 AND left_at IS NOT NULL", 2, p), 1);
+	ck_assert_int_eq(xlong(app, sel, 2, p), 120);
+	ctx_rollback(app);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* stream analytics triggers                                                 */
+/* ------------------------------------------------------------------------ */
+
+static long stream_col(const char *stream, const char *col)
+{
+	char sql[200];
+	const char *p[] = { stream };
+	snprintf(sql, sizeof sql, "SELECT %s FROM nchat_streams WHERE id = $1", col);
+	ctx_begin(app, "service");
+	long v = xlong(app, sql, 1, p);
+	ctx_commit(app);
+	return v;
+}
+
+static void add_viewer(const char *stream, const char *user, const char *session)
+{
+	const char *p[] = { stream, user, session };
+	ctx_begin(app, "service");
+	xexec(app, "INSERT INTO nchat_stream_viewers (stream_id, user_id, viewer_session_id) "
+		   "VALUES ($1, $2, $3)", 3, p);
+	ctx_commit(app);
+}
+
+START_TEST(test_stream_analytics)
+{
+	char stream[UUID_LEN];
+	char s1[80], s2[80], s3[80], s4[80], s5[80];
+	snprintf(s1, sizeof s1, "%s-1", run_tag);
+	snprintf(s2, sizeof s2, "%s-2", run_tag);
+	snprintf(s3, sizeof s3, "%s-3", run_tag);
+	snprintf(s4, sizeof s4, "%s-anon-4", run_tag);
+	snprintf(s5, sizeof s5, "%s-anon-5", run_tag);
+
+	{
+		const char *p[] = { ch_x, u_a };
+		ctx_begin(app, "service");
+		xtext(app, stream, sizeof stream,
+		      "INSERT INTO nchat_streams (channel_id, broadcaster_id, title, status, stream_key) "
+		      "VALUES ($1, $2, 'Analytics test', 'live', 'sha256:' || "
+		      "encode(sha256(gen_random_uuid()::text::bytea), 'hex')) RETURNING id", 2, p);
+		ctx_commit(app);
+	}
+
+	/* visibility: A broadcasts, C is in channel X, B is not */
+	ck_assert_int_eq(count_as(u_a, "SELECT count(*) FROM nchat_streams WHERE id = $1", stream), 1);
+	ck_assert_int_eq(count_as(u_c, "SELECT count(*) FROM nchat_streams WHERE id = $1", stream), 1);
+	ck_assert_int_eq(count_as(u_b, "SELECT count(*) FROM nchat_streams WHERE id = $1", stream), 0);
+	ck_assert_int_eq(count_as(NULL, "SELECT count(*) FROM nchat_streams WHERE id = $1", stream), 0);
+
+	/* five sessions: A twice (two tabs), C once, two anonymous clients */
+	add_viewer(stream, u_a, s1);
+	add_viewer(stream, u_a, s2);
+	add_viewer(stream, u_c, s3);
+	add_viewer(stream, NULL, s4);
+	add_viewer(stream, NULL, s5);
+	ck_assert_int_eq(stream_col(stream, "total_views"), 5);
+	ck_assert_int_eq(stream_col(stream, "unique_viewers"), 4);
+
+	/* chat: two by A (in a user context: A's own message), one by C */
+	{
+		const char *pa[] = { stream, u_a };
+		const char *pc[] = { stream, u_c };
+		const char *pb[] = { stream, u_b };
+		ctx_begin(app, u_a);
+		xexec(app, "INSERT INTO nchat_stream_chat_messages (stream_id, user_id, content) "
+			   "VALUES ($1, $2, 'hello')", 2, pa);
+		ctx_commit(app);
+		/* an empty message is refused (and counts nothing) */
+		ctx_begin(app, "service");
+		xfail(app, "23514", "INSERT INTO nchat_stream_chat_messages (stream_id, user_id, content) "
+				     "VALUES ($1, $2, '')", 2, pa);
+		ctx_rollback(app);
+		ctx_begin(app, "service");
+		xexec(app, "INSERT INTO nchat_stream_chat_messages (stream_id, user_id, content) "
+			   "VALUES ($1, $2, 'again')", 2, pa);
+		xexec(app, "INSERT INTO nchat_stream_chat_messages (stream_id, user_id, content) "
+			   "VALUES ($1, $2, 'hi from C')", 2, pc);
+		ctx_commit(app);
+		/* B cannot post into (nor read) a stream it cannot see */
+		ctx_begin(app, u_b);
+		xfail(app, "42501", "INSERT INTO nchat_stream_chat_messages (stream_id, user_id, content) "
+				     "VALUES ($1, $2, 'intruder')", 2, pb);
+		ctx_rollback(app);
+		ck_assert_int_eq(count_as(u_b, "SELECT count(*) FROM nchat_stream_chat_messages "
+					       "WHERE stream_id = $1", stream), 0);
+		ck_assert_int_eq(count_as(u_c, "SELECT count(*) FROM nchat_stream_chat_messages "
+					       "WHERE stream_id = $1", stream), 3);
+	}
+	ck_assert_int_eq(stream_col(stream, "total_chat_messages"), 3);
+	{
+		const char *p[] = { stream, u_a };
+		const char *pc[] = { stream, s3 };
+		ctx_begin(app, "service");
+		/* A's two messages land on one of A's sessions (the newest) */
+		ck_assert_int_eq(xlong(app, "SELECT sum(sent_chat_messages) FROM nchat_stream_viewers "
+					    "WHERE stream_id = $1 AND user_id = $2", 2, p), 2);
+		ck_assert_int_eq(xlong(app, "SELECT max(sent_chat_messages) FROM nchat_stream_viewers "
+					    "WHERE stream_id = $1 AND user_id = $2", 2, p), 2);
+		ck_assert_int_eq(xlong(app, "SELECT sent_chat_messages FROM nchat_stream_viewers "
+					    "WHERE stream_id = $1 AND viewer_session_id = $2", 2, pc), 1);
+		ctx_commit(app);
+	}
+
+	/* reactions: heart by A (no viewer id), fire by anonymous s4, heart by C */
+	{
+		const char *pa[] = { stream, u_a };
+		const char *pc[] = { stream, u_c };
+		const char *p4[] = { stream, s4 };
+		ctx_begin(app, u_a);
+		xexec(app, "INSERT INTO nchat_stream_reactions (stream_id, user_id, reaction_type) "
+			   "VALUES ($1, $2, 'heart')", 2, pa);
+		ctx_commit(app);
+		ctx_begin(app, "service");
+		xfail(app, "23514", "INSERT INTO nchat_stream_reactions (stream_id, user_id, reaction_type) "
+				     "VALUES ($1, $2, 'meh')", 2, pc);
+		ctx_rollback(app);
+		ctx_begin(app, "service");
+		xexec(app, "INSERT INTO nchat_stream_reactions (stream_id, viewer_id, reaction_type) "
+			   "SELECT $1, id, 'fire' FROM nchat_stream_viewers "
+			   "WHERE stream_id = $1 AND viewer_session_id = $2", 2, p4);
+		xexec(app, "INSERT INTO nchat_stream_reactions (stream_id, user_id, reaction_type) "
+			   "VALUES ($1, $2, 'heart')", 2, pc);
+		ctx_commit(app);
+	}
+	ck_assert_int_eq(stream_col(stream, "total_reactions"), 3);
+	{
+		const char *p[] = { stream };
+		const char *p4[] = { stream, s4 };
+		const char *pa[] = { stream, u_a };
+		ctx_begin(app, "service");
+		ck_assert_int_eq(xlong(app, "SELECT count FROM nchat_stream_reaction_counts "
+					    "WHERE stream_id = $1 AND reaction_type = 'heart'", 1, p), 2);
+		ck_assert_int_eq(xlong(app, "SELECT count FROM nchat_stream_reaction_counts "
+					    "WHERE stream_id = $1 AND reaction_type = 'fire'", 1, p), 1);
+		ck_assert_int_eq(xlong(app, "SELECT count(*) FROM nchat_stream_reaction_counts "
+					    "WHERE stream_id = $1", 1, p), 2);
+		ck_assert_int_eq(xlong(app, "SELECT sent_reactions FROM nchat_stream_viewers "
+					    "WHERE stream_id = $1 AND viewer_session_id = $2", 2, p4), 1);
+		ck_assert_int_eq(xlong(app, "SELECT sum(sent_reactions) FROM nchat_stream_viewers "
+					    "WHERE stream_id = $1 AND user_id = $2", 2, pa), 1);
+		ctx_commit(app);
+		/* per-type counts are visible to a member, not to an outsider */
+		ck_assert_int_eq(count_as(u_c, "SELECT count(*) FROM nchat_stream_reaction_counts "
+					       "WHERE stream_id = $1", stream), 2);
+		ck_assert_int_eq(count_as(u_b, "SELECT count(*) FROM nchat_stream_reaction_counts "
+					       "WHERE stream_id = $1", stream), 0);
+	}
+
+	/* peak follows the highest current_viewers */
+	{
+		const char *p[] = { stream };
+		ctx_begin(app, "service");
+		xexec(app, "UPDATE nchat_streams SET current_viewers = 7 WHERE id = $1", 1, p);
+		xexec(app, "UPDATE nchat_streams SET current_viewers = 3 WHERE id = $1", 1, p);
+		ctx_commit(app);
+		ck_assert_int_eq(stream_col(stream, "peak_viewers"), 7);
+		ck_assert_int_eq(stream_col(stream, "current_viewers"), 3);
+	}
+
+	/* leaving computes the watch time; re-opening is a new view, same viewer */
+	{
+		const char *p[] = { stream, s3 };
+		const char *sel = "SELECT watch_duration_seconds FROM nchat_stream_viewers "
+				  "WHERE stream_id = $1 AND viewer_session_id = $2";
+		ctx_begin(app, "service");
+		xexec(app, "UPDATE nchat_stream_viewers SET left_at = joined_at + interval '42.9 seconds' "
+			   "WHERE stream_id = $1 AND viewer_session_id = $2", 2, p);
+		ck_assert_int_eq(xlong(app, sel, 2, p), 42);
+		xexec(app, "UPDATE nchat_stream_viewers SET left_at = NULL "
+			   "WHERE stream_id = $1 AND viewer_session_id = $2", 2, p);
+		xexec(app, "UPDATE nchat_stream_viewers SET left_at = joined_at + interval '8 seconds' "
+			   "WHERE stream_id = $1 AND viewer_session_id = $2", 2, p);
+		ck_assert_int_eq(xlong(app, sel, 2, p), 50);
+		ctx_commit(app);
+		ck_assert_int_eq(stream_col(stream, "total_views"), 6);
+		ck_assert_int_eq(stream_col(stream, "unique_viewers"), 4);
+	}
+
+	/* a duplicate client session id is refused */
+	{
+		const char *p[] = { stream, s4 };
+		ctx_begin(app, "service");
+		xfail(app, "23505", "INSERT INTO nchat_stream_viewers (stream_id, viewer_session_id) "
+				     "VALUES ($1, $2)", 2, p);
+		ctx_rollback(app);
+	}
+
+	{
+		const char *p[] = { stream };
+		xexec(own, "DELETE FROM nchat_streams WHERE id = $1", 1, p);
+	}
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* one recording in progress per call                                        */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(test_one_active_recording)
+{
+	const char *p[] = { call3, run_tag };
+	char first[UUID_LEN];
+	const char *pf[] = { first };
+
+	ctx_begin(app, "service");
+	xtext(app, first, sizeof first,
+	      "INSERT INTO nchat_call_recordings (call_id, livekit_egress_id, status) "
+	      "VALUES ($1, 'EG_a_' || $2, 'starting') RETURNING id", 2, p);
+	ctx_commit(app);
+
+	/* a second one while the first is starting / active / ending: refused */
+	static const char *const busy[] = { "starting", "active", "ending" };
+	for (size_t i = 0; i < 3; i++) {
+		const char *ps[] = { first, busy[i] };
+		ctx_begin(app, "service");
+		xexec(app, "UPDATE nchat_call_recordings SET status = $2 WHERE id = $1", 2, ps);
+		xfail(app, "23505", "INSERT INTO nchat_call_recordings (call_id, livekit_egress_id, "
+				     "status) VALUES ($1, 'EG_b_' || $2, 'starting')", 2, p);
+		ctx_rollback(app);
+	}
+
+	/* once it completed, the next one may start */
+	ctx_begin(app, "service");
+	xexec(app, "UPDATE nchat_call_recordings SET status = 'completed', ended_at = now() "
+		   "WHERE id = $1", 1, pf);
+	xexec(app, "INSERT INTO nchat_call_recordings (call_id, livekit_egress_id, status) "
+		   "VALUES ($1, 'EG_b_' || $2, 'active')", 2, p);
+	ctx_commit(app);
+
+	/* retention: expires_at follows retention_days, 0 keeps for ever */
+	ctx_begin(app, "service");
+	xexec(app, "UPDATE nchat_call_recordings SET retention_days = 10 WHERE id = $1", 1, pf);
+	ck_assert_int_eq(xlong(app, "SELECT count(*) FROM nchat_call_recordings WHERE id = $1 "
+				    "AND expires_at = ended_at + interval '10 days'", 1, pf), 1);
+	xexec(app, "UPDATE nchat_call_recordings SET retention_days = 0 WHERE id = $1", 1, pf);
+	ck_assert_int_eq(xlong(app, "SELECT count(*) FROM nchat_call_recordings WHERE id = $1 "
+				    "AND expires_at IS NULL", 1, pf), 1);
+	ctx_commit(app);
+
+	xexec(own, "DELETE FROM nchat_call_recordings WHERE call_id = $1 "
+		   "AND livekit_egress_id LIKE 'EG\\_%\\_' || $2", 2, p);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+
+static Suite *schema_suite(void)
+{
+	Suite *s = suite_create("schema");
+	TCase *tc = tcase_create("schema");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_rls_user_sees_own_calls_only);
+	tcase_add_test(tc, test_rls_no_context_sees_nothing);
+	tcase_add_test(tc, test_rls_service_sees_all);
+	tcase_add_test(tc, test_check_constraints);
+	tcase_add_test(tc, test_participant_duration);
+	tcase_add_test(tc, test_stream_analytics);
+	tcase_add_test(tc, test_one_active_recording);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	g_owner_url = getenv("DATABASE_MIGRATE_URL");
+	g_app_url = getenv("DATABASE_URL");
+	if (!g_owner_url || !*g_owner_url || !g_app_url || !*g_app_url) {
+		fprintf(stderr, "check_schema: DATABASE_MIGRATE_URL and DATABASE_URL not set, skipping\n");
+		return 77;
+	}
+
+	PGconn *c = db_connect(g_owner_url);
+	if (!c)
+		return 1;
+	if (fixtures_create(c) != 0) {
+		fixtures_delete(c);
+		PQfinish(c);
+		return 1;
+	}
+
+	SRunner *sr = srunner_create(schema_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+
+	fixtures_delete(c);
+	PQfinish(c);
+	return failed == 0 ? 0 : 1;
 }

@@ -1001,7 +1001,8 @@ async function handleControl(req, res, url) {
 function main() {
   const args = parseArgs(process.argv.slice(2));
   const server = http.createServer((req, res) => {
-    const url = new URL(req.url, 'http://localhost');
+    // a leading '//' is collapsed to '/' like livekit-server does (and must not be read as a host)
+    const url = new URL(req.url.replace(/^\/\/+/, '/'), 'http://localhost');
     const handler = url.pathname.startsWith('/_test/') ? handleControl
       : (url.pathname === '/' && (req.method === 'GET' || req.method === 'HEAD')) ? (q, r) => sendText(r, 200, 'OK')
         : handleTwirp;

@@ -1,0 +1,227 @@
+/* Unit tests for auth.c: HS256/RS256 user tokens, claims, expiry, algorithm confusion. */
+#include "auth.h"
+#include "config.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <jwt.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define UID "0b9e6f2a-5f0c-4d8e-9a57-3c1d2e4f5a6b"
+#define NOW 1800000000
+
+static char *sign(jwt_alg_t alg, const char *key, size_t keylen, const char *claims_json)
+{
+	jwt_t *jwt = NULL;
+	char *out;
+
+	ck_assert_int_eq(jwt_new(&jwt), 0);
+	ck_assert_int_eq(jwt_add_grants_json(jwt, claims_json), 0);
+	ck_assert_int_eq(jwt_set_alg(jwt, alg, (const unsigned char *)key, (int)keylen), 0);
+	out = jwt_encode_str(jwt);
+	jwt_free(jwt);
+	ck_assert_ptr_nonnull(out);
+	return out;
+}
+
+static struct nc_config hs_cfg(void)
+{
+	struct nc_config c;
+
+	memset(&c, 0, sizeof(c));
+	c.auth_alg = CFG_AUTH_HS256;
+	c.auth_key = "user-secret";
+	c.auth_key_len = strlen(c.auth_key);
+	c.auth_leeway_s = 30;
+	return c;
+}
+
+static enum nc_err verify_hs(const char *claims, struct principal *p, struct nc_error *e)
+{
+	struct nc_config c = hs_cfg();
+	char *tok = sign(JWT_ALG_HS256, "user-secret", 11, claims);
+	enum nc_err rc = auth_verify_user(&c, tok, NOW, p, e);
+
+	free(tok);
+	return rc;
+}
+
+START_TEST(hs256_hasura_claims)
+{
+	struct principal p;
+	struct nc_error e = {0};
+	const char *claims = "{\"sub\":\"someone-else\",\"exp\":1800000100,"
+			     "\"https://hasura.io/jwt/claims\":{\"x-hasura-user-id\":\"" UID "\","
+			     "\"x-hasura-allowed-roles\":[\"user\",\"moderator\"],"
+			     "\"x-hasura-default-role\":\"user\"}}";
+
+	ck_assert_int_eq(verify_hs(claims, &p, &e), NC_OK);
+	ck_assert_str_eq(p.user_id, UID);
+	ck_assert_uint_eq(p.roles, ROLE_USER | ROLE_MODERATOR);
+	ck_assert(auth_is_staff(&p));
+	ck_assert_int_eq(p.exp, 1800000100);
+}
+END_TEST
+
+START_TEST(sub_fallback_and_stringified_claims)
+{
+	struct principal p;
+	struct nc_error e = {0};
+
+	ck_assert_int_eq(verify_hs("{\"sub\":\"" UID "\",\"exp\":1800000100}", &p, &e), NC_OK);
+	ck_assert_str_eq(p.user_id, UID);
+	ck_assert_uint_eq(p.roles, ROLE_USER);
+	ck_assert_int_eq(verify_hs("{\"exp\":1800000100,\"https://hasura.io/jwt/claims\":"
+				   "\"{\\\"x-hasura-user-id\\\":\\\"" UID "\\\","
+				   "\\\"x-hasura-default-role\\\":\\\"admin\\\"}\"}",
+				   &p, &e),
+			 NC_OK);
+	ck_assert_uint_eq(p.roles, ROLE_ADMIN);
+}
+END_TEST
+
+START_TEST(time_claims)
+{
+	struct principal p;
+	struct nc_error e = {0};
+
+	/* expired beyond leeway */
+	ck_assert_int_eq(verify_hs("{\"sub\":\"" UID "\",\"exp\":1799999960}", &p, &e), NC_EUNAUTH);
+	ck_assert_str_eq(e.msg, "token expired");
+	/* expired within leeway */
+	ck_assert_int_eq(verify_hs("{\"sub\":\"" UID "\",\"exp\":1799999990}", &p, &e), NC_OK);
+	/* not yet valid */
+	ck_assert_int_eq(verify_hs("{\"sub\":\"" UID "\",\"exp\":1800009999,\"nbf\":1800000100}",
+				   &p, &e),
+			 NC_EUNAUTH);
+	ck_assert_str_eq(e.msg, "token not yet valid");
+	/* no exp at all */
+	ck_assert_int_eq(verify_hs("{\"sub\":\"" UID "\"}", &p, &e), NC_EUNAUTH);
+	ck_assert_str_eq(e.msg, "token has no exp");
+	/* user id that is not a UUID */
+	ck_assert_int_eq(verify_hs("{\"sub\":\"alice\",\"exp\":1800000100}", &p, &e), NC_EUNAUTH);
+}
+END_TEST
+
+START_TEST(bad_signatures)
+{
+	struct nc_config c = hs_cfg();
+	struct principal p;
+	struct nc_error e = {0};
+	char *tok = sign(JWT_ALG_HS256, "other-secret", 12, "{\"sub\":\"" UID "\",\"exp\":1800000100}");
+	char *dot;
+
+	ck_assert_int_eq(auth_verify_user(&c, tok, NOW, &p, &e), NC_EUNAUTH);
+	free(tok);
+	/* alg none, unsigned */
+	ck_assert_int_eq(auth_verify_user(&c,
+					  "eyJhbGciOiJub25lIn0.eyJzdWIiOiIwYjllNmYyYS01ZjBjLTRkOGUtOWE1Ny0zYzFkMmU0ZjVhNmIiLCJleHAiOjE4MDAwMDAxMDB9.",
+					  NOW, &p, &e),
+			 NC_EUNAUTH);
+	/* HS512 with the right secret is still refused: only HS256 is configured */
+	tok = sign(JWT_ALG_HS512, "user-secret", 11, "{\"sub\":\"" UID "\",\"exp\":1800000100}");
+	ck_assert_int_eq(auth_verify_user(&c, tok, NOW, &p, &e), NC_EUNAUTH);
+	/* tampered payload */
+	dot = strchr(tok, '.');
+	dot[3] = dot[3] == 'A' ? 'B' : 'A';
+	ck_assert_int_eq(auth_verify_user(&c, tok, NOW, &p, &e), NC_EUNAUTH);
+	free(tok);
+	ck_assert_int_eq(auth_verify_user(&c, "garbage", NOW, &p, &e), NC_EUNAUTH);
+	ck_assert_int_eq(auth_verify_user(&c, "", NOW, &p, &e), NC_EUNAUTH);
+}
+END_TEST
+
+static void rsa_pems(char **priv, char **pub)
+{
+	EVP_PKEY *k = EVP_RSA_gen(2048);
+	BIO *b1 = BIO_new(BIO_s_mem()), *b2 = BIO_new(BIO_s_mem());
+	char *p;
+	long n;
+
+	ck_assert_ptr_nonnull(k);
+	ck_assert(PEM_write_bio_PrivateKey(b1, k, NULL, NULL, 0, NULL, NULL));
+	ck_assert(PEM_write_bio_PUBKEY(b2, k));
+	n = BIO_get_mem_data(b1, &p);
+	*priv = strndup(p, (size_t)n);
+	n = BIO_get_mem_data(b2, &p);
+	*pub = strndup(p, (size_t)n);
+	BIO_free(b1);
+	BIO_free(b2);
+	EVP_PKEY_free(k);
+}
+
+START_TEST(rs256_and_algorithm_confusion)
+{
+	struct nc_config c;
+	struct principal p;
+	struct nc_error e = {0};
+	char *priv, *pub, *tok;
+	const char *claims = "{\"sub\":\"" UID "\",\"exp\":1800000100}";
+
+	rsa_pems(&priv, &pub);
+	memset(&c, 0, sizeof(c));
+	c.auth_alg = CFG_AUTH_RS256;
+	c.auth_key = pub;
+	c.auth_key_len = strlen(pub);
+	c.auth_leeway_s = 30;
+	tok = sign(JWT_ALG_RS256, priv, strlen(priv), claims);
+	ck_assert_int_eq(auth_verify_user(&c, tok, NOW, &p, &e), NC_OK);
+	ck_assert_str_eq(p.user_id, UID);
+	free(tok);
+	/* HS256 "signed" with the public key text must not pass in an RS256 deployment */
+	tok = sign(JWT_ALG_HS256, pub, strlen(pub), claims);
+	ck_assert_int_eq(auth_verify_user(&c, tok, NOW, &p, &e), NC_EUNAUTH);
+	free(tok);
+	free(priv);
+	free(pub);
+}
+END_TEST
+
+START_TEST(hasura_secret_json)
+{
+	enum cfg_auth_alg alg;
+	char *key = NULL, err[128];
+	size_t len;
+
+	ck_assert_int_eq(auth_parse_hasura_secret("{\"type\":\"HS256\",\"key\":\"abc\"}", &alg, &key,
+						  &len, err, sizeof(err)),
+			 0);
+	ck_assert_int_eq(alg, CFG_AUTH_HS256);
+	ck_assert_str_eq(key, "abc");
+	ck_assert_uint_eq(len, 3);
+	free(key);
+	ck_assert_int_ne(auth_parse_hasura_secret("{\"type\":\"RS256\",\"key\":\"notpem\"}", &alg,
+						  &key, &len, err, sizeof(err)),
+			 0);
+	ck_assert_int_ne(auth_parse_hasura_secret("not json", &alg, &key, &len, err, sizeof(err)), 0);
+	ck_assert_int_ne(auth_parse_hasura_secret("{\"type\":\"HS256\"}", &alg, &key, &len, err,
+						  sizeof(err)),
+			 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("auth");
+	TCase *tc = tcase_create("verify");
+	SRunner *sr;
+	int failed;
+
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, hs256_hasura_claims);
+	tcase_add_test(tc, sub_fallback_and_stringified_claims);
+	tcase_add_test(tc, time_claims);
+	tcase_add_test(tc, bad_signatures);
+	tcase_add_test(tc, rs256_and_algorithm_confusion);
+	tcase_add_test(tc, hasura_secret_json);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
