@@ -1,16 +1,26 @@
 /*
  * api.h - the HTTP handlers of every resource, and the route table.
  *
- * Each handler is a plain function of a request context (see http.h) run on
- * a worker thread unless its route is marked ROUTE_ON_LOOP.
+ * Each resource module exports a route table (terminated by a NULL pattern);
+ * api_routes() joins them once at start-up.  Handlers are plain functions of
+ * a request context (see http.h), run on a worker thread unless the route is
+ * marked ROUTE_ON_LOOP.
  */
 #ifndef NC_API_H
 #define NC_API_H
 
 #include "http.h"
 
-/* The route table, terminated by an entry with a NULL pattern. */
-extern const struct route api_routes[];
+extern const struct route health_routes[];     /* api_health.c */
+extern const struct route calls_routes[];      /* api_calls.c */
+extern const struct route webhook_routes[];    /* webhook.c */
+extern const struct route recordings_routes[]; /* api_recordings.c */
+extern const struct route streams_routes[];    /* api_streams.c */
+extern const struct route events_routes[];     /* sse.c */
+extern const struct route governance_routes[]; /* api_governance.c */
+
+/* The joined table (built on first call, lives for the process). */
+const struct route *api_routes(void);
 
 /* api_health.c */
 void api_healthz(struct req *r);

@@ -96,6 +96,10 @@ struct nc_config {
 	int max_room_participants;  /* MAX_ROOM_PARTICIPANTS */
 	int call_sweep_interval_s;  /* CALL_SWEEP_INTERVAL_SECONDS (0 = no timer in serve) */
 	int presence_ttl_s;         /* PRESENCE_TTL_SECONDS */
+
+	/* Outgoing webhooks to the chat's own backend */
+	char *outbound_webhook_urls;   /* OUTBOUND_WEBHOOK_URLS comma-separated */
+	char *outbound_webhook_secret; /* OUTBOUND_WEBHOOK_SECRET (HMAC-SHA256 key) */
 };
 
 /* What a subcommand needs; cfg_validate checks only the keys it needs. */

@@ -16,6 +16,7 @@
 #include <pthread.h>
 
 struct lk_client;
+struct s3_client;
 struct http_server;
 
 struct nc_worker {
@@ -27,7 +28,12 @@ struct nc_worker {
 	struct rds_conn rds;
 	bool rds_ok;               /* REDIS_URL parsed */
 	struct lk_client *lk;      /* NULL when LiveKit is not configured */
+	struct s3_client *s3;      /* NULL when S3 is not configured */
 };
+
+/* s3.c: a client for the configured bucket, or NULL when S3 is not configured. */
+struct s3_client *s3_client_new(const struct nc_config *cfg);
+void s3_client_free(struct s3_client *c);
 
 /* Open (lazily) the worker's connections; called on the worker thread. */
 void worker_setup(struct nc_worker *w, const struct nc_config *cfg);

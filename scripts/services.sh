@@ -313,10 +313,17 @@ standin_start() {
     write_env
 }
 
-standin_stop() {
-    stop_pidfile "$RUN_DIR/livekit.pid" "LiveKit stand-in"
-    stop_pidfile "$RUN_DIR/s3.pid" "S3 stand-in"
+# The stand-ins take a moment to close; stop them side by side.
+standin_stop_quiet() {
+    local a b
+    stop_pidfile "$RUN_DIR/livekit.pid" "LiveKit stand-in" & a=$!
+    stop_pidfile "$RUN_DIR/s3.pid" "S3 stand-in" & b=$!
+    wait "$a" "$b" || true
     rm -f "$RUN_DIR/livekit.port" "$RUN_DIR/s3.port"
+}
+
+standin_stop() {
+    standin_stop_quiet
     [ -d "$RUN_DIR" ] && write_env
     return 0
 }
@@ -373,12 +380,15 @@ svc_start() {
 
 svc_stop() {
     [ -d "$RUN_DIR" ] || return 0
-    standin_stop
+    # Everything side by side: each part has its own state files.
+    local a b c d
+    standin_stop_quiet & a=$!
     # a livekit-server --dev started by run.sh
-    stop_pidfile "$RUN_DIR/livekit-server.pid" livekit-server
+    stop_pidfile "$RUN_DIR/livekit-server.pid" livekit-server & b=$!
+    redis_stop & c=$!
+    pg_stop & d=$!
+    wait "$a" "$b" "$c" "$d" || true
     rm -f "$RUN_DIR/env.extra"
-    redis_stop
-    pg_stop
     write_env
 }
 

@@ -111,7 +111,7 @@ static int parse_args(int argc, char **argv, struct lk_token_opts *o, const char
 	int ch;
 	long ttl;
 
-	optind = 1;
+	optind = 0; /* glibc: full re-initialisation for a new argv */
 	opterr = 1;
 	while ((ch = getopt_long(argc, argv, "r:i:n:m:t:g:s:h", long_opts, NULL)) != -1) {
 		switch (ch) {

@@ -90,6 +90,9 @@ static const struct key_def keys[] = {
 	I("MAX_ROOM_PARTICIPANTS", max_room_participants, "100", 2, 10000),
 	I("CALL_SWEEP_INTERVAL_SECONDS", call_sweep_interval_s, "15", 0, 3600),
 	I("PRESENCE_TTL_SECONDS", presence_ttl_s, "60", 5, 86400),
+
+	S("OUTBOUND_WEBHOOK_URLS", outbound_webhook_urls, ""),
+	SECRET("OUTBOUND_WEBHOOK_SECRET", outbound_webhook_secret),
 };
 
 static int set_value(struct nc_config *c, const struct key_def *k, const char *val,

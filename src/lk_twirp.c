@@ -22,6 +22,12 @@
  * caller decides), SendData (would deliver twice), the Start*Egress calls
  * (would record twice) and CreateIngress (would make two ingresses).
  *
+ * libcurl itself resends a request once when a reused keep-alive connection
+ * turns out dead before any answer; non-repeatable calls therefore always
+ * use a fresh connection (CURLOPT_FRESH_CONNECT), so nothing is ever sent
+ * twice behind the caller's back.  They are rare (call start, recording
+ * start), so the extra handshake does not matter.
+ *
  * Twirp code -> nc_err:
  *   not_found                          -> NC_ENOTFOUND   (404)
  *   invalid_argument, out_of_range     -> NC_EBADREQ     (400): LiveKit refused
@@ -333,6 +339,9 @@ static enum attempt_result perform(struct lk_client *c, const struct rpc *r,
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, (const char *)buf);
 	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	/* curl silently resends a request whose reused connection died before
+	 * any answer; that must not happen to calls that are not repeatable */
+	curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, r->repeatable ? 0L : 1L);
 	rc = curl_easy_perform(c->curl);
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(hdrs);

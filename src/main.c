@@ -7,6 +7,7 @@
  */
 #include "api.h"
 #include "config.h"
+#include "hooks.h"
 #include "http.h"
 #include "lk.h"
 #include "log.h"
@@ -34,6 +35,9 @@ static void usage(FILE *out)
 		"                     apply database migrations (idempotent)\n"
 		"  token --room R --identity I [--name N] [--ttl S] [--grant LIST]\n"
 		"                     print a LiveKit access token (development helper)\n"
+		"  sweep-calls        apply ring timeouts, end calls whose room is gone, reconcile\n"
+		"  sweep-recordings [--dry-run] [--limit N] [--reconcile]\n"
+		"                     delete recordings past their retention (for cron)\n"
 		"  config             print the effective configuration (secrets masked)\n"
 		"  version            print the version\n");
 }
@@ -105,7 +109,8 @@ static int cmd_serve(const struct nc_config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 	turn_log_startup(cfg);
 	log_info("nchat-rtc %s: LiveKit API at %s", VERSION, cfg->livekit_api_url);
-	srv = http_server_new(cfg, api_routes);
+	srv = http_server_new(cfg, api_routes());
+	http_server_add_periodic(srv, cfg->call_sweep_interval_s, calls_periodic, "sweep-calls");
 	rc = http_server_run(srv);
 	http_server_free(srv);
 	return rc == 0 ? 0 : 1;
@@ -119,6 +124,10 @@ static unsigned needs_of(const char *cmd)
 		return CFG_NEED_DB;
 	if (strcmp(cmd, "token") == 0)
 		return CFG_NEED_LIVEKIT;
+	if (strcmp(cmd, "sweep-calls") == 0)
+		return CFG_NEED_DB | CFG_NEED_LIVEKIT;
+	if (strcmp(cmd, "sweep-recordings") == 0)
+		return CFG_NEED_DB | CFG_NEED_S3;
 	return 0;
 }
 
@@ -167,6 +176,10 @@ int main(int argc, char **argv)
 		rc = cmd_migrate(argc - i, argv + i, cfg);
 	else if (strcmp(cmd, "token") == 0)
 		rc = cmd_token(argc - i, argv + i, cfg);
+	else if (strcmp(cmd, "sweep-calls") == 0)
+		rc = cmd_sweep_calls(argc - i, argv + i, cfg);
+	else if (strcmp(cmd, "sweep-recordings") == 0)
+		rc = cmd_sweep_recordings(argc - i, argv + i, cfg);
 	else if (strcmp(cmd, "config") == 0) {
 		cfg_dump(cfg, STDOUT_FILENO);
 		rc = 0;

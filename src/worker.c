@@ -23,6 +23,7 @@ void worker_setup(struct nc_worker *w, const struct nc_config *cfg)
 			w->lk = NULL;
 		}
 	}
+	w->s3 = s3_client_new(cfg);
 }
 
 void worker_teardown(struct nc_worker *w)
@@ -35,4 +36,6 @@ void worker_teardown(struct nc_worker *w)
 		free(w->lk);
 		w->lk = NULL;
 	}
+	s3_client_free(w->s3);
+	w->s3 = NULL;
 }

@@ -380,7 +380,7 @@ START_TEST(room_composite_egress)
 	struct lk_status st;
 	Livekit__EgressInfo *info;
 	Livekit__ListEgressResponse *list;
-	char *egress_id;
+	char *egress_id, *want;
 
 	create_room("eg");
 	file.file_type = LIVEKIT__ENCODED_FILE_TYPE__MP4;
@@ -437,29 +437,403 @@ START_TEST(room_composite_egress)
 	info = lk_update_layout(&client, &ul, &st);
 	ck_assert_msg(info != NULL, "%s", st.msg);
 	protobuf_c_message_free_unpacked(&info->base, NULL);
-	assert_last("UpdateLayout", "{\"egressId\":\"placeholder\",\"layout\":\"speaker\"}" + 0 == NULL
-		    ? "" : NULL, NULL);
+	want = xasprintf("{\"egressId\":\"%s\",\"layout\":\"speaker\"}", egress_id);
+	assert_last("UpdateLayout", want, "{\"roomRecord\":true}");
+	free(want);
+
+	sq.egress_id = egress_id;
+	info = lk_stop_egress(&client, &sq, &st);
+	ck_assert_msg(info != NULL, "%s", st.msg);
+	ck_assert_int_eq(info->status, LIVEKIT__EGRESS_STATUS__EGRESS_ENDING);
+	protobuf_c_message_free_unpacked(&info->base, NULL);
+	want = xasprintf("{\"egressId\":\"%s\"}", egress_id);
+	assert_last("StopEgress", want, "{\"roomRecord\":true}");
+	free(want);
+
+	/* a second stop: failed_precondition, LiveKit's refusal (502), not retried */
+	ck_assert_ptr_null(lk_stop_egress(&client, &sq, &st));
+	ck_assert_int_eq(st.err, NC_ELIVEKIT);
+	ck_assert_str_eq(st.twirp_code, "failed_precondition");
+	ck_assert_int_eq(st.http_status, 412);
+	ck_assert_int_eq(st.attempts, 1);
 	free(egress_id);
-	(void)sq;
 }
 END_TEST
+
+START_TEST(track_composite_egress)
+{
+	Livekit__TrackCompositeEgressRequest rq = LIVEKIT__TRACK_COMPOSITE_EGRESS_REQUEST__INIT;
+	Livekit__EncodingOptions adv = LIVEKIT__ENCODING_OPTIONS__INIT;
+	Livekit__EncodedFileOutput file = LIVEKIT__ENCODED_FILE_OUTPUT__INIT;
+	Livekit__EncodedFileOutput *files[] = { &file };
+	struct lk_status st;
+	Livekit__EgressInfo *info;
+
+	create_room("tc");
+	adv.width = 1280;
+	adv.height = 720;
+	adv.framerate = 30;
+	adv.video_codec = LIVEKIT__VIDEO_CODEC__H264_MAIN;
+	adv.audio_codec = LIVEKIT__AUDIO_CODEC__OPUS;
+	adv.key_frame_interval = 2.5;
+	file.filepath = "tc.mp4";
+	rq.room_name = "tc";
+	rq.audio_track_id = "TR_audio";
+	rq.video_track_id = "TR_video";
+	rq.options_case = LIVEKIT__TRACK_COMPOSITE_EGRESS_REQUEST__OPTIONS_ADVANCED;
+	rq.advanced = &adv;
+	rq.n_file_outputs = 1;
+	rq.file_outputs = files;
+	info = lk_start_track_composite_egress(&client, &rq, &st);
+	ck_assert_msg(info != NULL, "%s", st.msg);
+	ck_assert_int_eq(info->request_case, LIVEKIT__EGRESS_INFO__REQUEST_TRACK_COMPOSITE);
+	ck_assert_str_eq(info->track_composite->video_track_id, "TR_video");
+	protobuf_c_message_free_unpacked(&info->base, NULL);
+	assert_last("StartTrackCompositeEgress",
+		    "{\"roomName\":\"tc\",\"audioTrackId\":\"TR_audio\",\"videoTrackId\":\"TR_video\","
+		    "\"advanced\":{\"width\":1280,\"height\":720,\"framerate\":30,\"audioCodec\":\"OPUS\","
+		    "\"videoCodec\":\"H264_MAIN\",\"keyFrameInterval\":2.5},"
+		    "\"fileOutputs\":[{\"filepath\":\"tc.mp4\"}]}",
+		    "{\"roomRecord\":true}");
+
+	/* no such room: not_found */
+	rq.room_name = "nope";
+	ck_assert_ptr_null(lk_start_track_composite_egress(&client, &rq, &st));
+	ck_assert_int_eq(st.err, NC_ENOTFOUND);
+}
+END_TEST
+
+/* ---- Ingress ---- */
+
+START_TEST(ingress)
+{
+	Livekit__CreateIngressRequest cq = LIVEKIT__CREATE_INGRESS_REQUEST__INIT;
+	Livekit__IngressAudioOptions ao = LIVEKIT__INGRESS_AUDIO_OPTIONS__INIT;
+	Livekit__IngressVideoOptions vo = LIVEKIT__INGRESS_VIDEO_OPTIONS__INIT;
+	Livekit__UpdateIngressRequest uq = LIVEKIT__UPDATE_INGRESS_REQUEST__INIT;
+	Livekit__ListIngressRequest lq = LIVEKIT__LIST_INGRESS_REQUEST__INIT;
+	Livekit__DeleteIngressRequest dq = LIVEKIT__DELETE_INGRESS_REQUEST__INIT;
+	struct lk_status st;
+	Livekit__IngressInfo *info;
+	Livekit__ListIngressResponse *list;
+	char *id, *want;
+
+	ao.has_source = 1;
+	ao.source = LIVEKIT__TRACK_SOURCE__MICROPHONE;
+	ao.encoding_options_case = LIVEKIT__INGRESS_AUDIO_OPTIONS__ENCODING_OPTIONS_PRESET;
+	ao.preset = LIVEKIT__INGRESS_AUDIO_ENCODING_PRESET__OPUS_MONO_64KBS;
+	vo.has_source = 1;
+	vo.source = LIVEKIT__TRACK_SOURCE__CAMERA;
+	vo.encoding_options_case = LIVEKIT__INGRESS_VIDEO_OPTIONS__ENCODING_OPTIONS_PRESET;
+	vo.preset = LIVEKIT__INGRESS_VIDEO_ENCODING_PRESET__H264_1080P_30FPS_3_LAYERS;
+	cq.has_input_type = 1;
+	cq.input_type = LIVEKIT__INGRESS_INPUT__RTMP_INPUT;
+	cq.name = "stream-1";
+	cq.room_name = "live";
+	cq.participant_identity = "broadcaster";
+	cq.participant_name = "Broadcaster";
+	cq.has_enable_transcoding = 1;
+	cq.enable_transcoding = 1;
+	cq.has_enabled = 1;
+	cq.enabled = 0;
+	cq.audio = &ao;
+	cq.video = &vo;
+	info = lk_create_ingress(&client, &cq, &st);
+	ck_assert_msg(info != NULL, "%s", st.msg);
+	ck_assert(strncmp(info->ingress_id, "IN_", 3) == 0);
+	ck_assert(info->stream_key && *info->stream_key);
+	ck_assert(info->url && strncmp(info->url, "rtmp://", 7) == 0);
+	ck_assert(info->has_enabled && !info->enabled);
+	id = xstrdup(info->ingress_id);
+	protobuf_c_message_free_unpacked(&info->base, NULL);
+	assert_last("CreateIngress",
+		    "{\"name\":\"stream-1\",\"roomName\":\"live\",\"participantIdentity\":\"broadcaster\","
+		    "\"participantName\":\"Broadcaster\",\"enableTranscoding\":true,\"enabled\":false,"
+		    "\"audio\":{\"source\":\"MICROPHONE\",\"preset\":\"OPUS_MONO_64KBS\"},"
+		    "\"video\":{\"source\":\"CAMERA\",\"preset\":\"H264_1080P_30FPS_3_LAYERS\"}}",
+		    "{\"ingressAdmin\":true}");
+
+	uq.ingress_id = id;
+	uq.name = "renamed";
+	uq.has_enabled = 1;
+	uq.enabled = 1;
+	info = lk_update_ingress(&client, &uq, &st);
+	ck_assert_msg(info != NULL, "%s", st.msg);
+	ck_assert_str_eq(info->name, "renamed");
+	ck_assert(info->has_enabled && info->enabled);
+	protobuf_c_message_free_unpacked(&info->base, NULL);
+	want = xasprintf("{\"ingressId\":\"%s\",\"name\":\"renamed\",\"enabled\":true}", id);
+	assert_last("UpdateIngress", want, "{\"ingressAdmin\":true}");
+	free(want);
+
+	lq.room_name = "live";
+	list = lk_list_ingress(&client, &lq, &st);
+	ck_assert_ptr_nonnull(list);
+	ck_assert_uint_eq(list->n_items, 1);
+	protobuf_c_message_free_unpacked(&list->base, NULL);
+	assert_last("ListIngress", "{\"roomName\":\"live\"}", "{\"ingressAdmin\":true}");
+
+	dq.ingress_id = id;
+	info = lk_delete_ingress(&client, &dq, &st);
+	ck_assert_msg(info != NULL, "%s", st.msg);
+	ck_assert_str_eq(info->ingress_id, id);
+	protobuf_c_message_free_unpacked(&info->base, NULL);
+	want = xasprintf("{\"ingressId\":\"%s\"}", id);
+	assert_last("DeleteIngress", want, "{\"ingressAdmin\":true}");
+	free(want);
+
+	ck_assert_ptr_null(lk_delete_ingress(&client, &dq, &st));
+	ck_assert_int_eq(st.err, NC_ENOTFOUND);
+	free(id);
+}
+END_TEST
+
+/* ---- tokens against LiveKit's TokenVerifier ---- */
+
+static json_t *verify(const char *tok, const char *secret)
+{
+	json_t *b = json_pack("{s:s}", "token", tok);
+
+	if (secret)
+		json_object_set_new(b, "secret", json_string(secret));
+	return ctl("/_test/verify-token", b);
+}
+
+START_TEST(token_verifies)
+{
+	struct lk_token_opts o = {
+		.identity = "alice", .name = "Alice", .metadata = "{}", .ttl_s = 600,
+		.grant = { .room = "demo", .room_join = true, .can_publish = LK_TRUE,
+			   .can_subscribe = LK_TRUE, .can_publish_data = LK_FALSE,
+			   .sources = LK_SRC_CAMERA | LK_SRC_SCREEN_SHARE_AUDIO,
+			   .can_update_own_metadata = true },
+	};
+	int64_t now = now_unix();
+	char *tok = lk_token_mint(cfg.livekit_api_key, cfg.livekit_api_secret, &o, now);
+	json_t *r = verify(tok, NULL), *claims = json_object_get(r, "claims");
+	json_t *want_video = lk_grant_json(&o.grant);
+
+	ck_assert_msg(json_is_true(json_object_get(r, "ok")), "%s",
+		      json_string_value(json_object_get(r, "error")));
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r, "header"), "alg")), "HS256");
+	ck_assert_str_eq(json_string_value(json_object_get(claims, "sub")), "alice");
+	ck_assert_str_eq(json_string_value(json_object_get(claims, "iss")), cfg.livekit_api_key);
+	ck_assert_str_eq(json_string_value(json_object_get(claims, "name")), "Alice");
+	ck_assert_int_eq(json_integer_value(json_object_get(claims, "exp")) -
+			 json_integer_value(json_object_get(claims, "nbf")), 600);
+	assert_json_eq(json_object_get(claims, "video"),
+		       "{\"roomJoin\":true,\"room\":\"demo\",\"canPublish\":true,\"canSubscribe\":true,"
+		       "\"canPublishData\":false,\"canPublishSources\":[\"camera\",\"screen_share_audio\"],"
+		       "\"canUpdateOwnMetadata\":true}", "video grant");
+	ck_assert(json_equal(json_object_get(claims, "video"), want_video));
+	json_decref(want_video);
+	json_decref(r);
+	free(tok);
+}
+END_TEST
+
+START_TEST(token_expired_or_wrong_secret_refused)
+{
+	struct lk_token_opts o = { .identity = "a", .ttl_s = 60,
+				   .grant = { .room = "r", .room_join = true } };
+	char *old = lk_token_mint(cfg.livekit_api_key, cfg.livekit_api_secret, &o, now_unix() - 3600);
+	char *bad = lk_token_mint(cfg.livekit_api_key, "another-secret", &o, now_unix());
+	json_t *r1 = verify(old, NULL), *r2 = verify(bad, NULL), *r3 = verify(bad, "another-secret");
+
+	ck_assert(json_is_false(json_object_get(r1, "ok")));
+	ck_assert(json_is_false(json_object_get(r2, "ok")));
+	ck_assert(json_is_true(json_object_get(r3, "ok")));
+	json_decref(r1);
+	json_decref(r2);
+	json_decref(r3);
+	free(old);
+	free(bad);
+}
+END_TEST
+
+/* ---- errors, retries, timeouts ---- */
+
+static Livekit__ListRoomsResponse *list_rooms(struct lk_client *c, struct lk_status *st)
+{
+	Livekit__ListRoomsRequest r = LIVEKIT__LIST_ROOMS_REQUEST__INIT;
+
+	return lk_list_rooms(c, &r, st);
+}
+
+START_TEST(unavailable_retried_on_idempotent)
+{
+	struct lk_status st;
+	Livekit__ListRoomsResponse *l;
+
+	fault("{\"method\":\"ListRooms\",\"mode\":\"unavailable\",\"count\":10}");
+	ck_assert_ptr_null(list_rooms(&client, &st));
+	ck_assert_int_eq(st.err, NC_ELIVEKIT_DOWN);
+	ck_assert_str_eq(st.twirp_code, "unavailable");
+	ck_assert_int_eq(st.http_status, 503);
+	ck_assert_int_eq(st.attempts, 3);
+	ck_assert_uint_eq(count_requests("ListRooms"), 3);
+
+	json_decref(ctl("/_test/fault/clear", json_object()));
+	fault("{\"method\":\"ListRooms\",\"mode\":\"unavailable\",\"count\":1}");
+	l = list_rooms(&client, &st);
+	ck_assert_ptr_nonnull(l);
+	ck_assert_int_eq(st.attempts, 2);
+	protobuf_c_message_free_unpacked(&l->base, NULL);
+}
+END_TEST
+
+START_TEST(create_room_not_retried)
+{
+	Livekit__CreateRoomRequest r = LIVEKIT__CREATE_ROOM_REQUEST__INIT;
+	struct lk_status st;
+
+	r.name = "x";
+	fault("{\"method\":\"CreateRoom\",\"mode\":\"unavailable\",\"count\":10}");
+	ck_assert_ptr_null(lk_create_room(&client, &r, &st));
+	ck_assert_int_eq(st.err, NC_ELIVEKIT_DOWN);
+	ck_assert_int_eq(st.attempts, 1);
+	ck_assert_uint_eq(count_requests("CreateRoom"), 1);
+
+	json_decref(ctl("/_test/fault/clear", json_object()));
+	fault("{\"method\":\"CreateRoom\",\"mode\":\"drop\",\"count\":1}");
+	ck_assert_ptr_null(lk_create_room(&client, &r, &st));
+	ck_assert_int_eq(st.err, NC_ELIVEKIT_DOWN);
+	ck_assert_int_eq(st.attempts, 1);
+}
+END_TEST
+
+START_TEST(injected_error_codes)
+{
+	static const struct { const char *code; int status; enum nc_err err; } cases[] = {
+		{ "not_found", 404, NC_ENOTFOUND },
+		{ "invalid_argument", 400, NC_EBADREQ },
+		{ "already_exists", 409, NC_ECONFLICT },
+		{ "internal", 500, NC_ELIVEKIT },
+		{ "permission_denied", 403, NC_ELIVEKIT },
+	};
+
+	for (size_t i = 0; i < NC_ARRAY_LEN(cases); i++) {
+		struct lk_status st;
+		char *f = xasprintf("{\"method\":\"ListRooms\",\"mode\":\"error\",\"code\":\"%s\","
+				    "\"status\":%d,\"msg\":\"boom\"}", cases[i].code, cases[i].status);
+		fault(f);
+		free(f);
+		ck_assert_ptr_null(list_rooms(&client, &st));
+		ck_assert_int_eq(st.err, cases[i].err);
+		ck_assert_str_eq(st.twirp_code, cases[i].code);
+		ck_assert_str_eq(st.msg, "boom");
+		ck_assert_int_eq(st.http_status, cases[i].status);
+		ck_assert_int_eq(st.attempts, 1);
+	}
+}
+END_TEST
+
+START_TEST(slow_times_out)
+{
+	struct nc_config fast = cfg;
+	struct lk_client c;
+	struct lk_status st;
+	int64_t t0;
+
+	fast.livekit_timeout_ms = 300;
+	ck_assert_int_eq(lk_client_init(&c, &fast), 0);
+	fault("{\"method\":\"ListRooms\",\"mode\":\"slow\",\"delayMs\":1500,\"count\":5}");
+	t0 = now_ms();
+	ck_assert_ptr_null(list_rooms(&c, &st));
+	ck_assert_int_eq(st.err, NC_ELIVEKIT_DOWN);
+	ck_assert_int_eq(st.attempts, 1); /* connected, then timed out: not repeated */
+	ck_assert_int_lt(now_ms() - t0, 1200);
+	lk_client_cleanup(&c);
+}
+END_TEST
+
+START_TEST(drop_retried_on_idempotent)
+{
+	struct lk_status st;
+	Livekit__ListRoomsResponse *l;
+
+	fault("{\"method\":\"ListRooms\",\"mode\":\"drop\",\"count\":1}");
+	l = list_rooms(&client, &st);
+	ck_assert_msg(l != NULL, "%s", st.msg);
+	ck_assert_int_eq(st.attempts, 2);
+	protobuf_c_message_free_unpacked(&l->base, NULL);
+
+	fault("{\"method\":\"ListRooms\",\"mode\":\"drop\",\"count\":5}");
+	ck_assert_ptr_null(list_rooms(&client, &st));
+	ck_assert_int_eq(st.err, NC_ELIVEKIT_DOWN);
+	ck_assert_int_eq(st.attempts, 3);
+}
+END_TEST
+
+START_TEST(wrong_secret_plain_401)
+{
+	struct nc_config badcfg = cfg;
+	struct lk_client c;
+	struct lk_status st;
+
+	badcfg.livekit_api_secret = "wrong";
+	ck_assert_int_eq(lk_client_init(&c, &badcfg), 0);
+	ck_assert_ptr_null(list_rooms(&c, &st));
+	ck_assert_int_eq(st.err, NC_ELIVEKIT);
+	ck_assert_int_eq(st.http_status, 401);
+	ck_assert_str_eq(st.twirp_code, "");
+	ck_assert_msg(strstr(st.msg, "invalid token") != NULL, "%s", st.msg);
+	ck_assert_msg(strstr(st.msg, "eyJ") == NULL, "token leaked: %s", st.msg);
+	ck_assert_int_eq(st.attempts, 1);
+	lk_client_cleanup(&c);
+}
+END_TEST
+
+START_TEST(unreachable_is_down)
+{
+	struct nc_config dead = cfg;
+	struct lk_client c;
+	struct lk_status st;
+
+	dead.livekit_api_url = "http://127.0.0.1:1";
+	ck_assert_int_eq(lk_client_init(&c, &dead), 0);
+	ck_assert_ptr_null(list_rooms(&c, &st));
+	ck_assert_int_eq(st.err, NC_ELIVEKIT_DOWN);
+	ck_assert_int_eq(st.http_status, 0);
+	ck_assert_int_eq(st.attempts, 3);
+	lk_client_cleanup(&c);
+}
+END_TEST
+
+static TCase *make_case(Suite *s, const char *name)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	suite_add_tcase(s, tc);
+	return tc;
+}
 
 static Suite *livekit_suite(void)
 {
 	Suite *s = suite_create("livekit");
-	TCase *rooms = tcase_create("rooms");
-	TCase *egress = tcase_create("egress");
+	TCase *rooms = make_case(s, "rooms");
+	TCase *egress = make_case(s, "egress");
+	TCase *ingr = make_case(s, "ingress");
+	TCase *tokens = make_case(s, "tokens");
+	TCase *errors = make_case(s, "errors");
 
-	tcase_add_checked_fixture(rooms, setup, teardown);
-	tcase_set_timeout(rooms, 30);
 	tcase_add_test(rooms, room_lifecycle);
 	tcase_add_test(rooms, participants);
 	tcase_add_test(rooms, update_participant_and_send_data);
-	tcase_add_checked_fixture(egress, setup, teardown);
-	tcase_set_timeout(egress, 30);
 	tcase_add_test(egress, room_composite_egress);
-	suite_add_tcase(s, rooms);
-	suite_add_tcase(s, egress);
+	tcase_add_test(egress, track_composite_egress);
+	tcase_add_test(ingr, ingress);
+	tcase_add_test(tokens, token_verifies);
+	tcase_add_test(tokens, token_expired_or_wrong_secret_refused);
+	tcase_add_test(errors, unavailable_retried_on_idempotent);
+	tcase_add_test(errors, create_room_not_retried);
+	tcase_add_test(errors, injected_error_codes);
+	tcase_add_test(errors, slow_times_out);
+	tcase_add_test(errors, drop_retried_on_idempotent);
+	tcase_add_test(errors, wrong_secret_plain_401);
+	tcase_add_test(errors, unreachable_is_down);
 	return s;
 }
 

@@ -1,10 +1,12 @@
 /*
  * check_lk_token.c - unit tests for lk_token.c: header, every claim and
- * grant present or absent exactly as asked, lifetime, signature.
+ * grant present or absent exactly as asked, lifetime, signature; and the
+ * `nchat-rtc token` command (cmd_token.c).
  */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jwt.h>
 #include <openssl/evp.h>
@@ -213,6 +215,76 @@ START_TEST(source_names)
 }
 END_TEST
 
+/* Run cmd_token with argv, stdout captured into out (if not NULL). */
+static int run_cmd(char **argv, int argc, char *out, size_t outlen)
+{
+	struct nc_config cfg = { .livekit_api_key = KEY, .livekit_api_secret = SECRET };
+	FILE *tmp = tmpfile();
+	int saved = dup(fileno(stdout)), rc;
+	size_t n;
+
+	ck_assert_ptr_nonnull(tmp);
+	fflush(stdout);
+	dup2(fileno(tmp), fileno(stdout));
+	ck_assert_ptr_nonnull(freopen("/dev/null", "w", stderr));
+	rc = cmd_token(argc, argv, &cfg);
+	fflush(stdout);
+	dup2(saved, fileno(stdout));
+	close(saved);
+	rewind(tmp);
+	n = fread(out, 1, outlen - 1, tmp);
+	out[n] = '\0';
+	fclose(tmp);
+	return rc;
+}
+
+START_TEST(cmd_token_prints_token)
+{
+	char *argv[] = { "token", "--identity", "alice", "--room", "demo", "--ttl", "120",
+			 "--grant", "join,no-publish,subscribe", "--sources", "camera", NULL };
+	char out[4096];
+	json_t *c, *v;
+
+	ck_assert_int_eq(run_cmd(argv, 11, out, sizeof out), 0);
+	out[strcspn(out, "\n")] = '\0';
+	c = verified_claims(out, SECRET);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_str_eq(json_string_value(json_object_get(c, "sub")), "alice");
+	ck_assert_int_eq(json_integer_value(json_object_get(c, "exp")) -
+			 json_integer_value(json_object_get(c, "nbf")), 120);
+	v = json_object_get(c, "video");
+	ck_assert(json_is_true(json_object_get(v, "roomJoin")));
+	ck_assert(json_is_false(json_object_get(v, "canPublish")));
+	ck_assert(json_is_true(json_object_get(v, "canSubscribe")));
+	ck_assert_ptr_null(json_object_get(v, "canPublishData"));
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(v, "canPublishSources"), 0)),
+			 "camera");
+	json_decref(c);
+}
+END_TEST
+
+START_TEST(cmd_token_bad_args)
+{
+	char *no_identity[] = { "token", "--room", "r", NULL };
+	char *no_room[] = { "token", "--identity", "a", NULL };
+	char *bad_grant[] = { "token", "--identity", "a", "--room", "r", "--grant", "fly", NULL };
+	char *bad_ttl[] = { "token", "--identity", "a", "--room", "r", "--ttl", "-5", NULL };
+	char *bad_src[] = { "token", "--identity", "a", "--room", "r", "--sources", "webcam", NULL };
+	char *extra[] = { "token", "--identity", "a", "--room", "r", "junk", NULL };
+	char *list_only[] = { "token", "--identity", "a", "--grant", "list", NULL };
+	char out[4096];
+
+	ck_assert_int_eq(run_cmd(no_identity, 3, out, sizeof out), 2);
+	ck_assert_int_eq(run_cmd(no_room, 3, out, sizeof out), 2);
+	ck_assert_int_eq(run_cmd(bad_grant, 7, out, sizeof out), 2);
+	ck_assert_int_eq(run_cmd(bad_ttl, 7, out, sizeof out), 2);
+	ck_assert_int_eq(run_cmd(bad_src, 7, out, sizeof out), 2);
+	ck_assert_int_eq(run_cmd(extra, 6, out, sizeof out), 2);
+	ck_assert_int_eq(run_cmd(list_only, 5, out, sizeof out), 0);
+	ck_assert(strncmp(out, "eyJ", 3) == 0);
+}
+END_TEST
+
 static Suite *lk_token_suite(void)
 {
 	Suite *s = suite_create("lk_token");
@@ -225,6 +297,10 @@ static Suite *lk_token_suite(void)
 	tcase_add_test(tc, wrong_secret_fails);
 	tcase_add_test(tc, bad_arguments);
 	tcase_add_test(tc, source_names);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("cmd_token");
+	tcase_add_test(tc, cmd_token_prints_token);
+	tcase_add_test(tc, cmd_token_bad_args);
 	suite_add_tcase(s, tc);
 	return s;
 }
