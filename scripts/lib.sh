@@ -10,6 +10,7 @@
 #   stop_pidfile F     TERM (then KILL) the process whose pid is in F; remove F
 #   run_as_postgres    run a command as the `postgres` user when we are root
 
+# shellcheck disable=SC2034  # used by the scripts that source this file
 NC_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 NC_SCRIPT="$(basename "${0:-nchat-rtc}" .sh)"
 

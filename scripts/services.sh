@@ -159,7 +159,7 @@ EOF
 }
 
 pg_start() {
-    local bindir dir port try pid
+    local bindir dir port pid
     if pg_running; then
         return 0
     fi
@@ -170,7 +170,7 @@ pg_start() {
     pg_prepare_datadir "$bindir"
     dir=$(pg_datadir)
     rm -f "$dir/postmaster.pid"  # not running (checked above): stale
-    for try in 1 2 3; do
+    for _ in 1 2 3; do
         port=$(free_port) || die "no free port"
         printf '\n--- %s: starting on port %s\n' "$(date '+%F %T')" "$port" >>"$RUN_DIR/pg.log"
         # Without -l the server writes to pg_ctl's stdout: our log file,
@@ -222,12 +222,12 @@ pg_stop() {
 redis_running() { pid_alive "$RUN_DIR/redis.pid"; }
 
 redis_start() {
-    local port try i
+    local port i
     redis_running && return 0
     command -v redis-server >/dev/null 2>&1 || die "redis-server not found (run scripts/deps.sh)"
     mkdir -p "$RUN_DIR/redis"
     rm -f "$RUN_DIR/redis.pid"
-    for try in 1 2 3; do
+    for _ in 1 2 3; do
         port=$(free_port) || die "no free port"
         if redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
                 --dir "$RUN_DIR/redis" --daemonize yes \

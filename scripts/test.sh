@@ -13,7 +13,7 @@
 # .run/test/logs/<name>.log and printed only when it fails.
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-cd "$NC_ROOT"
+cd "$NC_ROOT" || exit 1
 # `make SAN=1 test` or `make -j test` must not leak into our own make calls.
 unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
 
