@@ -25,5 +25,6 @@ const struct route *api_routes(void);
 /* api_health.c */
 void api_healthz(struct req *r);
 void api_readyz(struct req *r);
+void api_me(struct req *r);
 
 #endif

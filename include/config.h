@@ -78,6 +78,12 @@ struct nc_config {
 	/* Streams */
 	char *stream_ingest_url;    /* NEXT_PUBLIC_STREAM_INGEST_URL */
 	char *hls_base_url;         /* NEXT_PUBLIC_HLS_BASE_URL */
+	int viewer_heartbeat_timeout_s; /* VIEWER_HEARTBEAT_TIMEOUT_SECONDS: viewer stops counting */
+	int stream_chat_rate_limit;     /* STREAM_CHAT_RATE_LIMIT messages per user per window */
+	int stream_chat_rate_window_s;  /* STREAM_CHAT_RATE_WINDOW_SECONDS */
+	int stream_reaction_rate_limit; /* STREAM_REACTION_RATE_LIMIT reactions per viewer per second */
+	char *chat_blocked_words;       /* CHAT_BLOCKED_WORDS comma-separated, "" = none */
+	bool streams_anonymous;         /* STREAMS_ANONYMOUS_VIEWERS: anonymous may watch live streams */
 
 	/* S3 (recordings, HLS) */
 	char *s3_endpoint;          /* S3_ENDPOINT */

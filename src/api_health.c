@@ -31,3 +31,17 @@ void api_readyz(struct req *r)
 		  json_pack("{s:s, s:s, s:s}", "status", pg_ok && redis_ok ? "ready" : "unavailable",
 			    "postgres", pg_ok ? "ok" : "down", "redis", redis_ok ? "ok" : "down"));
 }
+
+/* Who the bearer token says the caller is (handy for the frontend and tests). */
+void api_me(struct req *r)
+{
+	json_t *roles = json_array();
+
+	if (r->user.roles & ROLE_USER)
+		json_array_append_new(roles, json_string("user"));
+	if (r->user.roles & ROLE_MODERATOR)
+		json_array_append_new(roles, json_string("moderator"));
+	if (r->user.roles & ROLE_ADMIN)
+		json_array_append_new(roles, json_string("admin"));
+	resp_json(r, 200, json_pack("{s:s, s:o}", "userId", r->user.user_id, "roles", roles));
+}

@@ -74,6 +74,12 @@ static const struct key_def keys[] = {
 
 	S("NEXT_PUBLIC_STREAM_INGEST_URL", stream_ingest_url, NULL),
 	S("NEXT_PUBLIC_HLS_BASE_URL", hls_base_url, NULL),
+	I("VIEWER_HEARTBEAT_TIMEOUT_SECONDS", viewer_heartbeat_timeout_s, "30", 1, 3600),
+	I("STREAM_CHAT_RATE_LIMIT", stream_chat_rate_limit, "5", 1, 10000),
+	I("STREAM_CHAT_RATE_WINDOW_SECONDS", stream_chat_rate_window_s, "10", 1, 3600),
+	I("STREAM_REACTION_RATE_LIMIT", stream_reaction_rate_limit, "10", 1, 10000),
+	S("CHAT_BLOCKED_WORDS", chat_blocked_words, ""),
+	B("STREAMS_ANONYMOUS_VIEWERS", streams_anonymous, "true"),
 
 	S("S3_ENDPOINT", s3_endpoint, NULL),
 	S("S3_PUBLIC_ENDPOINT", s3_public_endpoint, NULL),

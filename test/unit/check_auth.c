@@ -135,6 +135,17 @@ START_TEST(bad_signatures)
 }
 END_TEST
 
+/* BIO memory is not NUL-terminated: copy exactly n bytes. */
+static char *copy_mem(const char *p, long n)
+{
+	char *out = malloc((size_t)n + 1);
+
+	ck_assert_ptr_nonnull(out);
+	memcpy(out, p, (size_t)n);
+	out[n] = '\0';
+	return out;
+}
+
 static void rsa_pems(char **priv, char **pub)
 {
 	EVP_PKEY *k = EVP_RSA_gen(2048);
@@ -146,9 +157,9 @@ static void rsa_pems(char **priv, char **pub)
 	ck_assert(PEM_write_bio_PrivateKey(b1, k, NULL, NULL, 0, NULL, NULL));
 	ck_assert(PEM_write_bio_PUBKEY(b2, k));
 	n = BIO_get_mem_data(b1, &p);
-	*priv = strndup(p, (size_t)n);
+	*priv = copy_mem(p, n);
 	n = BIO_get_mem_data(b2, &p);
-	*pub = strndup(p, (size_t)n);
+	*pub = copy_mem(p, n);
 	BIO_free(b1);
 	BIO_free(b2);
 	EVP_PKEY_free(k);
