@@ -83,7 +83,7 @@ struct nc_config {
 	int stream_chat_rate_window_s;  /* STREAM_CHAT_RATE_WINDOW_SECONDS */
 	int stream_reaction_rate_limit; /* STREAM_REACTION_RATE_LIMIT reactions per viewer per second */
 	char *chat_blocked_words;       /* CHAT_BLOCKED_WORDS comma-separated, "" = none */
-	bool streams_anonymous;         /* STREAMS_ANONYMOUS_VIEWERS: anonymous may watch live streams */
+	bool streams_public_live;       /* STREAMS_PUBLIC_WHILE_LIVE: anyone may watch a live stream */
 
 	/* S3 (recordings, HLS) */
 	char *s3_endpoint;          /* S3_ENDPOINT */
@@ -98,14 +98,25 @@ struct nc_config {
 
 	/* Calls and recordings */
 	int recording_retention_days; /* RECORDING_RETENTION_DAYS (0 = keep forever) */
+	char *recording_allowed;     /* RECORDING_ALLOWED who may start/stop: initiator,admin,moderator[,participant] */
 	int ring_timeout_s;         /* RING_TIMEOUT_SECONDS */
 	int max_room_participants;  /* MAX_ROOM_PARTICIPANTS */
 	int call_sweep_interval_s;  /* CALL_SWEEP_INTERVAL_SECONDS (0 = no timer in serve) */
 	int presence_ttl_s;         /* PRESENCE_TTL_SECONDS */
 
+	/* Server-Sent Events */
+	int sse_heartbeat_s;        /* SSE_HEARTBEAT_SECONDS */
+	int sse_max_per_user;       /* SSE_MAX_PER_USER */
+	int sse_max_connections;    /* SSE_MAX_CONNECTIONS (per instance) */
+	int sse_max_buffer_bytes;   /* SSE_MAX_BUFFER_BYTES: a slower client is dropped */
+	int sse_reaction_batch_ms;  /* SSE_REACTION_BATCH_MS */
+
 	/* Outgoing webhooks to the chat's own backend */
 	char *outbound_webhook_urls;   /* OUTBOUND_WEBHOOK_URLS comma-separated */
 	char *outbound_webhook_secret; /* OUTBOUND_WEBHOOK_SECRET (HMAC-SHA256 key) */
+	int outbound_webhook_max_attempts; /* OUTBOUND_WEBHOOK_MAX_ATTEMPTS, then 'dead' */
+	int outbound_webhook_interval_s;   /* OUTBOUND_WEBHOOK_INTERVAL_SECONDS (0 = no delivery here) */
+	int outbound_webhook_backoff_s;    /* OUTBOUND_WEBHOOK_BACKOFF_SECONDS: first retry delay */
 };
 
 /* What a subcommand needs; cfg_validate checks only the keys it needs. */

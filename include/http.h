@@ -23,6 +23,7 @@
 struct nc_worker;
 struct http_server;
 struct evhttp_request;
+struct sse_spec;
 
 struct http_header {
 	char *name;
@@ -57,6 +58,7 @@ struct req {
 	char *resp_body;
 	size_t resp_len;
 	const char *content_type;
+	struct sse_spec *sse;         /* set (malloc'd) by a handler that opens an event stream */
 
 	/* Server internals. */
 	struct evhttp_request *evreq;

@@ -79,7 +79,7 @@ static const struct key_def keys[] = {
 	I("STREAM_CHAT_RATE_WINDOW_SECONDS", stream_chat_rate_window_s, "10", 1, 3600),
 	I("STREAM_REACTION_RATE_LIMIT", stream_reaction_rate_limit, "10", 1, 10000),
 	S("CHAT_BLOCKED_WORDS", chat_blocked_words, ""),
-	B("STREAMS_ANONYMOUS_VIEWERS", streams_anonymous, "true"),
+	B("STREAMS_PUBLIC_WHILE_LIVE", streams_public_live, "true"),
 
 	S("S3_ENDPOINT", s3_endpoint, NULL),
 	S("S3_PUBLIC_ENDPOINT", s3_public_endpoint, NULL),
@@ -92,13 +92,23 @@ static const struct key_def keys[] = {
 	S("S3_SSE", s3_sse, ""),
 
 	I("RECORDING_RETENTION_DAYS", recording_retention_days, "30", 0, 36500),
+	S("RECORDING_ALLOWED", recording_allowed, "initiator,admin,moderator"),
 	I("RING_TIMEOUT_SECONDS", ring_timeout_s, "45", 1, 3600),
 	I("MAX_ROOM_PARTICIPANTS", max_room_participants, "100", 2, 10000),
 	I("CALL_SWEEP_INTERVAL_SECONDS", call_sweep_interval_s, "15", 0, 3600),
 	I("PRESENCE_TTL_SECONDS", presence_ttl_s, "60", 5, 86400),
 
+	I("SSE_HEARTBEAT_SECONDS", sse_heartbeat_s, "15", 1, 300),
+	I("SSE_MAX_PER_USER", sse_max_per_user, "8", 1, 1000),
+	I("SSE_MAX_CONNECTIONS", sse_max_connections, "50000", 1, 1000000),
+	I("SSE_MAX_BUFFER_BYTES", sse_max_buffer_bytes, "262144", 4096, 67108864),
+	I("SSE_REACTION_BATCH_MS", sse_reaction_batch_ms, "500", 50, 10000),
+
 	S("OUTBOUND_WEBHOOK_URLS", outbound_webhook_urls, ""),
 	SECRET("OUTBOUND_WEBHOOK_SECRET", outbound_webhook_secret),
+	I("OUTBOUND_WEBHOOK_MAX_ATTEMPTS", outbound_webhook_max_attempts, "8", 1, 100),
+	I("OUTBOUND_WEBHOOK_INTERVAL_SECONDS", outbound_webhook_interval_s, "2", 0, 3600),
+	I("OUTBOUND_WEBHOOK_BACKOFF_SECONDS", outbound_webhook_backoff_s, "10", 1, 3600),
 };
 
 static int set_value(struct nc_config *c, const struct key_def *k, const char *val,

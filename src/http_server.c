@@ -17,6 +17,7 @@
  */
 #include "http.h"
 #include "log.h"
+#include "sse.h"
 #include "worker.h"
 
 #include <arpa/inet.h>
@@ -83,6 +84,7 @@ struct http_server {
 	struct event *ev_term, *ev_int, *ev_drain;
 	struct periodic periodic[MAX_PERIODIC];
 	int n_periodic;
+	struct sse_hub *hub;      /* event streams, loop thread only */
 };
 
 static int64_t mono_us(void)
@@ -117,6 +119,7 @@ static void req_free(struct req *r)
 	free(r->body);
 	free_headers(r->out_headers, r->n_out);
 	free(r->resp_body);
+	free(r->sse);
 	free(r);
 }
 
@@ -435,6 +438,25 @@ static void maybe_finish_drain(struct http_server *srv)
 /* Send r's response (loop thread) and free it. */
 static void finish(struct http_server *srv, struct req *r)
 {
+	if (r->evreq != NULL && r->sse != NULL && r->status == 200) {
+		/* The handler opened an event stream: the hub takes the connection. */
+		int st;
+
+		add_common_headers(r, evhttp_request_get_output_headers(r->evreq));
+		st = sse_hub_attach(srv->hub, r->evreq, r->sse);
+		if (st == 0) {
+			log_set_request_id(r->request_id);
+			log_info("event stream opened (%zu open)", sse_hub_count(srv->hub));
+			log_set_request_id(NULL);
+			r->evreq = NULL;
+		} else {
+			evhttp_clear_headers(evhttp_request_get_output_headers(r->evreq));
+			if (st == 429)
+				resp_header(r, "Retry-After", "5");
+			resp_error(r, st == 429 ? NC_ERATELIMIT : NC_EUNAVAILABLE,
+				   st == 429 ? "too many event streams for this user" : "cannot open an event stream now");
+		}
+	}
 	if (r->evreq != NULL) {
 		struct evkeyvalq *out = evhttp_request_get_output_headers(r->evreq);
 		struct evbuffer *buf = evbuffer_new();
@@ -667,6 +689,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	for (int i = 0; i < srv->n_periodic; i++)
 		event_del(srv->periodic[i].ev);
+	sse_hub_shutdown(srv->hub);
 	srv->ev_drain = evtimer_new(srv->base, on_drain_timeout, srv);
 	if (srv->ev_drain != NULL)
 		evtimer_add(srv->ev_drain, &tv);
@@ -818,6 +841,7 @@ int http_server_run(struct http_server *srv)
 						      EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
 						      EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
 	evhttp_set_gencb(srv->http, on_request, srv);
+	srv->hub = sse_hub_new(srv->base, srv->cfg);
 	srv->bound = evhttp_bind_socket_with_handle(srv->http, host, port);
 	if (srv->bound == NULL) {
 		log_error("cannot listen on %s: %s", srv->cfg->listen_addr, strerror(errno));
@@ -867,6 +891,7 @@ void http_server_free(struct http_server *srv)
 			event_free(srv->periodic[i].ev);
 	if (srv->ev_drain != NULL)
 		event_free(srv->ev_drain);
+	sse_hub_free(srv->hub);
 	if (srv->ev_term != NULL)
 		event_free(srv->ev_term);
 	if (srv->ev_int != NULL)

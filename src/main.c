@@ -12,11 +12,13 @@
 #include "lk.h"
 #include "log.h"
 #include "migrate.h"
+#include "outbox.h"
 #include "turn.h"
 
 #include <curl/curl.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,16 +103,30 @@ static int cmd_migrate(int argc, char **argv, const struct nc_config *cfg)
 	return 0;
 }
 
+/* Event streams hold a socket each: allow as many as the hard limit does. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_warn("cannot raise the open-file limit");
+	}
+}
+
 static int cmd_serve(const struct nc_config *cfg)
 {
 	struct http_server *srv;
 	int rc;
 
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
 	turn_log_startup(cfg);
 	log_info("nchat-rtc %s: LiveKit API at %s", VERSION, cfg->livekit_api_url);
 	srv = http_server_new(cfg, api_routes());
 	http_server_add_periodic(srv, cfg->call_sweep_interval_s, calls_periodic, "sweep-calls");
+	http_server_add_periodic(srv, cfg->outbound_webhook_interval_s, outbox_periodic, "outbox");
 	rc = http_server_run(srv);
 	http_server_free(srv);
 	return rc == 0 ? 0 : 1;

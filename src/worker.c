@@ -4,6 +4,7 @@
 #include "worker.h"
 #include "lk.h"
 #include "log.h"
+#include "outbox.h"
 
 #include <stdlib.h>
 
@@ -38,4 +39,5 @@ void worker_teardown(struct nc_worker *w)
 	}
 	s3_client_free(w->s3);
 	w->s3 = NULL;
+	outbox_thread_cleanup();
 }
