@@ -33,6 +33,8 @@ struct nc_config {
 	int request_timeout_s;      /* REQUEST_TIMEOUT_SECONDS: socket read/write timeout */
 	long max_body_bytes;        /* MAX_BODY_BYTES (65536) */
 	int max_queue;              /* MAX_QUEUED_REQUESTS before 503 */
+	int max_connections;        /* MAX_CONNECTIONS open client connections */
+	int conn_idle_timeout_s;    /* CONN_IDLE_TIMEOUT_SECONDS to complete a request */
 	char *log_level;            /* LOG_LEVEL debug|info|warn|error */
 	char *log_format;           /* LOG_FORMAT text|json */
 	char *cors_origins;         /* CORS_ORIGINS comma-separated, "" = none */

@@ -368,8 +368,8 @@ static enum nc_err initiate_insert(struct req *r, const char *call_id, const cha
 	PQclear(res);
 	params[1] = r->user.user_id;
 	res = db_exec(db, "INSERT INTO nchat_call_participants (call_id, user_id, role, status,"
-		      " joined_at, livekit_identity) VALUES ($1, $2, 'initiator', 'joined', now(),"
-		      " $2::text)", 2, params, err);
+		      " joined_at, livekit_identity) VALUES ($1, $2::uuid, 'initiator', 'joined',"
+		      " now(), $2::text)", 2, params, err);
 	if (res == NULL)
 		goto fail;
 	PQclear(res);
@@ -411,7 +411,7 @@ static void api_calls_initiate(struct req *r)
 	if (body == NULL)
 		return;
 	if (jv_uuid(body, "targetUserId", 0, &target, &err) < 0 ||
-	    jv_uuid_array(body, "targetUserIds", 0, cap - 1, &targets, &err) < 0 ||
+	    jv_uuid_array(body, "targetUserIds", 0, 10000, &targets, &err) < 0 ||
 	    jv_uuid(body, "channelId", 0, &channel, &err) < 0 ||
 	    jv_enum(body, "type", JV_REQUIRED, call_types, &type, &err) < 0 ||
 	    jv_object(body, "metadata", 0, CALL_METADATA_MAX, &meta, &err) < 0) {
@@ -651,11 +651,11 @@ static void api_calls_join(struct req *r)
 		if (p.found)
 			res = db_exec(db, "UPDATE nchat_call_participants SET status = 'joined',"
 				      " joined_at = now(), left_at = NULL, livekit_identity = $2::text"
-				      " WHERE call_id = $1 AND user_id = $2", 2, params, &err);
+				      " WHERE call_id = $1 AND user_id = $2::uuid", 2, params, &err);
 		else
 			res = db_exec(db, "INSERT INTO nchat_call_participants (call_id, user_id,"
 				      " role, status, joined_at, livekit_identity)"
-				      " VALUES ($1, $2, 'participant', 'joined', now(), $2::text)",
+				      " VALUES ($1, $2::uuid, 'participant', 'joined', now(), $2::text)",
 				      2, params, &err);
 		if (res == NULL)
 			goto fail;

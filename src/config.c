@@ -41,6 +41,8 @@ static const struct key_def keys[] = {
 	I("REQUEST_TIMEOUT_SECONDS", request_timeout_s, "30", 1, 3600),
 	{"MAX_BODY_BYTES", KT_INT, offsetof(struct nc_config, max_body_bytes), "65536", 1024, 16777216, false},
 	I("MAX_QUEUED_REQUESTS", max_queue, "4096", 16, 1000000),
+	I("MAX_CONNECTIONS", max_connections, "20000", 1, 1000000),
+	I("CONN_IDLE_TIMEOUT_SECONDS", conn_idle_timeout_s, "30", 1, 3600),
 	S("LOG_LEVEL", log_level, "info"),
 	S("LOG_FORMAT", log_format, "text"),
 	S("CORS_ORIGINS", cors_origins, ""),

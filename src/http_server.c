@@ -24,6 +24,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <sys/queue.h>
@@ -46,6 +47,7 @@
 #define MAX_HEADERS_SIZE (16 * 1024)
 #define DRAIN_TIMEOUT_S 25
 #define MAX_PERIODIC 4
+#define GUARD_BUCKETS 4096
 
 struct periodic {
 	struct http_server *srv;
@@ -55,6 +57,16 @@ struct periodic {
 	const char *name;
 	bool running;             /* one run at a time per instance */
 	struct route route;
+};
+
+/* One client connection, as seen through the bufferevent libevent gives it. */
+struct guard_entry {
+	struct bufferevent *bev;  /* we hold a reference until libevent is done with it */
+	int64_t since_ms;         /* opened, or last request answered */
+	int busy;                 /* requests being handled (or 1 for an event stream) */
+	bool stream;              /* an event stream: exempt from the idle limit */
+	bool doomed;              /* over the connection limit: close on the next tick */
+	struct guard_entry *next;
 };
 
 struct http_server {
@@ -85,7 +97,15 @@ struct http_server {
 	struct periodic periodic[MAX_PERIODIC];
 	int n_periodic;
 	struct sse_hub *hub;      /* event streams, loop thread only */
+
+	/* Connection guard (loop thread only): see "Connection guard" below. */
+	struct guard_entry *guard[GUARD_BUCKETS];
+	size_t n_conns;
+	struct event *ev_guard;
 };
+
+static void guard_mark(struct http_server *srv, struct evhttp_request *evreq, int delta,
+		       bool stream);
 
 static int64_t mono_us(void)
 {
@@ -445,6 +465,7 @@ static void finish(struct http_server *srv, struct req *r)
 		add_common_headers(r, evhttp_request_get_output_headers(r->evreq));
 		st = sse_hub_attach(srv->hub, r->evreq, r->sse);
 		if (st == 0) {
+			guard_mark(srv, r->evreq, 0, true);
 			log_set_request_id(r->request_id);
 			log_info("event stream opened (%zu open)", sse_hub_count(srv->hub));
 			log_set_request_id(NULL);
@@ -471,6 +492,7 @@ static void finish(struct http_server *srv, struct req *r)
 			evhttp_add_header(out, r->out_headers[i].name, r->out_headers[i].value);
 		if (r->resp_body != NULL && evbuffer_add(buf, r->resp_body, r->resp_len) != 0)
 			fatal("out of memory (evbuffer_add)");
+		guard_mark(srv, r->evreq, -1, false);
 		evhttp_send_reply(r->evreq, r->status, NULL, buf);
 		evbuffer_free(buf);
 		ms = (double)(mono_us() - r->start_us) / 1000.0;
@@ -589,6 +611,7 @@ static void on_request(struct evhttp_request *evreq, void *arg)
 	r->method_name = method_name(evhttp_request_get_command(evreq));
 	r->method = route_method_bit(r->method_name);
 	srv->inflight++;
+	guard_mark(srv, evreq, +1, false);
 	copy_headers(r, evhttp_request_get_input_headers(evreq));
 	rid = req_header(r, "X-Request-Id");
 	if (rid != NULL && request_id_ok(rid))
@@ -741,6 +764,137 @@ void http_server_add_periodic(struct http_server *srv, int interval_s, route_han
 	p->route.flags = 0;
 }
 
+
+/* ------------------------------------------------------------------ */
+/* Connection guard                                                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * libevent 2.1's evhttp has no connection limit and no limit on how long a
+ * client may take to send a request: a slowloris client trickling one
+ * header line every few seconds keeps resetting the read timeout.  The one
+ * public hook on new connections is the bufferevent factory
+ * (evhttp_set_bevcb), so the guard creates each connection's bufferevent
+ * itself and keeps a reference to it.  Once a second it walks its table:
+ *   - a bufferevent whose callbacks libevent cleared has been freed by
+ *     evhttp: drop our reference (this closes the socket) and forget it;
+ *   - a connection over MAX_CONNECTIONS is shut down at once;
+ *   - a connection that has not completed a request within
+ *     CONN_IDLE_TIMEOUT_SECONDS of opening or of its previous answer (an
+ *     idle keep-alive connection, or a slow sender) is shut down.
+ * Shutting the socket down makes evhttp see EOF and free the connection in
+ * its normal way.
+ */
+
+static unsigned guard_hash(const void *p)
+{
+	return (unsigned)(((uintptr_t)p >> 4) % GUARD_BUCKETS);
+}
+
+static struct guard_entry *guard_find(struct http_server *srv, const struct bufferevent *bev)
+{
+	for (struct guard_entry *g = srv->guard[guard_hash(bev)]; g != NULL; g = g->next)
+		if (g->bev == bev)
+			return g;
+	return NULL;
+}
+
+static struct bufferevent *guard_new_bev(struct event_base *base, void *arg)
+{
+	struct http_server *srv = arg;
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	struct guard_entry *g;
+	unsigned h;
+
+	if (bev == NULL)
+		return NULL;
+	g = xcalloc(1, sizeof(*g));
+	g->bev = bev;
+	g->since_ms = now_ms();
+	bufferevent_incref(bev);
+	h = guard_hash(bev);
+	g->next = srv->guard[h];
+	srv->guard[h] = g;
+	srv->n_conns++;
+	if (srv->n_conns > (size_t)srv->cfg->max_connections) {
+		g->doomed = true;
+		event_active(srv->ev_guard, EV_TIMEOUT, 0); /* close it right after accept */
+	}
+	return bev;
+}
+
+static void guard_close(struct guard_entry *g)
+{
+	evutil_socket_t fd = bufferevent_getfd(g->bev);
+
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+}
+
+static void guard_mark(struct http_server *srv, struct evhttp_request *evreq, int delta,
+		       bool stream)
+{
+	struct evhttp_connection *con = evreq ? evhttp_request_get_connection(evreq) : NULL;
+	struct guard_entry *g = con ? guard_find(srv, evhttp_connection_get_bufferevent(con)) : NULL;
+
+	if (g == NULL)
+		return;
+	g->busy += delta;
+	if (g->busy < 0)
+		g->busy = 0;
+	g->stream |= stream;
+	g->since_ms = now_ms();
+}
+
+static void on_guard(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_server *srv = arg;
+	int64_t now = now_ms(), idle_ms = (int64_t)srv->cfg->conn_idle_timeout_s * 1000;
+
+	(void)fd;
+	(void)what;
+	for (unsigned h = 0; h < GUARD_BUCKETS; h++) {
+		struct guard_entry **pp = &srv->guard[h];
+
+		while (*pp != NULL) {
+			struct guard_entry *g = *pp;
+			bufferevent_event_cb ecb = NULL;
+
+			bufferevent_getcb(g->bev, NULL, NULL, &ecb, NULL);
+			if (ecb == NULL && now - g->since_ms > 100) {
+				/* evhttp freed the connection: release our hold. */
+				*pp = g->next;
+				bufferevent_decref(g->bev);
+				free(g);
+				srv->n_conns--;
+				continue;
+			}
+			if (g->doomed || (!g->stream && g->busy == 0 && now - g->since_ms > idle_ms)) {
+				if (g->doomed)
+					log_warn("connection limit (%d) reached: closing a new connection",
+						 srv->cfg->max_connections);
+				g->doomed = false;
+				guard_close(g);
+				g->since_ms = now; /* give evhttp a moment to notice */
+			}
+			pp = &g->next;
+		}
+	}
+}
+
+static void guard_free(struct http_server *srv)
+{
+	for (unsigned h = 0; h < GUARD_BUCKETS; h++) {
+		while (srv->guard[h] != NULL) {
+			struct guard_entry *g = srv->guard[h];
+			srv->guard[h] = g->next;
+			bufferevent_decref(g->bev);
+			free(g);
+		}
+	}
+	srv->n_conns = 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Set-up and tear-down                                                */
 /* ------------------------------------------------------------------ */
@@ -841,6 +995,15 @@ int http_server_run(struct http_server *srv)
 						      EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
 						      EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
 	evhttp_set_gencb(srv->http, on_request, srv);
+	evhttp_set_bevcb(srv->http, guard_new_bev, srv);
+	srv->ev_guard = event_new(srv->base, -1, EV_PERSIST, on_guard, srv);
+	{
+		struct timeval one = {1, 0};
+		if (srv->ev_guard == NULL || event_add(srv->ev_guard, &one) != 0) {
+			log_error("libevent: cannot add the connection guard timer");
+			return -1;
+		}
+	}
 	srv->hub = sse_hub_new(srv->base, srv->cfg);
 	srv->bound = evhttp_bind_socket_with_handle(srv->http, host, port);
 	if (srv->bound == NULL) {
@@ -900,6 +1063,9 @@ void http_server_free(struct http_server *srv)
 		event_free(srv->d_ev);
 	if (srv->http != NULL)
 		evhttp_free(srv->http);
+	guard_free(srv);
+	if (srv->ev_guard != NULL)
+		event_free(srv->ev_guard);
 	if (srv->base != NULL)
 		event_base_free(srv->base);
 	free(srv->workers);

@@ -14,6 +14,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 static struct it_server srv;
 static char uid[37];
@@ -197,6 +201,11 @@ static int run_bin(const char *const *unset, const char *const *set, const char 
 	close(fds[1]);
 	n = read(fds[0], line, linelen - 1);
 	line[n > 0 ? n : 0] = '\0';
+	{
+		char sink[512]; /* drain the rest so the child never dies of SIGPIPE */
+		while (read(fds[0], sink, sizeof(sink)) > 0)
+			;
+	}
 	close(fds[0]);
 	waitpid(pid, &status, 0);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -234,6 +243,80 @@ START_TEST(sigterm_exits_zero_and_stops_accepting)
 }
 END_TEST
 
+static int raw_connect(int port)
+{
+	struct sockaddr_in sa;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* True if the server closed fd within timeout_ms (reads and discards data). */
+static bool closed_within(int fd, int timeout_ms)
+{
+	char buf[4096];
+	struct pollfd p = {fd, POLLIN, 0};
+
+	for (int waited = 0; waited < timeout_ms; waited += 100) {
+		if (poll(&p, 1, 100) > 0) {
+			ssize_t n = read(fd, buf, sizeof(buf));
+			if (n <= 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+START_TEST(slow_clients_and_connection_cap)
+{
+	struct it_server s2;
+	const char *env[] = {"CONN_IDLE_TIMEOUT_SECONDS=2", "MAX_CONNECTIONS=6", NULL};
+	int slow, idle[10];
+	time_t t0;
+	bool cut = false;
+
+	ck_assert_int_eq(it_server_start(&s2, env), 0);
+	/* slowloris: a header line every 400 ms, never finishing the request */
+	slow = raw_connect(s2.port);
+	ck_assert_int_eq(write(slow, "GET /healthz HTTP/1.1\r\n", 24), 24);
+	t0 = time(NULL);
+	for (int i = 0; i < 30 && !cut; i++) {
+		char line[32];
+		int n = snprintf(line, sizeof(line), "X-Slow-%d: 1\r\n", i);
+		if (write(slow, line, (size_t)n) != n || closed_within(slow, 400))
+			cut = true;
+	}
+	ck_assert_msg(cut, "slow client was never cut off");
+	ck_assert_int_le(time(NULL) - t0, 6);
+	close(slow);
+	/* connection cap: beyond 6 open connections, new ones are closed at once */
+	for (int i = 0; i < 10; i++)
+		idle[i] = raw_connect(s2.port);
+	{
+		int closed = 0;
+		for (int i = 0; i < 10; i++)
+			if (closed_within(idle[i], i < 6 ? 300 : 1500))
+				closed++;
+		ck_assert_msg(closed >= 4, "only %d of 10 connections were refused", closed);
+	}
+	for (int i = 0; i < 10; i++)
+		close(idle[i]);
+	usleep(1500 * 1000); /* the guard releases closed connections */
+	{
+		struct it_resp r;
+		ck_assert_int_eq(it_req(&s2, "GET", "/healthz", NULL, NULL, &r), 0);
+		ck_assert_int_eq(r.status, 200);
+		it_resp_free(&r);
+	}
+	ck_assert_int_eq(it_server_stop(&s2), 0);
+}
+END_TEST
+
 int main(void)
 {
 	const char *need[] = {"NC_BIN", "DATABASE_URL", "REDIS_URL", "LIVEKIT_URL",
@@ -265,6 +348,7 @@ int main(void)
 	tcase_add_test(tc, readyz_reports_dead_dependencies);
 	tcase_add_test(tc, config_errors_stop_startup);
 	tcase_add_test(tc, sigterm_exits_zero_and_stops_accepting);
+	tcase_add_test(tc, slow_clients_and_connection_cap);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -165,7 +165,7 @@ static char *db_str(const char *sql, const char *a, const char *b)
 {
 	const char *p[2] = { a, b };
 
-	return it_sql(db, sql, b ? 2 : 1, p);
+	return it_sql(db, sql, a ? (b ? 2 : 1) : 0, p);
 }
 
 static long db_long(const char *sql, const char *a, const char *b)
@@ -555,8 +555,10 @@ START_TEST(revoke_key)
 		json_t *s2 = create_stream(t_b, "");
 		char *p2 = path_of(js(s2, "id"), "/revoke-key");
 
-		fault("{\"method\":\"UpdateIngress\",\"mode\":\"unavailable\",\"count\":1}");
+		/* (UpdateIngress is idempotent, so the client retries: fail them all) */
+		fault("{\"method\":\"UpdateIngress\",\"mode\":\"unavailable\",\"count\":-1}");
 		ck_assert_int_eq(status_of("POST", p2, t_b, "{}"), 503);
+		json_decref(it_standin("POST", "/_test/fault/clear", NULL));
 		ck_assert_int_eq(db_long("SELECT count(*) FROM nchat_streams WHERE id = $1"
 					 " AND stream_key_revoked_at IS NULL", js(s2, "id"), NULL), 1);
 		free(p2);
@@ -1122,7 +1124,7 @@ START_TEST(list_get_and_auth)
 		static const char *tails[] = { "/start", "/end", "/rotate-key", "/revoke-key",
 					       "/publisher-token", "/chat" };
 
-		for (i = 0; i < NC_ARRAY_LEN(tails); i++) {
+		for (i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
 			char *p = path_of(id, tails[i]);
 
 			ck_assert_int_eq(status_of("POST", p, NULL, "{}"), 401);
@@ -1131,6 +1133,51 @@ START_TEST(list_get_and_auth)
 		ck_assert_int_eq(status_of("POST", "/api/streams/create", NULL, "{}"), 401);
 	}
 	free(pg);
+	json_decref(s);
+}
+END_TEST
+
+/* ---- Redis down: sessions still open and close, counts degrade ---- */
+
+START_TEST(redis_down_degrades)
+{
+	const char *env[] = { "REDIS_URL=redis://127.0.0.1:1/0", "VIEWER_HEARTBEAT_TIMEOUT_SECONDS=2", NULL };
+	struct it_server down;
+	struct it_resp r;
+	json_t *s = create_stream(t_b, "");
+	const char *id = js(s, "id");
+	char *pj = path_of(id, "/viewers/join"), *ph = path_of(id, "/viewers/heartbeat"),
+	     *pl = path_of(id, "/viewers/leave"), *pc = path_of(id, "/chat");
+	const char *B = "{\"viewer_session_id\":\"redis-down-B\"}";
+
+	ck_assert_int_eq(it_server_start(&down, env), 0);
+	{
+		char url[256];
+
+		snprintf(url, sizeof(url), "%s%s", down.base, pj);
+		ck_assert_int_eq(it_http("POST", url, t_m, B, NULL, &r), 0);
+		ck_assert_int_eq(r.status, 201);
+		it_resp_free(&r);
+		snprintf(url, sizeof(url), "%s%s", down.base, ph);
+		ck_assert_int_eq(it_http("POST", url, t_m, B, NULL, &r), 0);
+		ck_assert_int_eq(r.status, 200);
+		it_resp_free(&r);
+		snprintf(url, sizeof(url), "%s%s", down.base, pc);
+		ck_assert_int_eq(it_http("POST", url, t_m, "{\"content\":\"no redis\"}", NULL, &r), 0);
+		ck_assert_int_eq(r.status, 201);
+		it_resp_free(&r);
+		snprintf(url, sizeof(url), "%s%s", down.base, pl);
+		ck_assert_int_eq(it_http("POST", url, t_m, B, NULL, &r), 0);
+		ck_assert_int_eq(r.status, 200);
+		it_resp_free(&r);
+	}
+	ck_assert_int_eq(db_long("SELECT count(*) FROM nchat_stream_viewers WHERE stream_id = $1"
+				 " AND viewer_session_id = 'redis-down-B' AND left_at IS NOT NULL", id, NULL), 1);
+	it_server_stop(&down);
+	free(pj);
+	free(ph);
+	free(pl);
+	free(pc);
 	json_decref(s);
 }
 END_TEST
@@ -1243,6 +1290,7 @@ int main(void)
 	tcase_add_test(tc, chat_list_pin_delete);
 	tcase_add_test(tc, reactions_all_types);
 	tcase_add_test(tc, list_get_and_auth);
+	tcase_add_test(tc, redis_down_degrades);
 	tcase_add_test(tc, ingress_started_marks_live);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
