@@ -826,7 +826,7 @@ static void api_streams_list(struct req *r)
 	char *channel_id = req_query(r, "channel_id"), *status = req_query(r, "status");
 	char *limit_txt = req_query(r, "limit"), *before = req_query(r, "before");
 	long limit = 50;
-	char lim[16];
+	char lim[24];
 	PGresult *res = NULL;
 	json_t *arr = NULL;
 	int n;

@@ -3,6 +3,7 @@
  */
 #include "cache.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -82,6 +83,7 @@ void rds_cleanup(struct rds_conn *r)
 static void drop(struct rds_conn *r, const char *why)
 {
 	log_warn("redis: %s", why);
+	metrics_inc(M_REDIS_ERRORS);
 	if (r->c != NULL)
 		redisFree(r->c);
 	r->c = NULL;

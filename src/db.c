@@ -8,6 +8,7 @@
  */
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +92,7 @@ enum nc_err db_ensure(struct db_conn *db, struct nc_error *err)
 			PQfinish(db->pg);
 		db->pg = NULL;
 		db->retry_after_ms = now_ms() + RETRY_MS;
+		metrics_inc(M_DB_ERRORS);
 		return err_set(err, NC_EUNAVAILABLE, "database unavailable");
 	}
 	PQsetNoticeProcessor(db->pg, notice_to_log, NULL);
@@ -101,6 +103,7 @@ static enum nc_err classify(struct db_conn *db, PGresult *res, struct nc_error *
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
+	metrics_inc(M_DB_ERRORS);
 	snprintf(last_sqlstate, sizeof(last_sqlstate), "%s", state ? state : "");
 	if (db->pg == NULL || PQstatus(db->pg) != CONNECTION_OK || state == NULL ||
 	    strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0) {

@@ -17,6 +17,7 @@
  */
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "sse.h"
 #include "worker.h"
 
@@ -496,6 +497,7 @@ static void finish(struct http_server *srv, struct req *r)
 		evhttp_send_reply(r->evreq, r->status, NULL, buf);
 		evbuffer_free(buf);
 		ms = (double)(mono_us() - r->start_us) / 1000.0;
+		metrics_http(r->match.route ? r->match.route->pattern : NULL, r->method_name, r->status, ms);
 		log_set_request_id(r->request_id);
 		log_access(r->method_name, r->match.route ? r->match.route->pattern : NULL, r->path,
 			   r->status, ms, r->client_addr);
@@ -853,6 +855,14 @@ static void on_guard(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	/* Loop-side gauges, sampled once a second. */
+	metrics_set_gauge("nchat_connections_open", (double)srv->n_conns);
+	metrics_set_gauge("nchat_sse_connections", (double)sse_hub_count(srv->hub));
+	metrics_set_gauge("nchat_requests_in_flight", (double)srv->inflight);
+	pthread_mutex_lock(&srv->q_mu);
+	metrics_set_gauge("nchat_worker_queue_length", (double)srv->q_len);
+	pthread_mutex_unlock(&srv->q_mu);
+	metrics_set_gauge("nchat_workers", (double)srv->n_workers);
 	for (unsigned h = 0; h < GUARD_BUCKETS; h++) {
 		struct guard_entry **pp = &srv->guard[h];
 
@@ -873,6 +883,8 @@ static void on_guard(evutil_socket_t fd, short what, void *arg)
 				if (g->doomed)
 					log_warn("connection limit (%d) reached: closing a new connection",
 						 srv->cfg->max_connections);
+				if (!g->doomed)
+					metrics_inc(M_CONN_CLOSED_IDLE);
 				g->doomed = false;
 				guard_close(g);
 				g->since_ms = now; /* give evhttp a moment to notice */

@@ -52,6 +52,7 @@
 
 #include "lk.h"
 #include "log.h"
+#include "metrics.h"
 
 #define SERVER_TOKEN_TTL_S 600
 #define DEFAULT_CONNECT_TIMEOUT_MS 2000
@@ -399,6 +400,7 @@ static void *call(struct lk_client *c, const struct rpc *r, const char *room,
 	ProtobufCMessage *out = NULL;
 	char *url;
 	enum attempt_result res;
+	int64_t t0;
 
 	memset(st, 0, sizeof *st);
 	if (!cfg->livekit_api_url || !*cfg->livekit_api_url) {
@@ -408,6 +410,7 @@ static void *call(struct lk_client *c, const struct rpc *r, const char *room,
 	}
 	protobuf_c_message_pack(req, buf);
 	url = xasprintf("%s/twirp/livekit.%s/%s", cfg->livekit_api_url, r->service, r->method);
+	t0 = now_ms();
 	do {
 		if (st->attempts > 0)
 			backoff(c, st->attempts);
@@ -415,6 +418,7 @@ static void *call(struct lk_client *c, const struct rpc *r, const char *room,
 		res = perform(c, r, room, url, buf, len, st, &out);
 		st->attempts++;
 	} while (res == ATTEMPT_RETRY && st->attempts < max);
+	metrics_livekit(r->method, res == ATTEMPT_OK, (double)(now_ms() - t0));
 	if (res != ATTEMPT_OK)
 		log_warn("livekit %s/%s failed after %d attempt(s): %s %s", r->service,
 			 r->method, st->attempts, st->twirp_code[0] ? st->twirp_code : "-", st->msg);

@@ -2,6 +2,7 @@
  * routes.c - joins the modules' route tables into the one the server uses.
  */
 #include "api.h"
+#include "metrics.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@ const struct route health_routes[] = {
 	{RM_GET | RM_HEAD, "/healthz", api_healthz, ROUTE_ON_LOOP, NULL},
 	{RM_GET | RM_HEAD, "/readyz", api_readyz, 0, NULL},
 	{RM_GET, "/api/me", api_me, ROUTE_AUTH, NULL},
+	{RM_GET, "/metrics", api_metrics, 0, NULL},
 	{0, NULL, NULL, 0, NULL},
 };
 

@@ -26,6 +26,7 @@
 #include "events.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "worker.h"
 
 #include <event2/buffer.h>
@@ -346,6 +347,7 @@ static void conn_write(struct sse_conn *c, const char *text, size_t len)
 		return;
 	if (pending_bytes(c) + len > (size_t)c->hub->cfg->sse_max_buffer_bytes) {
 		log_warn("sse: dropping a slow client (%zu bytes unsent)", pending_bytes(c));
+		metrics_inc(M_SSE_DROPPED_SLOW);
 		conn_end(c, true);
 		return;
 	}

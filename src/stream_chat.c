@@ -296,7 +296,7 @@ void api_stream_chat_list(struct req *r)
 	char *pf_txt = req_query(r, "pinned_first");
 	bool pinned_first = false;
 	long limit = 50;
-	char lim[16];
+	char lim[24];
 	json_t *arr = NULL;
 	PGresult *res;
 	int n;

@@ -37,6 +37,7 @@
 #include "events.h"
 #include "hooks.h"
 #include "log.h"
+#include "metrics.h"
 #include "presence.h"
 #include "webhook.h"
 #include "worker.h"
@@ -605,6 +606,7 @@ static void api_webhook_livekit(struct req *r)
 			   req_header(r, "Authorization"), r->body, r->body_len, now_unix(), why,
 			   sizeof(why)) != 0) {
 		atomic_fetch_add(&rejected, 1);
+		metrics_inc(M_WEBHOOK_AUTH_FAILURES);
 		log_warn("webhook: refused a delivery from %s: %s", r->client_addr, why);
 		resp_error(r, NC_EUNAUTH, "webhook signature invalid: %s", why);
 		return;
@@ -644,6 +646,7 @@ static void api_webhook_livekit(struct req *r)
 	if (n == 0) {
 		db_rollback(db);
 		log_debug("webhook: %s %s is a duplicate", event, id);
+		metrics_webhook(event, "duplicate");
 		resp_json(r, 200, json_pack("{s:s}", "status", "duplicate"));
 		json_decref(ev);
 		return;
@@ -654,6 +657,7 @@ static void api_webhook_livekit(struct req *r)
 	if (db_commit(db, &err) != NC_OK)
 		goto fail;
 	log_debug("webhook: %s %s %s", event, id, n > 0 ? "applied" : "ignored");
+	metrics_webhook(event, n > 0 ? "applied" : "ignored");
 	resp_json(r, 200, json_pack("{s:s}", "status", n > 0 ? "applied" : "ignored"));
 	after_commit(w, &eff);
 	json_decref(eff.members);
@@ -664,6 +668,7 @@ fail:
 	if (err.code == NC_OK || err.code == NC_EBADREQ || err.code == NC_ECONFLICT)
 		err_set(&err, NC_EINTERNAL, "the event could not be applied");
 	log_error("webhook: %s %s failed: %s", event, id, err.msg);
+	metrics_webhook(event, "error");
 	resp_nc_error(r, &err);
 	json_decref(eff.members);
 	json_decref(ev);

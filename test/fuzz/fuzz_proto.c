@@ -12,6 +12,7 @@
 #include "livekit_ingress.pb-c.h"
 #include "livekit_models.pb-c.h"
 #include "livekit_room.pb-c.h"
+#include "livekit_room_data.pb-c.h"
 
 #include <stdio.h>
 
