@@ -100,6 +100,10 @@ struct nc_config {
 
 	/* Calls and recordings */
 	int recording_retention_days; /* RECORDING_RETENTION_DAYS (0 = keep forever) */
+	/* Data retention (`sweep-data`; 0 = keep forever) */
+	int retention_chat_days;      /* RETENTION_CHAT_DAYS: stream chat messages and reactions */
+	int retention_analytics_days; /* RETENTION_ANALYTICS_DAYS: viewer sessions, connection stats */
+	int retention_webhook_events_days; /* RETENTION_WEBHOOK_EVENTS_DAYS: webhook event ids */
 	char *recording_allowed;     /* RECORDING_ALLOWED who may start/stop: initiator,admin,moderator[,participant] */
 	int ring_timeout_s;         /* RING_TIMEOUT_SECONDS */
 	int max_room_participants;  /* MAX_ROOM_PARTICIPANTS */

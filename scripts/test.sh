@@ -68,6 +68,7 @@ if [ -n "$TESTS" ]; then
     for t in ${TESTS//,/ }; do
         t=${t#check_}
         [ -f "test/unit/check_$t.c" ] || [ -f "test/integration/check_$t.c" ] ||
+            [ -f "test/deploy/check_$t.sh" ] || [ "$t" = fuzz ] ||
             setup_fail "TESTS: no test/unit or test/integration source named check_$t.c"
     done
 fi
@@ -171,6 +172,33 @@ run_bin() {
     printf -- '----- end of %s -----\n' "$name"
 }
 
+# A check written as a script ends with a line "N passed, N failed".
+run_script() {
+    local kind=$1 name=$2; shift 2
+    local logf="$LOGS/$name.log" rc=0 p=0 f=0 line start end secs
+    start=$(date +%s.%N)
+    timeout -k 10 "$TIMEOUT" "$@" >"$logf" 2>&1 </dev/null || rc=$?
+    end=$(date +%s.%N)
+    secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$logf" | tail -n1)
+    if [ -n "$line" ]; then
+        p=$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$line")
+        f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
+    fi
+    RAN_CASES=$((RAN_CASES + p + f))
+    PASSED=$((PASSED + p))
+    if [ "$rc" -eq 0 ] && [ "$f" -eq 0 ]; then
+        printf '  ok    %-28s %s, %d checks, %ss\n' "$name" "$kind" "$((p + f))" "$secs"
+        return
+    fi
+    [ "$f" -eq 0 ] && f=1
+    FAILED=$((FAILED + f)); BAD_BINS+=("$name")
+    printf '  FAIL  %-28s %s, %d passed, %d failed, exit %s, %ss\n' "$name" "$kind" "$p" "$f" "$rc" "$secs"
+    printf -- '----- %s -----\n' "${logf#"$NC_ROOT"/}"
+    cat "$logf"
+    printf -- '----- end of %s -----\n' "$name"
+}
+
 for kind in unit integration; do
     for src in test/"$kind"/check_*.c; do
         [ -f "$src" ] || continue
@@ -178,5 +206,11 @@ for kind in unit integration; do
         selected "$name" || continue
         run_bin "$kind" "$name"
     done
+done
+for src in test/deploy/check_*.sh; do
+    [ -f "$src" ] || continue
+    name=$(basename "$src" .sh)
+    selected "$name" || continue
+    run_script deploy "$name" bash "$src"
 done
 exit 0

@@ -94,6 +94,8 @@ static json_t *hasura_claims(json_t *claims, json_t **owned)
 	return NULL;
 }
 
+#define NUMERIC_DATE_MAX (INT64_C(1) << 53)
+
 /* Read an integer NumericDate claim; absent → 0 and *present false. */
 static int numeric_claim(json_t *claims, const char *name, int64_t *out, bool *present)
 {
@@ -103,11 +105,18 @@ static int numeric_claim(json_t *claims, const char *name, int64_t *out, bool *p
 	*out = 0;
 	if (v == NULL)
 		return 0;
-	if (json_is_integer(v)) {
+	/*
+	 * Bounded to +-2^53 (far past any real date): a larger real cannot be
+	 * converted to int64_t without undefined behaviour, and a huge integer
+	 * would overflow exp + leeway below.  Found by test/fuzz/fuzz_auth.
+	 */
+	if (json_is_integer(v) && json_integer_value(v) >= -NUMERIC_DATE_MAX &&
+	    json_integer_value(v) <= NUMERIC_DATE_MAX) {
 		*out = (int64_t)json_integer_value(v);
 		return 0;
 	}
-	if (json_is_real(v)) {
+	if (json_is_real(v) && json_real_value(v) >= (double)-NUMERIC_DATE_MAX &&
+	    json_real_value(v) <= (double)NUMERIC_DATE_MAX) {
 		*out = (int64_t)json_real_value(v);
 		return 0;
 	}

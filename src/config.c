@@ -94,6 +94,9 @@ static const struct key_def keys[] = {
 	S("S3_SSE", s3_sse, ""),
 
 	I("RECORDING_RETENTION_DAYS", recording_retention_days, "30", 0, 36500),
+	I("RETENTION_CHAT_DAYS", retention_chat_days, "365", 0, 36500),
+	I("RETENTION_ANALYTICS_DAYS", retention_analytics_days, "90", 0, 36500),
+	I("RETENTION_WEBHOOK_EVENTS_DAYS", retention_webhook_events_days, "7", 0, 36500),
 	S("RECORDING_ALLOWED", recording_allowed, "initiator,admin,moderator"),
 	I("RING_TIMEOUT_SECONDS", ring_timeout_s, "45", 1, 3600),
 	I("MAX_ROOM_PARTICIPANTS", max_room_participants, "100", 2, 10000),

@@ -632,7 +632,7 @@ int recordings_on_egress(struct nc_worker *w, const char *event, json_t *info,
 	}
 	p[0] = egress_id;
 	res = db_exec(db,
-		      "SELECT id, call_id, status, COALESCE(extract(epoch FROM last_event_at)::bigint, 0)"
+		      "SELECT id, call_id, status, COALESCE(floor(extract(epoch FROM last_event_at))::bigint, 0)"
 		      " FROM nchat_call_recordings WHERE livekit_egress_id = $1 FOR UPDATE",
 		      1, p, err);
 	if (res == NULL)
@@ -646,7 +646,7 @@ int recordings_on_egress(struct nc_worker *w, const char *event, json_t *info,
 			      "UPDATE nchat_call_recordings SET livekit_egress_id = $2"
 			      " WHERE object_key = $1 AND livekit_egress_id IS NULL"
 			      " RETURNING id, call_id, status,"
-			      "  COALESCE(extract(epoch FROM last_event_at)::bigint, 0)",
+			      "  COALESCE(floor(extract(epoch FROM last_event_at))::bigint, 0)",
 			      2, p, err);
 		if (res == NULL)
 			return -1;

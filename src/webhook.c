@@ -123,12 +123,15 @@ static json_t *jwt_segment_json(const char *seg, size_t len)
 static bool claim_time(json_t *claims, const char *key, int64_t *out)
 {
 	json_t *v = json_object_get(claims, key);
+	/* +-2^53: a larger real has no int64_t value (undefined behaviour) and a
+	 * huge integer would overflow exp + leeway (found by test/fuzz). */
+	const int64_t lim = INT64_C(1) << 53;
 
-	if (json_is_integer(v)) {
+	if (json_is_integer(v) && json_integer_value(v) >= -lim && json_integer_value(v) <= lim) {
 		*out = (int64_t)json_integer_value(v);
 		return true;
 	}
-	if (json_is_real(v)) {
+	if (json_is_real(v) && json_real_value(v) >= (double)-lim && json_real_value(v) <= (double)lim) {
 		*out = (int64_t)json_real_value(v);
 		return true;
 	}
@@ -149,7 +152,8 @@ int webhook_verify(const struct cfg_keypair *keys, size_t n_keys, int leeway_s,
 	json_t *hdr = NULL, *claims = NULL;
 	const char *alg, *iss, *sum;
 	const struct cfg_keypair *kp = NULL;
-	unsigned char mac[EVP_MAX_MD_SIZE], sig[64], digest[SHA256_DIGEST_LENGTH];
+	/* sig: b64url_decode of up to 86 chars writes 3 * (86 + 3) / 4 = 66 bytes. */
+	unsigned char mac[EVP_MAX_MD_SIZE], sig[66], digest[SHA256_DIGEST_LENGTH];
 	unsigned int mac_len = 0;
 	char expect[64];
 	long sig_len;

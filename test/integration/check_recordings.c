@@ -627,6 +627,8 @@ START_TEST(webhook_through_server)
 	}
 	it_resp_free(&r);
 	json_decref(lk("POST", "/_test/webhooks/auto", "{\"url\":null}"));
+	/* let the stand-in's own STARTING -> ACTIVE step (100 ms) happen first */
+	usleep(400 * 1000);
 	{
 		char b[256];
 		snprintf(b, sizeof b, "{\"egressId\":\"%s\",\"status\":\"EGRESS_COMPLETE\"}", egress);

@@ -914,10 +914,11 @@ async function handleControl(req, res, url) {
       const b = await readJson(req);
       const info = state.egress.get(b.egressId);
       if (!info) return sendJson(res, 404, { ok: false, error: 'egress does not exist' });
-      const patch = P.EgressInfo.fromJson({
-        status: b.status, error: b.error, errorCode: b.errorCode, details: b.details,
-        fileResults: b.fileResults, segmentResults: b.segmentResults, streamResults: b.streamResults,
-      }, { ignoreUnknownFields: true });
+      const fields = {};
+      for (const f of ['status', 'error', 'errorCode', 'details', 'fileResults', 'segmentResults', 'streamResults']) {
+        if (b[f] !== undefined) fields[f] = b[f];
+      }
+      const patch = P.EgressInfo.fromJson(fields, { ignoreUnknownFields: true });
       if (b.status !== undefined) info.status = patch.status;
       for (const f of ['error', 'errorCode', 'details']) if (b[f] !== undefined) info[f] = patch[f];
       for (const f of ['fileResults', 'segmentResults', 'streamResults']) if (b[f] !== undefined) info[f] = patch[f];
