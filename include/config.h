@@ -19,6 +19,28 @@ struct cfg_keypair {
 	char *secret;
 };
 
+/* Rate-limit classes and budgets (see ratelimit.h). */
+enum rl_class {
+	RL_DEFAULT = 0,
+	RL_INITIATE,
+	RL_JOIN,
+	RL_CHAT,
+	RL_REACTIONS,
+	RL_STATS,
+	RL_CLASS_MAX,
+	RL_EXEMPT = RL_CLASS_MAX /* webhooks, health, metrics: never limited */
+};
+
+struct rl_limit {
+	int count;      /* requests allowed per window; 0 = no limit */
+	int window_s;
+};
+
+struct rl_config {
+	struct rl_limit user[RL_CLASS_MAX];
+	struct rl_limit ip;
+};
+
 /* How user JWTs are verified. */
 enum cfg_auth_alg {
 	CFG_AUTH_NONE = 0,
@@ -38,6 +60,10 @@ struct nc_config {
 	char *log_level;            /* LOG_LEVEL debug|info|warn|error */
 	char *log_format;           /* LOG_FORMAT text|json */
 	char *cors_origins;         /* CORS_ORIGINS comma-separated, "" = none */
+	char *trusted_proxies;      /* TRUSTED_PROXIES: peers whose X-Forwarded-For is believed */
+	char *rate_limits_raw;      /* RATE_LIMITS per user: class=N/SECONDS,... */
+	char *rate_limit_ip_raw;    /* RATE_LIMIT_IP per client address: N/SECONDS or off */
+	struct rl_config rl;        /* parsed from the two above */
 
 	/* PostgreSQL and Redis */
 	char *database_url;         /* DATABASE_URL (the service's non-owner role) */

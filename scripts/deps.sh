@@ -22,7 +22,7 @@ mkdir -p "$LOG_DIR"
 
 PKGS=(build-essential pkg-config libevent-dev libpq-dev libcurl4-openssl-dev
       libjansson-dev libjwt-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler
-      libhiredis-dev check postgresql postgresql-client redis-server nginx-light)
+      libhiredis-dev check postgresql postgresql-client redis-server nginx-light pgbouncer)
 if [ "$BENCH" = 1 ]; then
     PKGS+=(wrk pgbouncer valgrind)
 fi

@@ -8,6 +8,12 @@
 #   scripts/services.sh env             print the export lines (source them)
 #   scripts/services.sh standin-start   LiveKit and S3 stand-ins (node)
 #   scripts/services.sh standin-stop
+#   scripts/services.sh pg-stop|pg-start|pg-restart        stop/start the cluster,
+#                                       keeping its data and port (fault tests)
+#   scripts/services.sh redis-stop|redis-start|redis-restart   the same for Redis
+#
+# When pgbouncer is installed, `start` also runs it (transaction pooling) in
+# front of the test Postgres: PGBOUNCER_DATABASE_URL in the env file.
 #
 # RUN_DIR (default <root>/.run/dev; the tests use <root>/.run/test) holds the
 # state: *.pid, *.port, logs, the env file. Sourcing this file defines the
@@ -259,6 +265,151 @@ redis_stop() {
     rm -f "$RUN_DIR/redis.port"
 }
 
+# -------------------------------------------- outages for the fault tests
+# pg_pause / pg_resume and redis_pause / redis_resume stop and start the
+# running instance but keep its data and its port (RUN_DIR/*.port), so the
+# URLs in the env file stay valid and clients reconnect on their own.
+
+pg_pause() {
+    local dir pid i
+    pg_running || return 0
+    dir=$(pg_datadir) || die "no data directory recorded in $RUN_DIR"
+    pid=$(pg_pid)
+    run_as_postgres "$(pg_bindir)/pg_ctl" -D "$dir" -m fast -w -t 30 stop \
+        >>"$RUN_DIR/pg.log" 2>&1 </dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$RUN_DIR/pg.pid"
+}
+
+pg_resume() {
+    local dir port pid
+    pg_running && return 0
+    dir=$(pg_datadir) || die "no data directory recorded in $RUN_DIR (run: scripts/services.sh start)"
+    [ -f "$RUN_DIR/pg.port" ] || die "no port recorded in $RUN_DIR"
+    port=$(cat "$RUN_DIR/pg.port")
+    rm -f "$dir/postmaster.pid"  # not running (checked above): stale
+    printf '\n--- %s: restarting on port %s\n' "$(date '+%F %T')" "$port" >>"$RUN_DIR/pg.log"
+    run_as_postgres "$(pg_bindir)/pg_ctl" -D "$dir" -w -t 60 -o "-p $port" start \
+        >>"$RUN_DIR/pg.log" 2>&1 </dev/null || die "PostgreSQL did not start again on port $port"
+    pid=$(head -n1 "$dir/postmaster.pid" | tr -dc '0-9')
+    printf '%s\n' "$pid" >"$RUN_DIR/pg.pid"
+}
+
+redis_pause() {
+    local port
+    redis_running || return 0
+    port=$(cat "$RUN_DIR/redis.port" 2>/dev/null || true)
+    if [ -n "$port" ] && command -v redis-cli >/dev/null 2>&1; then
+        redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || true
+    fi
+    stop_pidfile "$RUN_DIR/redis.pid" redis-server
+}
+
+redis_resume() {
+    local port i
+    redis_running && return 0
+    [ -f "$RUN_DIR/redis.port" ] || die "no Redis port recorded in $RUN_DIR"
+    port=$(cat "$RUN_DIR/redis.port")
+    rm -f "$RUN_DIR/redis.pid"
+    redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+        --dir "$RUN_DIR/redis" --daemonize yes \
+        --pidfile "$RUN_DIR/redis.pid" --logfile "$RUN_DIR/redis.log" \
+        >>"$RUN_DIR/redis.log" 2>&1 </dev/null || die "Redis did not start again on port $port"
+    wait_port "$port" 15 || die "Redis did not listen again on port $port"
+    for ((i = 0; i < 50; i++)); do
+        [ -s "$RUN_DIR/redis.pid" ] && return 0
+        sleep 0.1
+    done
+}
+
+# ----------------------------------------------------------------- pgbouncer
+# Optional: transaction pooling in front of the test Postgres, to prove the
+# service keeps no session state. pgbouncer refuses to run as root, so it
+# runs as postgres (like the cluster) from a directory postgres can use.
+
+pgb_bin() {
+    command -v pgbouncer 2>/dev/null ||
+        { [ -x /usr/sbin/pgbouncer ] && echo /usr/sbin/pgbouncer; }
+}
+
+pgb_dir() { [ -f "$RUN_DIR/pgbouncer.dir" ] && cat "$RUN_DIR/pgbouncer.dir"; }
+
+pgb_running() {
+    local dir
+    dir=$(pgb_dir) || return 1
+    pid_alive "$dir/pgbouncer.pid"
+}
+
+pgb_start() {
+    local bin dir pgport port
+    bin=$(pgb_bin) || return 0  # not installed: nothing to do
+    pgb_running && return 0
+    { pg_running && [ -f "$RUN_DIR/pg.port" ]; } || return 0
+    pgport=$(cat "$RUN_DIR/pg.port")
+    dir="$RUN_DIR/pgbouncer"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    if ! pg_can_use_dir "$dir"; then
+        rm -rf "$dir"
+        dir=$(mktemp -d /tmp/nchat-rtc-pgb.XXXXXX)
+        if ! pg_can_use_dir "$dir"; then
+            warn "user postgres cannot use $dir; pgbouncer not started"
+            rm -rf "$dir"
+            return 0
+        fi
+    fi
+    printf '%s\n' "$dir" >"$RUN_DIR/pgbouncer.dir"
+    # auth_type trust still wants the user names listed
+    printf '"nchat_app" ""\n"nchat_owner" ""\n' >"$dir/userlist.txt"
+    for _ in 1 2 3; do
+        port=$(free_port) || die "no free port"
+        # server_login_retry 1: back within a second after a Postgres restart
+        cat >"$dir/pgbouncer.ini" <<EOF
+[databases]
+nchat = host=127.0.0.1 port=$pgport dbname=nchat
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/userlist.txt
+pool_mode = transaction
+max_client_conn = 500
+default_pool_size = 40
+server_login_retry = 1
+server_connect_timeout = 5
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+EOF
+        if [ "$(id -u)" -eq 0 ]; then
+            chown -R postgres:postgres "$dir"
+        fi
+        if run_as_postgres "$bin" -d -q "$dir/pgbouncer.ini" \
+                >>"$RUN_DIR/pgbouncer.log" 2>&1 </dev/null && wait_port "$port" 10; then
+            printf '%s\n' "$port" >"$RUN_DIR/pgbouncer.port"
+            return 0
+        fi
+        stop_pidfile "$dir/pgbouncer.pid" pgbouncer
+    done
+    warn "pgbouncer did not start; see $dir/pgbouncer.log"
+    return 0
+}
+
+pgb_stop() {
+    local dir
+    dir=$(pgb_dir) || return 0
+    stop_pidfile "$dir/pgbouncer.pid" pgbouncer
+    rm -f "$RUN_DIR/pgbouncer.port" "$RUN_DIR/pgbouncer.dir"
+    case $dir in
+        /tmp/nchat-rtc-pgb.*) rm -rf "$dir" ;;
+    esac
+}
+
 # ----------------------------------------------------------------- stand-ins
 
 # standin_launch NAME SCRIPT ARGS...: start `node SCRIPT --port 0 ARGS` in the
@@ -344,6 +495,10 @@ write_env() {
             echo "export DATABASE_MIGRATE_URL=postgresql://nchat_owner@127.0.0.1:$pgp/nchat"
             echo "export NC_TEST_ADMIN_URL=postgresql://postgres@127.0.0.1:$pgp/postgres"
         fi
+        if pgb_running && [ -f "$RUN_DIR/pgbouncer.port" ]; then
+            echo "export PGBOUNCER_PORT=$(cat "$RUN_DIR/pgbouncer.port")"
+            echo "export PGBOUNCER_DATABASE_URL=postgresql://nchat_app@127.0.0.1:$(cat "$RUN_DIR/pgbouncer.port")/nchat"
+        fi
         if redis_running && [ -f "$RUN_DIR/redis.port" ]; then
             rp=$(cat "$RUN_DIR/redis.port")
             echo "export REDIS_PORT=$rp"
@@ -375,6 +530,7 @@ svc_start() {
     mkdir -p "$RUN_DIR"
     pg_start
     redis_start
+    pgb_start
     write_env
 }
 
@@ -386,7 +542,8 @@ svc_stop() {
     # a livekit-server --dev started by run.sh
     stop_pidfile "$RUN_DIR/livekit-server.pid" livekit-server & b=$!
     redis_stop & c=$!
-    pg_stop & d=$!
+    # pgbouncer first: it holds connections to the cluster
+    { pgb_stop; pg_stop; } & d=$!
     wait "$a" "$b" "$c" "$d" || true
     rm -f "$RUN_DIR/env.extra"
     write_env
@@ -403,6 +560,9 @@ svc_status() {
         echo "redis     running  pid $(cat "$RUN_DIR/redis.pid")  port $(cat "$RUN_DIR/redis.port" 2>/dev/null)"
     else
         echo "redis     stopped"; rc=3
+    fi
+    if pgb_running; then
+        echo "pgbouncer running  port $(cat "$RUN_DIR/pgbouncer.port" 2>/dev/null)  dir $(pgb_dir)"
     fi
     for name in livekit s3 livekit-server; do
         if pid_alive "$RUN_DIR/$name.pid"; then
@@ -423,7 +583,13 @@ services_main() {
             cat "$RUN_DIR/env" ;;
         standin-start) standin_start ;;
         standin-stop) standin_stop ;;
-        *) sed -n '2,14p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
+        pg-stop) pg_pause ;;
+        pg-start) pg_resume ;;
+        pg-restart) pg_pause; pg_resume ;;
+        redis-stop) redis_pause ;;
+        redis-start) redis_resume ;;
+        redis-restart) redis_pause; redis_resume ;;
+        *) sed -n '2,21p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
     esac
 }
 

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "auth.h"
 #include "log.h"
+#include "ratelimit.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -46,6 +47,9 @@ static const struct key_def keys[] = {
 	S("LOG_LEVEL", log_level, "info"),
 	S("LOG_FORMAT", log_format, "text"),
 	S("CORS_ORIGINS", cors_origins, ""),
+	S("TRUSTED_PROXIES", trusted_proxies, ""),
+	S("RATE_LIMITS", rate_limits_raw, ""),
+	S("RATE_LIMIT_IP", rate_limit_ip_raw, ""),
 
 	SECRET("DATABASE_URL", database_url),
 	SECRET("DATABASE_MIGRATE_URL", migrate_database_url),
@@ -370,7 +374,8 @@ struct nc_config *cfg_load(const char *path, char *errbuf, size_t errlen)
 		snprintf(errbuf, errlen, "config: LISTEN_ADDR must be host:port");
 		goto fail;
 	}
-	if (parse_webhook_keys(c, errbuf, errlen) != 0 || resolve_auth(c, errbuf, errlen) != 0)
+	if (parse_webhook_keys(c, errbuf, errlen) != 0 || resolve_auth(c, errbuf, errlen) != 0 ||
+	    rl_parse(c->rate_limits_raw, c->rate_limit_ip_raw, &c->rl, errbuf, errlen) != 0)
 		goto fail;
 	return c;
 fail:

@@ -55,19 +55,6 @@ static const char *first_line(const PGconn *pg)
 	return buf;
 }
 
-static bool session_setup(struct db_conn *db)
-{
-	char sql[96];
-	PGresult *res;
-	bool ok;
-
-	snprintf(sql, sizeof(sql), "SET statement_timeout = %d", db->statement_timeout_ms);
-	res = PQexec(db->pg, sql);
-	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-	PQclear(res);
-	return ok;
-}
-
 enum nc_err db_ensure(struct db_conn *db, struct nc_error *err)
 {
 	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
@@ -86,7 +73,7 @@ enum nc_err db_ensure(struct db_conn *db, struct nc_error *err)
 	db->in_tx = false;
 	db->broken = false;
 	db->pg = PQconnectdbParams(keys, vals, 1);
-	if (db->pg == NULL || PQstatus(db->pg) != CONNECTION_OK || !session_setup(db)) {
+	if (db->pg == NULL || PQstatus(db->pg) != CONNECTION_OK) {
 		log_warn("database connect failed: %s", first_line(db->pg));
 		if (db->pg != NULL)
 			PQfinish(db->pg);
@@ -148,20 +135,29 @@ PGresult *db_exec(struct db_conn *db, const char *sql, int nparams, const char *
 	return NULL;
 }
 
+/*
+ * BEGIN, then set the acting identity and the statement timeout for this
+ * transaction only (set_config(..., true) is SET LOCAL): nothing leaks into
+ * the session, so the service works through a transaction-pooling proxy
+ * such as pgbouncer.  Both settings go in one round trip.
+ */
 static enum nc_err begin_with(struct db_conn *db, const char *name, const char *value,
 			      struct nc_error *err)
 {
-	const char *params[] = {name, value};
+	char timeout[24];
+	const char *params[] = {name, value, timeout};
 	PGresult *res;
 
 	if (db->in_tx)
 		db_rollback(db);
+	snprintf(timeout, sizeof(timeout), "%d", db->statement_timeout_ms);
 	res = db_exec(db, "BEGIN", 0, NULL, err);
 	if (res == NULL)
 		return err->code;
 	PQclear(res);
 	db->in_tx = true;
-	res = db_exec(db, "SELECT set_config($1, $2, true)", 2, params, err);
+	res = db_exec(db, "SELECT set_config($1, $2, true), set_config('statement_timeout', $3, true)",
+		      3, params, err);
 	if (res == NULL) {
 		db_rollback(db);
 		return err->code;

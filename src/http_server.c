@@ -18,6 +18,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "ratelimit.h"
 #include "sse.h"
 #include "worker.h"
 
@@ -327,9 +328,32 @@ out:
 	return ok;
 }
 
+/* Charge the request to its buckets; false (and a 429 set) when over budget. */
+static bool within_limits(struct req *r)
+{
+	enum rl_class cls = rl_classify(r->match.route->pattern, r->method);
+	long wait_ms = rl_check(r->w, &r->cfg->rl, cls, r->authed ? r->user.user_id : NULL,
+				r->client_addr);
+	char ra[24];
+
+	if (wait_ms <= 0)
+		return true;
+	snprintf(ra, sizeof(ra), "%ld", (wait_ms + 999) / 1000);
+	free_headers(r->out_headers, r->n_out);
+	r->out_headers = NULL;
+	r->n_out = r->cap_out = 0;
+	resp_header(r, "Retry-After", ra);
+	resp_error(r, NC_ERATELIMIT, "too many %s requests; retry in %s s", rl_class_name(cls), ra);
+	metrics_inc(M_RATE_LIMITED);
+	return false;
+}
+
 static void dispatch(struct req *r)
 {
-	if (authenticate(r))
+	/* Failed authentications are charged to the address too (token guessing). */
+	bool authed = authenticate(r);
+
+	if (within_limits(r) && authed)
 		r->match.route->handler(r);
 	if (r->status == 0)
 		resp_error(r, NC_EINTERNAL, "handler produced no response");
@@ -561,17 +585,71 @@ static void copy_headers(struct req *r, struct evkeyvalq *in)
 	r->n_headers = n;
 }
 
-static void client_addr(struct evhttp_request *evreq, char *out, size_t outlen)
+/* Is addr one of the comma-separated entries of list? */
+static bool in_list(const char *list, const char *addr, size_t alen)
+{
+	const char *p = list;
+
+	while (p != NULL && *p != '\0') {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		while (len > 0 && *p == ' ')
+			p++, len--;
+		while (len > 0 && p[len - 1] == ' ')
+			len--;
+		if (len == alen && memcmp(p, addr, len) == 0)
+			return true;
+		p = end ? end + 1 : NULL;
+	}
+	return false;
+}
+
+/*
+ * The client's address: the TCP peer, or, when the peer is a trusted proxy,
+ * the right-most X-Forwarded-For entry that is not itself a trusted proxy
+ * (entries to the left of it could have been written by the client).
+ */
+static void client_addr(struct evhttp_request *evreq, const struct nc_config *cfg, char *out,
+			size_t outlen)
 {
 	struct evhttp_connection *con = evhttp_request_get_connection(evreq);
+	const char *xff;
 	char *addr = NULL;
 	ev_uint16_t port = 0;
 
 	out[0] = '\0';
 	if (con != NULL)
 		evhttp_connection_get_peer(con, &addr, &port);
-	if (addr != NULL)
-		snprintf(out, outlen, "%s", addr);
+	if (addr == NULL)
+		return;
+	snprintf(out, outlen, "%s", addr);
+	if (cfg->trusted_proxies == NULL || *cfg->trusted_proxies == '\0' ||
+	    !in_list(cfg->trusted_proxies, addr, strlen(addr)))
+		return;
+	xff = evhttp_find_header(evhttp_request_get_input_headers(evreq), "X-Forwarded-For");
+	if (xff == NULL)
+		return;
+	for (const char *end = xff + strlen(xff); end > xff;) {
+		const char *start = end;
+		size_t len;
+
+		while (start > xff && start[-1] != ',')
+			start--;
+		len = (size_t)(end - start);
+		while (len > 0 && *start == ' ')
+			start++, len--;
+		while (len > 0 && start[len - 1] == ' ')
+			len--;
+		if (len > 0 && len < outlen && !in_list(cfg->trusted_proxies, start, len)) {
+			memcpy(out, start, len);
+			out[len] = '\0';
+			return;
+		}
+		end = start > xff ? start - 1 : xff;
+		if (start == xff)
+			break;
+	}
 }
 
 static const char *method_name(enum evhttp_cmd_type t)
@@ -620,7 +698,7 @@ static void on_request(struct evhttp_request *evreq, void *arg)
 		snprintf(r->request_id, sizeof(r->request_id), "%s", rid);
 	else
 		uuid_v4(r->request_id);
-	client_addr(evreq, r->client_addr, sizeof(r->client_addr));
+	client_addr(evreq, srv->cfg, r->client_addr, sizeof(r->client_addr));
 
 	r->path = evhttp_uridecode(rawpath && *rawpath ? rawpath : "/", 0, &dlen);
 	if (r->path == NULL)

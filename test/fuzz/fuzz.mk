@@ -24,9 +24,9 @@ FUZZ_LIB_OBJS := $(patsubst src/%.c,$(FUZZ_BUILD)/obj/%.o,$(filter-out src/main.
 	$(FUZZ_GEN_O)
 
 .PHONY: fuzz fuzz-ci fuzz-bins
-.SECONDARY: $(FUZZ_GEN_C) $(FUZZ_GEN_H)
+.SECONDARY: $(FUZZ_GEN_C) $(FUZZ_GEN_H) $(FUZZ_LIB_OBJS)
 
-fuzz-bins: $(FUZZ_BINS)
+fuzz-bins: $(FUZZ_LIB_OBJS) $(FUZZ_BINS)
 
 fuzz: fuzz-bins
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-60} bash scripts/fuzz.sh

@@ -5,7 +5,7 @@
  * pseudonymises their participation while other people's rows and the
  * stream counters stay; a refused or failing erasure changes nothing;
  * `sweep-data` deletes exactly the rows past retention, in batches.
- * Rows are seeded through the owner connection (it_db()).
+ * Rows are seeded through the owner connection (db()).
  */
 #include "harness.h"
 
@@ -16,6 +16,15 @@
 #include <string.h>
 
 static struct it_server srv;
+static PGconn *owner_db;
+
+/* One owner connection for the whole run (db() opens a new one per call). */
+static PGconn *db(void)
+{
+	if (owner_db == NULL)
+		owner_db = it_db();
+	return owner_db;
+}
 
 /* Everything one seeded scenario created. */
 struct world {
@@ -32,14 +41,14 @@ static char *sql1(const char *sql, const char *a, const char *b, const char *c)
 	const char *p[3] = {a, b, c};
 	int n = c ? 3 : b ? 2 : a ? 1 : 0;
 
-	return it_sql(it_db(), sql, n, p);
+	return it_sql(db(), sql, n, p);
 }
 
 static long count1(const char *sql, const char *a)
 {
 	const char *p[1] = {a};
 
-	return it_sql_long(it_db(), sql, a ? 1 : 0, p);
+	return it_sql_long(db(), sql, a ? 1 : 0, p);
 }
 
 /* One user's rows of every kind, in the call, the other's stream and their own. */
@@ -51,7 +60,7 @@ static void seed_user(struct world *w, const char *user, const char *part, const
 		  " VALUES ($1, $2, $3), ($1, $2, $3 || ' again') RETURNING id",
 		  w->stream_o, user, text));
 	viewer = sql1("INSERT INTO nchat_stream_viewers (stream_id, user_id, viewer_session_id)"
-		      " VALUES ($1, $2, 'sess-' || $2) RETURNING id", w->stream_o, user, NULL);
+		      " VALUES ($1, $2::uuid, 'sess-' || $2::text) RETURNING id", w->stream_o, user, NULL);
 	free(sql1("INSERT INTO nchat_stream_reactions (stream_id, user_id, viewer_id, reaction_type)"
 		  " VALUES ($1, $2, $3, 'heart') RETURNING id", w->stream_o, user, viewer));
 	/* an anonymous reaction sent from the user's session: it identifies them too */
@@ -70,27 +79,27 @@ static void seed_user(struct world *w, const char *user, const char *part, const
 
 static void seed(struct world *w)
 {
-	PGconn *db = it_db();
+	PGconn *c = db();
 
 	memset(w, 0, sizeof(*w));
-	w->u = it_new_user(db, "Subject");
-	w->o = it_new_user(db, "Other");
-	w->admin = it_new_user(db, "Admin");
-	w->channel = it_new_channel(db, "gdpr");
-	it_add_member(db, w->channel, w->u, "member");
-	it_add_member(db, w->channel, w->o, "member");
+	w->u = it_new_user(c, "Subject");
+	w->o = it_new_user(c, "Other");
+	w->admin = it_new_user(c, "Admin");
+	w->channel = it_new_channel(c, "gdpr");
+	it_add_member(c, w->channel, w->u, "member");
+	it_add_member(c, w->channel, w->o, "member");
 	w->call = sql1("INSERT INTO nchat_calls (livekit_room_name, call_type, status, initiator_id,"
 		       " channel_id, started_at, ended_at) VALUES ('gdpr-' || gen_random_uuid(),"
 		       " 'video', 'ended', $1, $2, now() - interval '1 hour', now()) RETURNING id",
 		       w->u, w->channel, NULL);
 	w->u_part = sql1("INSERT INTO nchat_call_participants (call_id, user_id, role, status,"
 			 " livekit_identity, livekit_participant_id, joined_at, left_at)"
-			 " VALUES ($1, $2, 'initiator', 'left', $2, 'PA_subject',"
+			" VALUES ($1, $2::uuid, 'initiator', 'left', $2::text, 'PA_subject',"
 			 " now() - interval '50 minutes', now() - interval '10 minutes') RETURNING id",
 			 w->call, w->u, NULL);
 	w->o_part = sql1("INSERT INTO nchat_call_participants (call_id, user_id, role, status,"
 			 " livekit_identity, livekit_participant_id, joined_at, left_at)"
-			 " VALUES ($1, $2, 'participant', 'left', $2, 'PA_other',"
+			" VALUES ($1, $2::uuid, 'participant', 'left', $2::text, 'PA_other',"
 			 " now() - interval '40 minutes', now() - interval '10 minutes') RETURNING id",
 			 w->call, w->o, NULL);
 	w->recording = sql1("INSERT INTO nchat_call_recordings (call_id, status, started_by)"
@@ -226,7 +235,7 @@ static void check_erased(struct world *w, const char *before_counters, const cha
 	ck_assert_int_eq(count1("SELECT count(*) FROM nchat_call_participants WHERE call_id = $1", w->call), 2);
 	{
 		const char *p[2] = {w->o_part, w->o};
-		ck_assert_int_eq(it_sql_long(it_db(), "SELECT count(*) FROM nchat_call_participants"
+		ck_assert_int_eq(it_sql_long(db(), "SELECT count(*) FROM nchat_call_participants"
 					     " WHERE id = $1 AND user_id = $2 AND livekit_identity = $2::text"
 					     " AND livekit_participant_id = 'PA_other' AND pseudonymised_at IS NULL",
 					     2, p), 1);
@@ -243,7 +252,7 @@ static void check_erased(struct world *w, const char *before_counters, const cha
 	/* ... and the erasure is audited. */
 	{
 		const char *p[3] = {w->u, actor, actor_role};
-		ck_assert_int_eq(it_sql_long(it_db(), "SELECT count(*) FROM nchat_rtc_audit_log WHERE"
+		ck_assert_int_eq(it_sql_long(db(), "SELECT count(*) FROM nchat_rtc_audit_log WHERE"
 					     " action = 'user.erase' AND target_type = 'user' AND"
 					     " target_id = $1::text AND actor_id = $2 AND actor_role = $3",
 					     3, p), 1);
@@ -303,7 +312,7 @@ START_TEST(erase_by_admin)
 	before = counters(w.stream_o);
 	/* upper-case id: the same user */
 	snprintf(path, sizeof(path), "/api/users/%s/data", w.u);
-	for (char *c = path; *c; c++)
+	for (char *c = path + strlen("/api/users/"); *c != '/'; c++)
 		if (*c >= 'a' && *c <= 'f')
 			*c = (char)(*c - 'a' + 'A');
 	ck_assert_int_eq(it_req(&srv, "DELETE", path, w.admin_token, NULL, &resp), 0);
@@ -504,6 +513,8 @@ int main(void)
 	srunner_free(sr);
 	if (it_server_stop(&srv) != 0)
 		failed++;
+	if (owner_db != NULL)
+		PQfinish(owner_db);
 	curl_global_cleanup();
 	return failed == 0 ? 0 : 1;
 }

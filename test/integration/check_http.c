@@ -4,6 +4,7 @@
  * body limits, request ids, CORS, configuration errors and SIGTERM.
  */
 #include "harness.h"
+#include "common.h"
 
 #include <check.h>
 #include <curl/curl.h>
@@ -317,6 +318,80 @@ START_TEST(slow_clients_and_connection_cap)
 }
 END_TEST
 
+static int get_me(const struct it_server *s, const char *user, char **retry_after)
+{
+	struct it_resp r;
+	char *tok = it_user_token(user, NULL, 300);
+	int status;
+
+	ck_assert_int_eq(it_req(s, "GET", "/api/me", tok, NULL, &r), 0);
+	status = (int)r.status;
+	if (retry_after != NULL)
+		*retry_after = it_resp_header(&r, "Retry-After");
+	if (status == 429)
+		ck_assert_str_eq(it_err_code(&r), "rate_limited");
+	it_resp_free(&r);
+	free(tok);
+	return status;
+}
+
+START_TEST(rate_limits_per_user_and_address)
+{
+	struct it_server s2;
+	const char *env[] = {"RATE_LIMITS=default=5/60", "RATE_LIMIT_IP=12/60", NULL};
+	char a[37], b[37], *ra = NULL;
+	int ok = 0;
+
+	uuid_v4(a);
+	uuid_v4(b);
+	ck_assert_int_eq(it_server_start(&s2, env), 0);
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(get_me(&s2, a, NULL), 200);
+	ck_assert_int_eq(get_me(&s2, a, &ra), 429);
+	ck_assert_ptr_nonnull(ra);
+	ck_assert_int_ge(atoi(ra), 1);
+	ck_assert_int_le(atoi(ra), 60);
+	free(ra);
+	/* another user has their own budget, until the address budget runs out */
+	for (int i = 0; i < 10; i++)
+		if (get_me(&s2, b, NULL) == 200)
+			ok++;
+	ck_assert_int_eq(ok, 5);           /* b's own 5; refused requests cost nothing */
+	{
+		char c[37];
+		uuid_v4(c);
+		ck_assert_int_eq(get_me(&s2, c, NULL), 200); /* 11th from this address */
+		ck_assert_int_eq(get_me(&s2, c, NULL), 200); /* 12th */
+		ck_assert_int_eq(get_me(&s2, c, NULL), 429); /* the address budget is spent */
+	}
+	/* health and webhooks are never limited */
+	{
+		struct it_resp r;
+		ck_assert_int_eq(it_req(&s2, "GET", "/readyz", NULL, NULL, &r), 0);
+		ck_assert_int_eq(r.status, 200);
+		it_resp_free(&r);
+	}
+	ck_assert_int_eq(it_server_stop(&s2), 0);
+}
+END_TEST
+
+START_TEST(rate_limits_without_redis)
+{
+	struct it_server s2;
+	char redis[64];
+	const char *env[] = {redis, "RATE_LIMITS=default=3/60", NULL};
+	char a[37];
+
+	snprintf(redis, sizeof(redis), "REDIS_URL=redis://127.0.0.1:%d/0", it_free_port());
+	uuid_v4(a);
+	ck_assert_int_eq(it_server_start(&s2, env), 0);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(get_me(&s2, a, NULL), 200);
+	ck_assert_int_eq(get_me(&s2, a, NULL), 429); /* the local limiter took over */
+	ck_assert_int_eq(it_server_stop(&s2), 0);
+}
+END_TEST
+
 int main(void)
 {
 	const char *need[] = {"NC_BIN", "DATABASE_URL", "REDIS_URL", "LIVEKIT_URL",
@@ -349,6 +424,8 @@ int main(void)
 	tcase_add_test(tc, config_errors_stop_startup);
 	tcase_add_test(tc, sigterm_exits_zero_and_stops_accepting);
 	tcase_add_test(tc, slow_clients_and_connection_cap);
+	tcase_add_test(tc, rate_limits_per_user_and_address);
+	tcase_add_test(tc, rate_limits_without_redis);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -220,6 +220,13 @@ int it_server_start(struct it_server *s, const char *const *extra_env)
 			setenv("WORKERS", "4", 1);
 		if (getenv("LOG_LEVEL") == NULL)
 			setenv("LOG_LEVEL", "debug", 1);
+		/* Tests make many requests from one address and user; suites that
+		 * test the limits themselves pass their own values. */
+		if (getenv("RATE_LIMIT_IP") == NULL)
+			setenv("RATE_LIMIT_IP", "off", 1);
+		if (getenv("RATE_LIMITS") == NULL)
+			setenv("RATE_LIMITS", "default=off,initiate=off,join=off,chat=off,"
+					      "reactions=off,stats=off", 1);
 		for (size_t i = 0; extra_env && extra_env[i]; i++)
 			putenv(strdup(extra_env[i]));
 		execl(bin, bin, "serve", (char *)NULL);
