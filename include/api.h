@@ -18,6 +18,7 @@ extern const struct route recordings_routes[]; /* api_recordings.c */
 extern const struct route streams_routes[];    /* api_streams.c */
 extern const struct route events_routes[];     /* sse.c */
 extern const struct route governance_routes[]; /* api_governance.c */
+extern const struct route gdpr_routes[];       /* api_gdpr.c */
 
 /* The joined table (built on first call, lives for the process). */
 const struct route *api_routes(void);

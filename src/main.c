@@ -7,6 +7,7 @@
  */
 #include "api.h"
 #include "config.h"
+#include "gdpr.h"
 #include "hooks.h"
 #include "http.h"
 #include "lk.h"
@@ -40,7 +41,9 @@ static void usage(FILE *out)
 		"  sweep-calls        apply ring timeouts, end calls whose room is gone, reconcile\n"
 		"  sweep-recordings [--dry-run] [--limit N] [--reconcile]\n"
 		"                     delete recordings past their retention (for cron)\n"
+		"  sweep-data         delete chat and analytics past their retention (for cron)\n"
 		"  config             print the effective configuration (secrets masked)\n"
+		"  routes             list every endpoint\n"
 		"  version            print the version\n");
 }
 
@@ -144,6 +147,8 @@ static unsigned needs_of(const char *cmd)
 		return CFG_NEED_DB | CFG_NEED_LIVEKIT;
 	if (strcmp(cmd, "sweep-recordings") == 0)
 		return CFG_NEED_DB | CFG_NEED_S3;
+	if (strcmp(cmd, "sweep-data") == 0)
+		return CFG_NEED_DB;
 	return 0;
 }
 
@@ -167,6 +172,15 @@ int main(int argc, char **argv)
 	cmd = argv[i];
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("nchat-rtc %s\n", VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "routes") == 0) {
+		/* Every endpoint, one "METHOD PATTERN" per line (checked against etc/openapi.yaml). */
+		static const char *const names[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"};
+		for (const struct route *rt = api_routes(); rt->pattern != NULL; rt++)
+			for (unsigned b = 0; b < NC_ARRAY_LEN(names); b++)
+				if (rt->methods & (1u << b))
+					printf("%s %s\n", names[b], rt->pattern);
 		return 0;
 	}
 	if (cfg_path != NULL && *cfg_path == '\0')
@@ -196,6 +210,8 @@ int main(int argc, char **argv)
 		rc = cmd_sweep_calls(argc - i, argv + i, cfg);
 	else if (strcmp(cmd, "sweep-recordings") == 0)
 		rc = cmd_sweep_recordings(argc - i, argv + i, cfg);
+	else if (strcmp(cmd, "sweep-data") == 0)
+		rc = cmd_sweep_data(argc - i, argv + i, cfg);
 	else if (strcmp(cmd, "config") == 0) {
 		cfg_dump(cfg, STDOUT_FILENO);
 		rc = 0;
