@@ -1,7 +1,7 @@
 -- reqs.lua - wrk script that replays a request file (see bench/seed.js):
 --   METHOD <TAB> PATH <TAB> AUTHORIZATION or - <TAB> BODY or -
 --
---   wrk -t T -c C -d D -s bench/reqs.lua URL -- FILE MODE T
+--   wrk -t T -c C -d D -s bench/reqs.lua URL -- FILE MODE T [MAX]
 --
 -- The lines are dealt to the T threads (line j to thread j mod T) so that
 -- the connections of the run work on different rows.  MODE cycle: each
@@ -10,7 +10,8 @@
 -- once: each line is sent once (unique webhook event ids); after that the
 -- thread sends GET /healthz, counted apart as `spare`.  done() prints one
 -- line: RESULT key=value ... with requests/s, p50/p99/p99.9 latency in ms,
--- non-2xx responses and socket errors.
+-- non-2xx responses and socket errors.  MAX (optional): a thread stops
+-- after MAX/T responses (the "after 10,000 requests" memory figure).
 
 local threads = {}
 local counter = 0
@@ -23,6 +24,7 @@ end
 
 function init(args)
    local file, nthreads = args[1], tonumber(args[3] or "1")
+   max_resp = math.floor(tonumber(args[4] or "0") / nthreads)
    mode = args[2] or "cycle"
    reqs = {}
    local j = 0
@@ -69,6 +71,7 @@ function response(status, headers, body)
       bad = bad + 1
       if status >= 500 then s5xx = s5xx + 1 end
    end
+   if max_resp > 0 and ok + bad >= max_resp then wrk.thread:stop() end
 end
 
 function done(summary, latency, requests)

@@ -130,13 +130,16 @@ async function main() {
 
   // Viewer sessions (anonymous): joined here, heartbeats in the soak.
   const vj = [], hb = [];
+  let viewerRetries = 0;
   await pool(VIEWER_SESSIONS, 16, async (i) => {
     const sid = `bench-viewer-${i}-${crypto.randomBytes(4).toString('hex')}`;
-    await must(BASE, 'POST', `/api/streams/${s.id}/viewers/join`, null, { viewer_session_id: sid }, 200)
-      .catch(async (e) => {
-        // 201 is as good as 200 for a new session
-        if (!/: 201 /.test(e.message)) throw e;
-      });
+    // 409 "concurrent update" is the documented answer to a lost race: retry
+    for (let tries = 0; ; tries++) {
+      const r = await req(BASE, 'POST', `/api/streams/${s.id}/viewers/join`, null, { viewer_session_id: sid });
+      if (r.status === 200 || r.status === 201) break;
+      if (r.status !== 409 || tries > 20) throw new Error(`viewers/join: ${r.status} ${r.text.slice(0, 300)}`);
+      viewerRetries++;
+    }
     hb[i] = line('POST', `/api/streams/${s.id}/viewers/heartbeat`, '-', { viewer_session_id: sid });
     vj[i] = line('POST', `/api/streams/${s.id}/viewers/join`, '-', { viewer_session_id: sid });
   });
@@ -170,6 +173,7 @@ async function main() {
     `JOIN_CALL_ID=${calls[0].id}`,
     `JOIN_USER_ID=${users[calls[0].b]}`,
     `WEBHOOK_CALLS=${wcalls.length}`,
+    `VIEWER_JOIN_409=${viewerRetries}`,
   ].join('\n') + '\n');
   // pgbench needs the (call, user) pairs of the join benchmark.
   fs.writeFileSync(path.join(out, 'join_pairs.tsv'),

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# etc/openapi.yaml must be up to date with its fragments, and must describe
-# exactly the endpoints the binary serves (`nchat-rtc routes`).
+# The documentation must match the code: etc/openapi.yaml is up to date with
+# its fragments and describes exactly the endpoints the binary serves
+# (`nchat-rtc routes`); etc/nchat-rtc.conf.example and README.md name exactly
+# the configuration keys the binary reads (`nchat-rtc config`).
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -35,6 +37,18 @@ JS
     echo "$out"
     if [ $rc -eq 0 ]; then ok "every served endpoint is documented and vice versa"; else bad "routes and etc/openapi.yaml differ"; fi
     rm -f "${TMPDIR:-/tmp}/nc-routes.$$"
+fi
+if [ -x "$bin" ]; then
+    keys=$(env -i PATH="$PATH" "$bin" config 2>/dev/null | cut -d= -f1 | sort)
+    ex=$(grep -oE '^#? ?[A-Z][A-Z0-9_]+=' etc/nchat-rtc.conf.example | tr -d '# =' | sort)
+    if [ -n "$keys" ] && [ "$keys" = "$ex" ]; then
+        ok "etc/nchat-rtc.conf.example lists exactly the $(wc -l <<<"$keys") keys"
+    else
+        bad "etc/nchat-rtc.conf.example and the binary's keys differ: $(comm -3 <(echo "$keys") <(echo "$ex") | tr '\n' ' ')"
+    fi
+    missing=""
+    for k in $keys; do grep -q "\`$k\`" README.md || missing="$missing $k"; done
+    if [ -z "$missing" ]; then ok "README.md documents every key"; else bad "README.md lacks:$missing"; fi
 fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
