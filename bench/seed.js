@@ -131,7 +131,7 @@ async function main() {
   // Viewer sessions (anonymous): joined here, heartbeats in the soak.
   const vj = [], hb = [];
   let viewerRetries = 0;
-  await pool(VIEWER_SESSIONS, 16, async (i) => {
+  await pool(VIEWER_SESSIONS, 1, async (i) => {
     const sid = `bench-viewer-${i}-${crypto.randomBytes(4).toString('hex')}`;
     // 409 "concurrent update" is the documented answer to a lost race: retry
     for (let tries = 0; ; tries++) {

@@ -84,7 +84,7 @@ struct nc_config {
 
 	/* LiveKit */
 	char *livekit_url;          /* LIVEKIT_URL as browsers use it (ws/wss/http/https) */
-	char *livekit_api_url;      /* derived: http(s) form of livekit_url, no trailing '/' */
+	char *livekit_api_url;      /* LIVEKIT_API_URL, else the http(s) form of livekit_url */
 	char *livekit_api_key;      /* LIVEKIT_API_KEY */
 	char *livekit_api_secret;   /* LIVEKIT_API_SECRET */
 	char *livekit_webhook_keys_raw; /* LIVEKIT_WEBHOOK_KEYS "key:secret,key2:secret2" */

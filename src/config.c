@@ -63,6 +63,7 @@ static const struct key_def keys[] = {
 	I("AUTH_JWT_LEEWAY_SECONDS", auth_leeway_s, "30", 0, 600),
 
 	S("LIVEKIT_URL", livekit_url, NULL),
+	S("LIVEKIT_API_URL", livekit_api_url, NULL),
 	S("LIVEKIT_API_KEY", livekit_api_key, NULL),
 	SECRET("LIVEKIT_API_SECRET", livekit_api_secret),
 	SECRET("LIVEKIT_WEBHOOK_KEYS", livekit_webhook_keys_raw),
@@ -360,7 +361,16 @@ struct nc_config *cfg_load(const char *path, char *errbuf, size_t errlen)
 				 "config: LIVEKIT_URL must start with ws://, wss://, http:// or https://");
 			goto fail;
 		}
-		c->livekit_api_url = api_url_of(c->livekit_url);
+		if (c->livekit_api_url == NULL || *c->livekit_api_url == '\0') {
+			free(c->livekit_api_url);
+			c->livekit_api_url = api_url_of(c->livekit_url);
+		}
+	}
+	if (c->livekit_api_url != NULL) {
+		/* An explicit API URL is used as given, minus a trailing '/'. */
+		char *u = api_url_of(c->livekit_api_url);
+		free(c->livekit_api_url);
+		c->livekit_api_url = u;
 	}
 	if (log_configure(c->log_level, NULL) != 0) {
 		snprintf(errbuf, errlen, "config: LOG_LEVEL must be debug, info, warn or error");
@@ -431,7 +441,6 @@ void cfg_free(struct nc_config *c)
 		free(c->webhook_keys[i].secret);
 	}
 	free(c->webhook_keys);
-	free(c->livekit_api_url);
 	free(c->auth_key);
 	free(c);
 }

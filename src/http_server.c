@@ -474,10 +474,20 @@ static void add_common_headers(struct req *r, struct evkeyvalq *out)
 	}
 }
 
+/*
+ * The last replies were only queued by evhttp_send_reply: their bytes go
+ * out when the loop next sees the sockets writable.  Leaving the loop at
+ * once dropped them (the client saw the connection close with no answer),
+ * so the loop runs on this long after the last request finished.
+ */
+#define DRAIN_FLUSH_MS 200
+
 static void maybe_finish_drain(struct http_server *srv)
 {
+	struct timeval tv = {0, DRAIN_FLUSH_MS * 1000};
+
 	if (srv->draining && srv->inflight == 0)
-		event_base_loopexit(srv->base, NULL);
+		event_base_loopexit(srv->base, &tv);
 }
 
 /* Send r's response (loop thread) and free it. */
