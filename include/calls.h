@@ -15,6 +15,7 @@
 #define NC_CALLS_H
 
 #include "common.h"
+#include "config.h"
 #include "db.h"
 
 #include <jansson.h>
@@ -38,7 +39,8 @@ bool calls_room_to_id(const char *room, char out[37]);
  * is already terminal.  Returns the number of participant rows closed
  * (>= 0), or -1 with err set.
  */
-int calls_close_tx(struct db_conn *db, const char *call_id, const char *status,
+/* Also writes the call.ended / call.missed / call.declined outgoing webhook. */
+int calls_close_tx(const struct nc_config *cfg, struct db_conn *db, const char *call_id, const char *status,
 		   const char *end_reason, const char *at, struct nc_error *err);
 
 /*

@@ -780,7 +780,7 @@ static void api_calls_decline(struct req *r)
 	if (n < 0)
 		goto fail;
 	if (n == 0 && !c.started) {
-		if (calls_close_tx(db, id, "declined", "declined", NULL, &err) < 0)
+		if (calls_close_tx(r->cfg, db, id, "declined", "declined", NULL, &err) < 0)
 			goto fail;
 		snprintf(c.status, sizeof(c.status), "declined");
 		ended = true;
@@ -857,7 +857,7 @@ static void api_calls_leave(struct req *r)
 	if (n < 0)
 		goto fail;
 	if (n == 0) {
-		if (calls_close_tx(db, id, "ended", "everyone_left", NULL, &err) < 0)
+		if (calls_close_tx(r->cfg, db, id, "ended", "everyone_left", NULL, &err) < 0)
 			goto fail;
 		snprintf(c.status, sizeof(c.status), "ended");
 		ended = true;
@@ -967,17 +967,11 @@ static void api_calls_end(struct req *r)
 		resp_json(r, 200, status_body(id, c.status));
 		return;
 	}
-	n = calls_close_tx(db, id, "ended", reason, NULL, &err);
+	n = calls_close_tx(r->cfg, db, id, "ended", reason, NULL, &err);
 	if (n < 0)
 		goto fail;
 	details = json_pack("{s:s, s:i}", "reason", reason, "participantsClosed", n);
 	if (audit_log(db, &r->user, "call.end", "call", id, details, r->request_id, &err) != NC_OK) {
-		json_decref(details);
-		goto fail;
-	}
-	json_decref(details);
-	details = json_pack("{s:s, s:s}", "callId", id, "reason", reason);
-	if (outbox_enqueue(db, r->cfg, "call.ended", details, &err) != NC_OK) {
 		json_decref(details);
 		goto fail;
 	}
@@ -1239,7 +1233,7 @@ static void api_calls_remove(struct req *r)
 		if (n < 0)
 			goto fail;
 		if (n == 0) {
-			if (calls_close_tx(db, id, "ended", "everyone_left", NULL, &err) < 0)
+			if (calls_close_tx(r->cfg, db, id, "ended", "everyone_left", NULL, &err) < 0)
 				goto fail;
 			snprintf(c.status, sizeof(c.status), "ended");
 			ended = true;

@@ -46,8 +46,8 @@ bool calls_room_to_id(const char *room, char out[37])
 	return true;
 }
 
-int calls_close_tx(struct db_conn *db, const char *call_id, const char *status,
-		   const char *end_reason, const char *at, struct nc_error *err)
+int calls_close_tx(const struct nc_config *cfg, struct db_conn *db, const char *call_id,
+		   const char *status, const char *end_reason, const char *at, struct nc_error *err)
 {
 	const char *params[4] = { call_id, status, end_reason, at };
 	PGresult *res;
@@ -78,6 +78,19 @@ int calls_close_tx(struct db_conn *db, const char *call_id, const char *status,
 		return -1;
 	n = atoi(PQcmdTuples(res));
 	PQclear(res);
+	/* Tell the chat's backend in the same transaction (callers hold the call row). */
+	{
+		char event[32];
+		json_t *payload = json_pack("{s:s, s:s, s:s}", "callId", call_id, "status", status,
+					    "reason", end_reason ? end_reason : "");
+		enum nc_err rc;
+
+		snprintf(event, sizeof(event), "call.%s", strcmp(status, "ended") == 0 ? "ended" : status);
+		rc = outbox_enqueue(db, cfg, event, payload, err);
+		json_decref(payload);
+		if (rc != NC_OK)
+			return -1;
+	}
 	return n;
 }
 

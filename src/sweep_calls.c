@@ -63,7 +63,7 @@ static enum nc_err finish_call(struct nc_worker *w, const char *id, const char *
 		return NC_OK; /* changed meanwhile: nothing to do */
 	}
 	PQclear(res);
-	n = calls_close_tx(db, id, status, reason, NULL, err);
+	n = calls_close_tx(w->cfg, db, id, status, reason, NULL, err);
 	if (n < 0)
 		goto fail;
 	members = calls_member_ids(db, id, err);

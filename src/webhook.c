@@ -496,7 +496,7 @@ static int apply_track(struct db_conn *db, json_t *ev, bool published, const cha
 	return 1;
 }
 
-static int apply_room(struct db_conn *db, json_t *ev, bool finished, const char *created,
+static int apply_room(const struct nc_config *cfg, struct db_conn *db, json_t *ev, bool finished, const char *created,
 		      struct wh_effect *eff, struct nc_error *err)
 {
 	char id[37], status[16], initiator[37], at[32];
@@ -509,7 +509,7 @@ static int apply_room(struct db_conn *db, json_t *ev, bool finished, const char 
 		return touch_call(db, id, created, err) == NC_OK ? 1 : -1;
 	}
 	format_rfc3339((int64_t)atoll(created), at, sizeof(at));
-	if (calls_close_tx(db, id, "ended", "room_finished", at, err) < 0)
+	if (calls_close_tx(cfg, db, id, "ended", "room_finished", at, err) < 0)
 		return -1;
 	if (touch_call(db, id, created, err) != NC_OK)
 		return -1;
@@ -541,9 +541,9 @@ static int apply_event(struct nc_worker *w, const char *event, json_t *ev, int64
 	if (strcmp(event, "track_unpublished") == 0)
 		return apply_track(db, ev, false, created, eff, err);
 	if (strcmp(event, "room_started") == 0)
-		return apply_room(db, ev, false, created, eff, err);
+		return apply_room(w->cfg, db, ev, false, created, eff, err);
 	if (strcmp(event, "room_finished") == 0)
-		return apply_room(db, ev, true, created, eff, err);
+		return apply_room(w->cfg, db, ev, true, created, eff, err);
 	if (strncmp(event, "egress_", 7) == 0) {
 		json_t *info = json_object_get(ev, "egressInfo");
 

@@ -269,13 +269,74 @@ START_TEST(dead_letter_and_replay)
 }
 END_TEST
 
+/* Index of a delivery of event whose body mentions needle, waiting up to timeout_s. */
+static int wait_event(const char *event, const char *needle, int timeout_s)
+{
+	for (int t = 0; t < timeout_s * 10; t++) {
+		pthread_mutex_lock(&rx.mu);
+		for (int i = 0; i < rx.n; i++) {
+			if (strcmp(rx.got[i].event, event) == 0 && strstr(rx.got[i].body, needle)) {
+				pthread_mutex_unlock(&rx.mu);
+				return i;
+			}
+		}
+		pthread_mutex_unlock(&rx.mu);
+		usleep(100 * 1000);
+	}
+	return -1;
+}
+
+START_TEST(call_lifecycle_reaches_the_backend)
+{
+	PGconn *db = it_db();
+	char *a = it_new_user(db, "Caller"), *b = it_new_user(db, "Callee");
+	char *ta = it_user_token(a, NULL, 600), *tb = it_user_token(b, NULL, 600);
+	char body[128], path[128], call1[40], call2[40];
+	struct it_resp r;
+
+	snprintf(body, sizeof(body), "{\"targetUserId\":\"%s\",\"type\":\"audio\"}", b);
+	ck_assert_int_eq(it_req(&srv, "POST", "/api/calls/initiate", ta, body, &r), 0);
+	ck_assert_int_eq(r.status, 201);
+	snprintf(call1, sizeof(call1), "%s", json_string_value(json_object_get(r.json, "callId")));
+	it_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/calls/%s/end", call1);
+	ck_assert_int_eq(it_req(&srv, "POST", path, ta, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	it_resp_free(&r);
+	ck_assert_int_ge(wait_event("call.started", call1, 10), 0);
+	ck_assert_int_ge(wait_event("call.ended", call1, 10), 0);
+
+	ck_assert_int_eq(it_req(&srv, "POST", "/api/calls/initiate", ta, body, &r), 0);
+	ck_assert_int_eq(r.status, 201);
+	snprintf(call2, sizeof(call2), "%s", json_string_value(json_object_get(r.json, "callId")));
+	it_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/calls/%s/decline", call2);
+	ck_assert_int_eq(it_req(&srv, "POST", path, tb, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	it_resp_free(&r);
+	ck_assert_int_ge(wait_event("call.declined", call2, 10), 0);
+	/* exactly one call.ended row for the first call, even after a second end */
+	snprintf(path, sizeof(path), "/api/calls/%s/end", call1);
+	ck_assert_int_eq(it_req(&srv, "POST", path, ta, NULL, &r), 0);
+	it_resp_free(&r);
+	{
+		const char *p[] = {call1};
+		ck_assert_int_eq(it_sql_long(db, "SELECT count(*) FROM nchat_rtc_outbound_webhooks"
+					     " WHERE event = 'call.ended' AND payload->>'callId' = $1", 1, p), 1);
+	}
+	free(a); free(b); free(ta); free(tb);
+	PQfinish(db);
+}
+END_TEST
+
 int main(void)
 {
 	const char *need[] = {"NC_BIN", "DATABASE_URL", "REDIS_URL", "AUTH_JWT_SECRET",
-			      "DATABASE_MIGRATE_URL", NULL};
+			      "DATABASE_MIGRATE_URL", "LK_STANDIN_URL", NULL};
+	char urls[96];
 	const char *env[] = {"OUTBOUND_WEBHOOK_SECRET=" SECRET, "OUTBOUND_WEBHOOK_INTERVAL_SECONDS=1",
 			     "OUTBOUND_WEBHOOK_BACKOFF_SECONDS=1", "OUTBOUND_WEBHOOK_MAX_ATTEMPTS=3",
-			     NULL};
+			     urls, NULL};
 	Suite *s = suite_create("outbox");
 	TCase *tc = tcase_create("delivery");
 	SRunner *sr;
@@ -284,6 +345,7 @@ int main(void)
 	it_require(need);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	rx_start();
+	snprintf(urls, sizeof(urls), "OUTBOUND_WEBHOOK_URLS=http://127.0.0.1:%d/hook", rx.port);
 	if (it_server_start(&srv, env) != 0) {
 		fprintf(stderr, "cannot start the server\n");
 		return 1;
@@ -292,6 +354,7 @@ int main(void)
 	tcase_add_test(tc, delivered_and_signed);
 	tcase_add_test(tc, retried_then_delivered);
 	tcase_add_test(tc, dead_letter_and_replay);
+	tcase_add_test(tc, call_lifecycle_reaches_the_backend);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_NOFORK); /* the receiver thread lives in this process */
