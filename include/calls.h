@@ -77,6 +77,7 @@ struct calls_sweep_stats {
 	int missed;               /* calls that became missed */
 	int ended;                /* calls ended because their room was gone / empty */
 	int participants_closed;  /* participant rows closed (missed or left) */
+	int recordings_fixed;     /* recordings brought in line with ListEgress */
 	bool skipped;             /* another instance holds the sweep lock */
 };
 

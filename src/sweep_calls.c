@@ -12,10 +12,12 @@
  *      grace period, or at once when a webhook had shown them connected),
  *      and a call left with nobody joined is ended; presence is refreshed
  *      for everyone LiveKit still lists (the presence heartbeat).
- * A Postgres advisory lock (session level, tried not waited for) keeps the
- * sweep to one instance at a time.
+ * A Postgres advisory lock (transaction level, on a connection of its own,
+ * tried not waited for) keeps the sweep to one instance at a time.
  */
 #include "calls.h"
+#include "metrics.h"
+#include "recordings.h"
 #include "hooks.h"
 #include "http.h"
 #include "lk.h"
@@ -294,25 +296,50 @@ static enum nc_err sweep_rooms(struct nc_worker *w, struct calls_sweep_stats *st
 
 enum nc_err calls_sweep(struct nc_worker *w, struct calls_sweep_stats *st, struct nc_error *err)
 {
-	struct db_conn *db = &w->db;
+	struct db_conn lock;
 	PGresult *res;
 	bool locked;
 
+	/*
+	 * The lock is transaction scoped, held by an open transaction on a
+	 * connection of its own for the whole pass.  A session-level lock does
+	 * not survive a transaction-pooling proxy (pgbouncer): taken on one
+	 * server connection and "released" on another, it stayed held for
+	 * good and every later sweep of every instance skipped.
+	 */
 	memset(st, 0, sizeof(*st));
-	res = db_exec(db, "SELECT pg_try_advisory_lock(" SWEEP_LOCK_KEY ")", 0, NULL, err);
-	if (res == NULL)
+	db_init(&lock, w->cfg->database_url, w->cfg->db_statement_timeout_ms);
+	if (db_begin_service(&lock, err) != NC_OK) {
+		db_cleanup(&lock);
 		return err->code;
+	}
+	res = db_exec(&lock, "SELECT pg_try_advisory_xact_lock(" SWEEP_LOCK_KEY ")", 0, NULL, err);
+	if (res == NULL) {
+		db_cleanup(&lock);
+		return err->code;
+	}
 	locked = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
 	if (!locked) {
 		st->skipped = true;
+		db_cleanup(&lock);
 		return NC_OK;
 	}
 	if (sweep_ring(w, st, err) == NC_OK)
 		sweep_rooms(w, st, err);
-	res = db_exec(db, "SELECT pg_advisory_unlock(" SWEEP_LOCK_KEY ")", 0, NULL,
-		      &(struct nc_error){0});
-	PQclear(res);
+	if (err->code == NC_OK && w->lk != NULL) {
+		/* Egress events lost while we were down: ask LiveKit (issue: webhooks). */
+		struct rec_reconcile rr = {0};
+
+		if (recordings_reconcile_egress(w, 100, &rr, err) == NC_OK)
+			st->recordings_fixed = rr.fixed;
+	}
+	metrics_sweep("calls", "missed", st->missed);
+	metrics_sweep("calls", "ended", st->ended);
+	metrics_sweep("calls", "participants_closed", st->participants_closed);
+	metrics_sweep("calls", "recordings_fixed", st->recordings_fixed);
+	db_rollback(&lock); /* ends the transaction: releases the lock */
+	db_cleanup(&lock);
 	return err->code;
 }
 
@@ -323,9 +350,9 @@ void calls_periodic(struct req *r)
 
 	if (calls_sweep(r->w, &st, &err) != NC_OK)
 		log_warn("sweep-calls: %s", err.msg);
-	else if (st.missed || st.ended || st.participants_closed)
-		log_info("sweep-calls: %d missed, %d ended, %d participants closed", st.missed,
-			 st.ended, st.participants_closed);
+	else if (st.missed || st.ended || st.participants_closed || st.recordings_fixed)
+		log_info("sweep-calls: %d missed, %d ended, %d participants closed, %d recordings fixed",
+			 st.missed, st.ended, st.participants_closed, st.recordings_fixed);
 	resp_json(r, 204, NULL);
 }
 
@@ -350,8 +377,8 @@ int cmd_sweep_calls(int argc, char **argv, const struct nc_config *cfg)
 	} else if (st.skipped) {
 		printf("sweep-calls: skipped, another instance is sweeping\n");
 	} else {
-		printf("sweep-calls: %d missed, %d ended, %d participants closed\n", st.missed,
-		       st.ended, st.participants_closed);
+		printf("sweep-calls: %d missed, %d ended, %d participants closed, %d recordings fixed\n",
+		       st.missed, st.ended, st.participants_closed, st.recordings_fixed);
 	}
 	worker_teardown(&w);
 	return rc;
