@@ -99,3 +99,6 @@ clean:
 	rm -rf build
 
 -include $(OBJS:.o=.d) $(IT_HELPER_OBJS:.o=.d) $(UNIT_BINS:=.d) $(IT_BINS:=.d)
+
+# libFuzzer targets: make fuzz, make fuzz-ci, make fuzz-bins
+include test/fuzz/fuzz.mk

@@ -22,7 +22,8 @@ mkdir -p "$LOG_DIR"
 
 PKGS=(build-essential pkg-config libevent-dev libpq-dev libcurl4-openssl-dev
       libjansson-dev libjwt-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler
-      libhiredis-dev check postgresql postgresql-client redis-server nginx-light pgbouncer)
+      libhiredis-dev check postgresql postgresql-client redis-server nginx-light pgbouncer
+      clang libclang-rt-14-dev)
 if [ "$BENCH" = 1 ]; then
     PKGS+=(wrk pgbouncer valgrind)
 fi

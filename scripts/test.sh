@@ -213,4 +213,13 @@ for src in test/deploy/check_*.sh; do
     selected "$name" || continue
     run_script deploy "$name" bash "$src"
 done
+# libFuzzer targets: replay every input that once crashed, then fuzz each briefly.
+if selected fuzz && [ -d test/fuzz ]; then
+    if run_logged "$LOGS/build-fuzz.log" env -u MAKEFLAGS make -j"$(nproc 2>/dev/null || echo 2)" fuzz-bins; then
+        run_script fuzz fuzz env FUZZ_SECONDS="${FUZZ_SECONDS:-10}" bash scripts/fuzz.sh --ci
+    else
+        printf '  FAIL  %-28s fuzz (build failed, see %s)\n' fuzz "${LOGS#"$NC_ROOT"/}/build-fuzz.log"
+        FAILED=$((FAILED + 1)); BAD_BINS+=(fuzz)
+    fi
+fi
 exit 0

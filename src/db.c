@@ -123,6 +123,8 @@ PGresult *db_exec(struct db_conn *db, const char *sql, int nparams, const char *
 {
 	PGresult *res;
 	ExecStatusType st;
+	/* an open connection, idle between transactions */
+	bool idle = db->pg != NULL && !db->broken && !db->in_tx;
 
 	if (db_ensure(db, err) != NC_OK)
 		return NULL;
@@ -132,6 +134,24 @@ PGresult *db_exec(struct db_conn *db, const char *sql, int nparams, const char *
 		return res;
 	classify(db, res, err);
 	PQclear(res);
+	/*
+	 * The connection died while idle (Postgres restarted since our last
+	 * statement): a BEGIN or the readiness probe did nothing yet, so
+	 * reconnect at once and run it again, rather than fail the first
+	 * request of every worker after the database is back.
+	 */
+	if (idle && db->broken && (strcmp(sql, "BEGIN") == 0 || strcmp(sql, "SELECT 1") == 0)) {
+		db->retry_after_ms = 0;
+		memset(err, 0, sizeof(*err));
+		if (db_ensure(db, err) != NC_OK)
+			return NULL;
+		res = PQexecParams(db->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+		st = PQresultStatus(res);
+		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+			return res;
+		classify(db, res, err);
+		PQclear(res);
+	}
 	return NULL;
 }
 

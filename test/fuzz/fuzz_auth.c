@@ -49,9 +49,12 @@ static void init_once(void)
 	n = BIO_get_mem_data(bio, &pem);
 	rs_cfg = hs_cfg;
 	rs_cfg.auth_alg = CFG_AUTH_RS256;
-	rs_cfg.auth_key = strndup(pem, (size_t)n);
-	rs_cfg.auth_key_len = (size_t)n;
+	/* BIO memory is not NUL-terminated: copy exactly n bytes. */
+	rs_cfg.auth_key = malloc((size_t)n + 1);
 	FZ_CHECK(rs_cfg.auth_key != NULL);
+	memcpy(rs_cfg.auth_key, pem, (size_t)n);
+	rs_cfg.auth_key[n] = '\0';
+	rs_cfg.auth_key_len = (size_t)n;
 	BIO_free(bio);
 }
 

@@ -914,8 +914,10 @@ START_TEST(concurrent_sweeps_delete_each_object_once)
 	for (int k = 0; k < 2; k++) {
 		size_t n = fread(out, 1, sizeof out - 1, f[k]);
 		long found, del, failed;
+		int st;
 		out[n] = '\0';
-		ck_assert_int_eq(pclose(f[k]), 0);
+		st = pclose(f[k]);
+		ck_assert_msg(st == 0, "sweep %d exited %d: %s", k, st, out);
 		ck_assert_msg(sscanf(out, "sweep-recordings: found %ld, deleted %ld, failed %ld",
 				     &found, &del, &failed) == 3, "%s", out);
 		ck_assert_int_eq(failed, 0);

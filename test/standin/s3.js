@@ -273,6 +273,7 @@ async function main() {
   let requests = [];
   let faults = [];
 
+  let writeQueue = Promise.resolve();
   const server = http.createServer(async (req, res) => {
     const q = req.url.indexOf('?');
     const rawPath = q < 0 ? req.url : req.url.slice(0, q);
@@ -347,20 +348,35 @@ async function main() {
       headers.host = `127.0.0.1:${backendPort}`;
       if (headers['transfer-encoding']) delete headers['transfer-encoding'];
       headers['content-length'] = String(body.length);
-      const up = http.request({
-        host: '127.0.0.1', port: backendPort, method: req.method,
-        path: rawPath + (fwdQuery ? `?${fwdQuery}` : ''), headers,
-      }, (upRes) => {
-        done(upRes.statusCode);
-        res.writeHead(upRes.statusCode, upRes.headers);
-        upRes.pipe(res);
+      const forward = () => new Promise((resolve) => {
+        const up = http.request({
+          host: '127.0.0.1', port: backendPort, method: req.method,
+          path: rawPath + (fwdQuery ? `?${fwdQuery}` : ''), headers,
+        }, (upRes) => {
+          done(upRes.statusCode);
+          res.writeHead(upRes.statusCode, upRes.headers);
+          upRes.pipe(res);
+          upRes.on('end', resolve);
+          upRes.on('error', resolve);
+        });
+        up.on('error', (e) => {
+          done(502, 'BadGateway');
+          if (!res.headersSent) s3Error(res, 502, 'InternalError', `backend error: ${e.message}`);
+          else res.destroy();
+          resolve();
+        });
+        up.end(body);
       });
-      up.on('error', (e) => {
-        done(502, 'BadGateway');
-        if (!res.headersSent) s3Error(res, 502, 'InternalError', `backend error: ${e.message}`);
-        else res.destroy();
-      });
-      up.end(body);
+      // s3rver keeps objects as files and prunes empty directories on delete, which races
+      // when two writes touch one directory at once (a 500 real S3 never gives): writes go
+      // to it one at a time.
+      if (req.method === 'GET' || req.method === 'HEAD') {
+        await forward();
+      } else {
+        const turn = writeQueue.then(forward);
+        writeQueue = turn.catch(() => {});
+        await turn;
+      }
     } catch (e) {
       process.stderr.write(`s3-standin: internal error: ${e.stack || e}\n`);
       if (!res.headersSent) s3Error(res, 500, 'InternalError', String(e.message || e));
