@@ -17,7 +17,7 @@ cd "$NC_ROOT" || exit 1
 # `make SAN=1 test` or `make -j test` must not leak into our own make calls.
 unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
 
-export RUN_DIR="$NC_ROOT/.run/test"
+export RUN_DIR="${NC_TEST_RUN_DIR:-$NC_ROOT/.run/test}"
 LOGS="$RUN_DIR/logs"
 SVC="$NC_ROOT/scripts/services.sh"
 BUILD_DIR="$NC_ROOT/build/asan"

@@ -350,6 +350,9 @@ END_TEST
 
 /* -------------------------------------------------------------- sweeps */
 
+/* Outgoing webhooks on (to a closed port): each close writes one outbox row. */
+#define SWEEP_HOOKS "OUTBOUND_WEBHOOK_URLS=http://127.0.0.1:9/nchat-hook"
+
 /* Start `NC_BIN sweep-calls` with stdout+stderr to path; the pid. */
 static pid_t spawn_sweep(const char *path)
 {
@@ -365,6 +368,7 @@ static pid_t spawn_sweep(const char *path)
 			close(fd);
 		}
 		setenv("LOG_LEVEL", "info", 1);
+		putenv((char *)SWEEP_HOOKS);
 		execl(it_env("NC_BIN"), it_env("NC_BIN"), "sweep-calls", (char *)NULL);
 		_exit(127);
 	}
@@ -407,7 +411,7 @@ static int count_in_file(const char *path, const char *needle)
 
 START_TEST(sweeps_do_each_call_once)
 {
-	static const char *env[] = { "CALL_SWEEP_INTERVAL_SECONDS=1", NULL };
+	static const char *env[] = { "CALL_SWEEP_INTERVAL_SECONDS=1", SWEEP_HOOKS, NULL };
 	char *ids[N_SWEEP_CALLS], *callers[N_SWEEP_CALLS], idlist[N_SWEEP_CALLS * 40 + 4] = "{";
 	char out1[512], out2[512];
 	json_t *reqs;
@@ -478,6 +482,8 @@ START_TEST(sweeps_do_each_call_once)
 		ck_assert_msg(logged == 1, "call %s finished %d times", ids[i], logged);
 		ck_assert_int_eq(sql_long1("SELECT count(*) FROM nchat_calls WHERE id = $1 AND"
 					   " status = 'missed' AND end_reason = 'ring_timeout'", ids[i]), 1);
+		ck_assert_int_eq(sql_long1("SELECT count(*) FROM nchat_rtc_outbound_webhooks WHERE"
+					   " event = 'call.missed' AND payload->>'callId' = $1", ids[i]), 1);
 		/* two participant rows, both closed, none added */
 		ck_assert_int_eq(sql_long1("SELECT count(*) FROM nchat_call_participants WHERE"
 					   " call_id = $1", ids[i]), 2);
@@ -767,6 +773,7 @@ START_TEST(through_pgbouncer_transaction_pooling)
 		return;
 	}
 	snprintf(dbu, sizeof(dbu), "DATABASE_URL=%s", url);
+	printf("pgbouncer: serving through %s\n", url);
 	ck_assert_int_eq(it_server_start(&so_p, env), 0);
 	ck_assert_int_eq(it_req(&so_p, "GET", "/readyz", NULL, NULL, &r), 0);
 	ck_status(&r, 200, "readyz");
