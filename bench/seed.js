@@ -177,7 +177,7 @@ async function main() {
   ].join('\n') + '\n');
   // pgbench needs the (call, user) pairs of the join benchmark.
   fs.writeFileSync(path.join(out, 'join_pairs.tsv'),
-    calls.map((c, i) => `${i + 1}\t${c.id}\t${users[c.b]}\t${c.room}`).join('\n') + '\n');
+    calls.map((c, i) => `${i}\t${c.id}\t${c.room}`).join('\n') + '\n');
   agent.destroy();
 }
 

@@ -592,6 +592,68 @@ static void after_commit(struct nc_worker *w, struct wh_effect *eff)
 	}
 }
 
+/*
+ * Egress and ingress hooks run inside the event's transaction and cannot
+ * publish; after the commit, tell the affected clients what changed: a
+ * recording's state to the call's members, a stream's state to its viewers.
+ */
+static void publish_resource_change(struct nc_worker *w, const char *event, json_t *ev)
+{
+	const char *egress = json_string_value(json_object_get(json_object_get(ev, "egressInfo"), "egressId"));
+	const char *ingress = json_string_value(json_object_get(json_object_get(ev, "ingressInfo"), "ingressId"));
+	struct nc_error err = {0};
+	const char *params[1];
+	PGresult *res = NULL;
+	json_t *members = NULL, *data = NULL;
+	char call_id[37] = "", stream_id[37] = "";
+
+	if ((strncmp(event, "egress_", 7) != 0 || egress == NULL) &&
+	    (strncmp(event, "ingress_", 8) != 0 || ingress == NULL))
+		return;
+	if (db_begin_service(&w->db, &err) != NC_OK)
+		return;
+	if (egress != NULL) {
+		params[0] = egress;
+		res = db_exec(&w->db,
+			      "SELECT r.call_id::text, json_build_object('callId', r.call_id, 'recording',"
+			      " json_build_object('id', r.id, 'status', r.status))::text"
+			      " FROM nchat_call_recordings r WHERE r.livekit_egress_id = $1",
+			      1, params, &err);
+		if (res != NULL && PQntuples(res) == 1) {
+			snprintf(call_id, sizeof(call_id), "%s", PQgetvalue(res, 0, 0));
+			data = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+			members = calls_member_ids(&w->db, call_id, &err);
+		}
+		PQclear(res);
+		res = NULL;
+	}
+	if (call_id[0] == '\0') {
+		params[0] = egress != NULL ? egress : ingress;
+		res = db_exec(&w->db,
+			      "SELECT id::text, json_build_object('id', id, 'status', status,"
+			      " 'hls_manifest_url', hls_manifest_url, 'started_at', started_at)::text"
+			      " FROM nchat_streams WHERE livekit_ingress_id = $1 OR livekit_egress_id = $1",
+			      1, params, &err);
+		if (res != NULL && PQntuples(res) == 1) {
+			snprintf(stream_id, sizeof(stream_id), "%s", PQgetvalue(res, 0, 0));
+			data = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+		}
+		PQclear(res);
+	}
+	db_rollback(&w->db);
+	if (data != NULL && call_id[0] != '\0' && members != NULL) {
+		size_t i;
+		json_t *m;
+
+		json_array_foreach(members, i, m)
+			rt_publish_user(w, json_string_value(m), "call.updated", data);
+	} else if (data != NULL && stream_id[0] != '\0') {
+		rt_publish_stream(w, stream_id, "stream.status", data);
+	}
+	json_decref(members);
+	json_decref(data);
+}
+
 static void api_webhook_livekit(struct req *r)
 {
 	struct nc_worker *w = r->w;
@@ -664,6 +726,8 @@ static void api_webhook_livekit(struct req *r)
 	metrics_webhook(event, n > 0 ? "applied" : "ignored");
 	resp_json(r, 200, json_pack("{s:s}", "status", n > 0 ? "applied" : "ignored"));
 	after_commit(w, &eff);
+	if (n > 0)
+		publish_resource_change(w, event, ev);
 	json_decref(eff.members);
 	json_decref(ev);
 	return;

@@ -272,6 +272,58 @@ START_TEST(anonymous_stream_and_reaction_batching)
 }
 END_TEST
 
+/* A signed ingress_started from the LiveKit stand-in reaches a stream's viewers as stream.status. */
+START_TEST(webhook_changes_reach_viewers)
+{
+	PGconn *db = it_db();
+	struct sse_client c;
+	struct sse_event ev;
+	char path[128], ingress[40], url[128], auth[4096];
+	const char *hdrs[3] = {auth, "Content-Type: application/webhook+json", NULL};
+	char *sid, *ch = it_new_channel(db, "ingest"), *u = it_new_user(db, "Broadcaster");
+	json_t *event, *signed_ev;
+	struct it_resp r;
+	bool got = false;
+
+	snprintf(ingress, sizeof(ingress), "IN_%ld", (long)random());
+	{
+		const char *p[] = {ch, u, ingress};
+		sid = it_sql(db,
+			     "INSERT INTO nchat_streams (channel_id, broadcaster_id, title, status,"
+			     " livekit_room_name, livekit_ingress_id)"
+			     " VALUES ($1, $2, 'Ingest test', 'preparing', 'stream-' || gen_random_uuid(), $3)"
+			     " RETURNING id",
+			     3, p);
+	}
+	snprintf(path, sizeof(path), "/api/events?stream=%s", sid);
+	ck_assert_int_eq(sse_connect(&c, b.port, NULL, path, NULL), 0);
+	ck_assert_int_eq(sse_status(&c, 5000), 200);
+	usleep(200 * 1000);
+	event = json_pack("{s:{s:s, s:{s:s, s:{s:s}}}}", "event", "event", "ingress_started",
+			  "ingressInfo", "ingressId", ingress, "state", "status", "ENDPOINT_PUBLISHING");
+	signed_ev = it_standin("POST", "/_test/sign-webhook", event);
+	ck_assert_ptr_nonnull(signed_ev);
+	snprintf(auth, sizeof(auth), "Authorization: %s",
+		 json_string_value(json_object_get(signed_ev, "authorization")));
+	snprintf(url, sizeof(url), "%s/api/webhooks/livekit", a.base); /* another instance */
+	ck_assert_int_eq(it_http("POST", url, NULL, json_string_value(json_object_get(signed_ev, "body")),
+				 hdrs, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	it_resp_free(&r);
+	while (!got && sse_next(&c, &ev, 5000))
+		if (strcmp(ev.type, "stream.status") == 0 && strstr(ev.data, "\"live\"") != NULL)
+			got = true;
+	ck_assert_msg(got, "no stream.status live event");
+	sse_close(&c);
+	json_decref(event);
+	json_decref(signed_ev);
+	free(sid);
+	free(ch);
+	free(u);
+	PQfinish(db);
+}
+END_TEST
+
 START_TEST(token_expiry_closes)
 {
 	struct sse_client c;
@@ -482,7 +534,7 @@ END_TEST
 int main(void)
 {
 	const char *need[] = {"NC_BIN", "DATABASE_URL", "REDIS_URL", "AUTH_JWT_SECRET",
-			      "DATABASE_MIGRATE_URL", NULL};
+			      "DATABASE_MIGRATE_URL", "LK_STANDIN_URL", NULL};
 	const char *env[] = {"SSE_REACTION_BATCH_MS=400", NULL};
 	Suite *s = suite_create("events");
 	TCase *tc = tcase_create("sse");
@@ -522,6 +574,7 @@ int main(void)
 	tcase_add_test(tc, last_event_id_replay);
 	tcase_add_test(tc, anonymous_stream_and_reaction_batching);
 	tcase_add_test(tc, token_expiry_closes);
+	tcase_add_test(tc, webhook_changes_reach_viewers);
 	tcase_add_test(tc, per_user_cap);
 	tcase_add_test(tc, slow_consumer_is_dropped);
 	tcase_add_test(tc, http11_chunked_with_curl);
