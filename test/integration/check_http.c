@@ -97,6 +97,24 @@ START_TEST(routing_errors_and_limits)
 	ck_assert_str_eq(it_err_code(&r), "payload_too_large");
 	it_resp_free(&r);
 	free(big);
+	/* headers past 16 KiB are refused before any handler runs */
+	{
+		char *h = malloc(20060);
+		const char *hdrs[] = {h, NULL};
+		char u2[128];
+		int rc;
+
+		memcpy(h, "X-Big: ", 7);
+		memset(h + 7, 'a', 20000);
+		h[20007] = '\0';
+		snprintf(u2, sizeof(u2), "%s/healthz", srv.base);
+		rc = it_http("GET", u2, NULL, NULL, hdrs, &r);
+		ck_assert_msg(rc != 0 || r.status == 413 || r.status == 400 || r.status == 431,
+			      "an oversized header got %ld", r.status);
+		if (rc == 0)
+			it_resp_free(&r);
+		free(h);
+	}
 	/* a percent-encoded NUL in the path is refused, not truncated */
 	snprintf(url, sizeof(url), "%s/healthz%%00x", srv.base);
 	ck_assert_int_eq(it_http("GET", url, NULL, NULL, NULL, &r), 0);
