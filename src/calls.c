@@ -51,6 +51,7 @@ int calls_close_tx(const struct nc_config *cfg, struct db_conn *db, const char *
 {
 	const char *params[4] = { call_id, status, end_reason, at };
 	PGresult *res;
+	bool closed;
 	int n;
 
 	/*
@@ -64,20 +65,26 @@ int calls_close_tx(const struct nc_config *cfg, struct db_conn *db, const char *
 		      "  UPDATE nchat_calls SET status = $2, end_reason = $3,"
 		      "         ended_at = COALESCE($4::timestamptz, now())"
 		      "   WHERE id = $1 AND status IN ('initiating', 'ringing', 'active')"
-		      "  RETURNING id, ended_at)"
-		      " UPDATE nchat_call_participants p"
+		      "  RETURNING id, ended_at),"
+		      " p AS ("
+		      "  UPDATE nchat_call_participants p"
 		      "    SET status = CASE WHEN p.status = 'joined' THEN 'left' ELSE 'missed' END,"
 		      "        left_at = CASE WHEN p.status = 'joined'"
 		      "                       THEN GREATEST(c.ended_at, p.joined_at) ELSE p.left_at END,"
 		      "        is_audio_enabled = false, is_video_enabled = false,"
 		      "        is_screen_sharing = false"
 		      "   FROM c"
-		      "  WHERE p.call_id = c.id AND p.status IN ('joined', 'ringing', 'invited')",
+		      "  WHERE p.call_id = c.id AND p.status IN ('joined', 'ringing', 'invited')"
+		      "  RETURNING p.id)"
+		      " SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM p)",
 		      4, params, err);
 	if (res == NULL)
 		return -1;
-	n = atoi(PQcmdTuples(res));
+	closed = atoi(PQgetvalue(res, 0, 0)) > 0;
+	n = atoi(PQgetvalue(res, 0, 1));
 	PQclear(res);
+	if (!closed)
+		return n; /* already closed by someone else: nothing to announce */
 	/* Tell the chat's backend in the same transaction (callers hold the call row). */
 	{
 		char event[32];

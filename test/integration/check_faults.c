@@ -289,6 +289,20 @@ START_TEST(postgres_restart_gives_clean_503s)
 		ck_assert_int_eq(owner_count("SELECT count(*) FROM nchat_calls WHERE id = $1", id), 1);
 		free(id);
 	}
+	/*
+	 * A restart while nobody asks: every worker holds a dead connection
+	 * and must notice and reconnect on its next request, not fail it.
+	 */
+	ck_assert_int_eq(services("pg-restart"), 0);
+	for (int i = 0; i < 12; i++) {
+		struct it_resp r;
+
+		ck_assert_int_eq(it_req(&srv, "GET", "/api/calls?limit=1", cl[i % N_PG_CLIENTS].p.tok_caller,
+					NULL, &r), 0);
+		ck_assert_msg(r.status == 200, "request %d after a quiet restart: %ld %s", i, r.status,
+			      r.body);
+		it_resp_free(&r);
+	}
 	for (int i = 0; i < N_PG_CLIENTS; i++)
 		pair_free(&cl[i].p);
 	ck_assert_int_eq(it_server_stop(&srv), 0);
@@ -522,6 +536,12 @@ START_TEST(unstored_webhook_is_retried_and_applied_once)
 	it_resp_free(&r);
 	ck_assert_int_eq(services("pg-start"), 0);
 	ck_assert_msg(wait_status("/readyz", 200, 20) >= 0, "not ready after Postgres came back");
+	/*
+	 * LiveKit retries after a back-off of seconds; a worker whose connect
+	 * failed in the outage waits 250 ms (db.c RETRY_MS) before it tries
+	 * again, so give every worker that long.
+	 */
+	usleep(500 * 1000);
 
 	/* LiveKit's retry: applied, stored once */
 	ck_assert_int_eq(it_http("POST", url, NULL, json_string_value(json_object_get(signed_ev, "body")),
