@@ -95,6 +95,9 @@ bench:
 soak:
 	@bash scripts/soak.sh
 
+valgrind:
+	@bash scripts/valgrind.sh
+
 clean:
 	rm -rf build
 
@@ -102,3 +105,6 @@ clean:
 
 # libFuzzer targets: make fuzz, make fuzz-ci, make fuzz-bins
 include test/fuzz/fuzz.mk
+
+# make bench helpers (SSE holder, S3 seeder)
+include bench/bench.mk

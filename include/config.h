@@ -69,6 +69,7 @@ struct nc_config {
 	char *database_url;         /* DATABASE_URL (the service's non-owner role) */
 	char *migrate_database_url; /* DATABASE_MIGRATE_URL (owner role; default DATABASE_URL) */
 	int db_statement_timeout_ms;/* DB_STATEMENT_TIMEOUT_MS */
+	bool db_prepared_statements;/* DB_PREPARED_STATEMENTS (false for old pgbouncer transaction pooling) */
 	char *redis_url;            /* REDIS_URL redis://[:pass@]host:port[/db] */
 	int redis_timeout_ms;       /* REDIS_TIMEOUT_MS */
 

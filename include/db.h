@@ -15,6 +15,8 @@
 
 #include <libpq-fe.h>
 
+struct db_stmt;
+
 struct db_conn {
 	PGconn *pg;
 	char *url;
@@ -22,10 +24,20 @@ struct db_conn {
 	int64_t retry_after_ms;   /* no reconnect attempt before this time */
 	bool in_tx;
 	bool broken;              /* last command failed at the connection level */
+	bool use_prepared;        /* DB_PREPARED_STATEMENTS (db_set_prepared) */
+	struct db_stmt *stmts;    /* prepared statements of this connection */
+	unsigned n_stmts;
 };
 
 void db_init(struct db_conn *db, const char *url, int statement_timeout_ms);
 void db_cleanup(struct db_conn *db);
+/*
+ * Prepare each statement once per connection and execute it by name from
+ * then on (off by default; the workers turn it on from
+ * DB_PREPARED_STATEMENTS).  Off for a transaction-pooling proxy that does
+ * not track prepared statements (pgbouncer before 1.21).
+ */
+void db_set_prepared(struct db_conn *db, bool on);
 
 /* Connect or reconnect if needed.  NC_OK or NC_EUNAVAILABLE. */
 enum nc_err db_ensure(struct db_conn *db, struct nc_error *err) NC_MUSTCHECK;

@@ -54,6 +54,7 @@ static const struct key_def keys[] = {
 	SECRET("DATABASE_URL", database_url),
 	SECRET("DATABASE_MIGRATE_URL", migrate_database_url),
 	I("DB_STATEMENT_TIMEOUT_MS", db_statement_timeout_ms, "5000", 0, 600000),
+	B("DB_PREPARED_STATEMENTS", db_prepared_statements, "true"),
 	SECRET("REDIS_URL", redis_url),
 	I("REDIS_TIMEOUT_MS", redis_timeout_ms, "1000", 10, 60000),
 

@@ -6,6 +6,7 @@
  * prints one summary line and exits 0 on success, non-zero on failure.
  */
 #include "api.h"
+#include "bench.h"
 #include "config.h"
 #include "gdpr.h"
 #include "hooks.h"
@@ -44,6 +45,8 @@ static void usage(FILE *out)
 		"  sweep-data         delete chat and analytics past their retention (for cron)\n"
 		"  config             print the effective configuration (secrets masked)\n"
 		"  routes             list every endpoint\n"
+		"  bench-tokens [--seconds N]\n"
+		"                     LiveKit token minting rate vs bare HMAC-SHA256 (benchmark)\n"
 		"  version            print the version\n");
 }
 
@@ -212,6 +215,8 @@ int main(int argc, char **argv)
 		rc = cmd_sweep_recordings(argc - i, argv + i, cfg);
 	else if (strcmp(cmd, "sweep-data") == 0)
 		rc = cmd_sweep_data(argc - i, argv + i, cfg);
+	else if (strcmp(cmd, "bench-tokens") == 0)
+		rc = cmd_bench_tokens(argc - i, argv + i, cfg);
 	else if (strcmp(cmd, "config") == 0) {
 		cfg_dump(cfg, STDOUT_FILENO);
 		rc = 0;

@@ -12,6 +12,7 @@ void worker_setup(struct nc_worker *w, const struct nc_config *cfg)
 {
 	w->cfg = cfg;
 	db_init(&w->db, cfg->database_url, cfg->db_statement_timeout_ms);
+	db_set_prepared(&w->db, cfg->db_prepared_statements);
 	w->rds_ok = cfg->redis_url != NULL &&
 		    rds_init(&w->rds, cfg->redis_url, cfg->redis_timeout_ms) == 0;
 	w->lk = NULL;

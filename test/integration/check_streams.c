@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #define HLS_BASE "https://hls.example.test/"
 
@@ -634,6 +635,46 @@ START_TEST(publisher_and_viewer_tokens)
 END_TEST
 
 /* ---- viewers ---- */
+
+/* Sixteen viewers joining one live stream at once: all get in, every view counted once. */
+START_TEST(concurrent_viewer_joins)
+{
+	json_t *s = create_stream(t_b, ""), *r;
+	const char *id = js(s, "id");
+	char *pj = path_of(id, "/viewers/join"), *pg = path_of(id, "");
+	pid_t kids[16];
+	int ok = 0;
+
+	start_stream(id);
+	for (int i = 0; i < 16; i++) {
+		kids[i] = fork();
+		if (kids[i] == 0) {
+			char body[96];
+			struct it_resp rr;
+			int st;
+
+			snprintf(body, sizeof(body), "{\"viewer_session_id\":\"concurrent-%02d-%d\"}", i,
+				 (int)getppid());
+			st = it_req(&srv, "POST", pj, NULL, body, &rr) == 0 ? (int)rr.status : 0;
+			_exit(st == 201 ? 0 : 1);
+		}
+	}
+	for (int i = 0; i < 16; i++) {
+		int st;
+		waitpid(kids[i], &st, 0);
+		if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+			ok++;
+	}
+	ck_assert_int_eq(ok, 16);
+	r = call("GET", pg, t_b, NULL, 200);
+	ck_assert_int_eq(json_integer_value(json_object_get(r, "total_views")), 16);
+	ck_assert_int_eq(json_integer_value(json_object_get(r, "unique_viewers")), 16);
+	json_decref(r);
+	free(pj);
+	free(pg);
+	json_decref(s);
+}
+END_TEST
 
 START_TEST(viewer_counting_with_heartbeats)
 {
@@ -1284,6 +1325,7 @@ int main(void)
 	tcase_add_test(tc, revoke_key);
 	tcase_add_test(tc, publisher_and_viewer_tokens);
 	tcase_add_test(tc, viewer_counting_with_heartbeats);
+	tcase_add_test(tc, concurrent_viewer_joins);
 	tcase_add_test(tc, analytics_numbers);
 	tcase_add_test(tc, chat_rules);
 	tcase_add_test(tc, chat_disabled_and_slow_mode);
