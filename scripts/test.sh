@@ -68,7 +68,7 @@ if [ -n "$TESTS" ]; then
     for t in ${TESTS//,/ }; do
         t=${t#check_}
         [ -f "test/unit/check_$t.c" ] || [ -f "test/integration/check_$t.c" ] ||
-            [ -f "test/deploy/check_$t.sh" ] || [ "$t" = fuzz ] ||
+            [ -f "test/deploy/check_$t.sh" ] || [ "$t" = fuzz ] || [ "$t" = valgrind ] ||
             setup_fail "TESTS: no test/unit or test/integration source named check_$t.c"
     done
 fi
@@ -213,6 +213,12 @@ for src in test/deploy/check_*.sh; do
     selected "$name" || continue
     run_script deploy "$name" bash "$src"
 done
+# The unit suites and the calls suite once more with the service under valgrind memcheck
+# (release build: valgrind sees real allocations, not ASan's).
+if selected valgrind; then
+    run_script valgrind valgrind env VG_SUITES="${VG_SUITES:-check_calls}" \
+        VG_RUN_DIR="$RUN_DIR-valgrind" bash scripts/valgrind.sh
+fi
 # libFuzzer targets: replay every input that once crashed, then fuzz each briefly.
 if selected fuzz && [ -d test/fuzz ]; then
     if run_logged "$LOGS/build-fuzz.log" env -u MAKEFLAGS make -j"$(nproc 2>/dev/null || echo 2)" fuzz-bins; then

@@ -1127,6 +1127,7 @@ int http_server_run(struct http_server *srv)
 		if (p->ev == NULL || event_add(p->ev, &tv) != 0)
 			fatal("cannot add periodic timer");
 	}
+	on_guard(-1, 0, srv); /* first sample of the loop-side gauges */
 	log_info("listening on %s:%d with %d workers", host, bound_port(srv->bound), srv->n_workers);
 
 	if (event_base_dispatch(srv->base) == 0)
