@@ -621,6 +621,37 @@ static enum nc_err join_name_and_members(struct db_conn *db, const char *call_id
 	return NC_OK;
 }
 
+/*
+ * The start of every per-call action of the caller: the {id} path parameter,
+ * a service transaction, and the call row locked with the caller's
+ * participant row.  Returns false after answering (400/404/503) with no
+ * transaction left open; true with the transaction open.
+ */
+static bool open_call(struct req *r, char id[37], struct call_row *c, struct part_row *p)
+{
+	struct db_conn *db = &r->w->db;
+	struct nc_error err = {0};
+	int n;
+
+	if (!path_uuid(r, "id", id))
+		return false;
+	if (db_begin_service(db, &err) != NC_OK) {
+		resp_nc_error(r, &err);
+		return false;
+	}
+	n = load_call(db, id, r->user.user_id, r->cfg->max_room_participants, c, p, &err);
+	if (n < 0) {
+		fail(r, &err);
+		return false;
+	}
+	if (n == 0) {
+		db_rollback(db);
+		resp_error(r, NC_ENOTFOUND, "call not found");
+		return false;
+	}
+	return true;
+}
+
 static void api_calls_join(struct req *r)
 {
 	struct db_conn *db = &r->w->db;
@@ -634,20 +665,8 @@ static void api_calls_join(struct req *r)
 	bool activated = false;
 	int n;
 
-	if (!path_uuid(r, "id", id))
+	if (!open_call(r, id, &c, &p))
 		return;
-	if (db_begin_service(db, &err) != NC_OK) {
-		resp_nc_error(r, &err);
-		return;
-	}
-	n = load_call(db, id, r->user.user_id, r->cfg->max_room_participants, &c, &p, &err);
-	if (n < 0)
-		goto fail;
-	if (n == 0) {
-		db_rollback(db);
-		resp_error(r, NC_ENOTFOUND, "call not found");
-		return;
-	}
 	if (!p.found) {
 		n = is_channel_member(db, c.channel, r->user.user_id, &err);
 		if (n < 0)
@@ -763,20 +782,8 @@ static void api_calls_decline(struct req *r)
 	bool ended = false;
 	int n;
 
-	if (!path_uuid(r, "id", id))
+	if (!open_call(r, id, &c, &p))
 		return;
-	if (db_begin_service(db, &err) != NC_OK) {
-		resp_nc_error(r, &err);
-		return;
-	}
-	n = load_call(db, id, r->user.user_id, r->cfg->max_room_participants, &c, &p, &err);
-	if (n < 0)
-		goto fail;
-	if (n == 0) {
-		db_rollback(db);
-		resp_error(r, NC_ENOTFOUND, "call not found");
-		return;
-	}
 	if (!p.found || strcmp(p.role, "initiator") == 0) {
 		db_rollback(db);
 		resp_error(r, NC_EFORBIDDEN, "only an invitee can decline this call");
@@ -844,20 +851,8 @@ static void api_calls_leave(struct req *r)
 	bool ended = false;
 	int n;
 
-	if (!path_uuid(r, "id", id))
+	if (!open_call(r, id, &c, &p))
 		return;
-	if (db_begin_service(db, &err) != NC_OK) {
-		resp_nc_error(r, &err);
-		return;
-	}
-	n = load_call(db, id, r->user.user_id, r->cfg->max_room_participants, &c, &p, &err);
-	if (n < 0)
-		goto fail;
-	if (n == 0) {
-		db_rollback(db);
-		resp_error(r, NC_ENOTFOUND, "call not found");
-		return;
-	}
 	if (!p.found) {
 		db_rollback(db);
 		resp_error(r, NC_EFORBIDDEN, "not a participant of this call");
