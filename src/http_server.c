@@ -36,6 +36,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,7 @@ struct http_server {
 	struct periodic periodic[MAX_PERIODIC];
 	int n_periodic;
 	struct sse_hub *hub;      /* event streams, loop thread only */
+	atomic_int busy_workers;  /* workers running a handler = DB/Redis connections in use */
 
 	/* Connection guard (loop thread only): see "Connection guard" below. */
 	struct guard_entry *guard[GUARD_BUCKETS];
@@ -401,9 +403,11 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&srv->q_mu);
 
 		r->w = w;
+		atomic_fetch_add(&srv->busy_workers, 1);
 		log_set_request_id(r->request_id);
 		dispatch(r);
 		log_set_request_id(NULL);
+		atomic_fetch_sub(&srv->busy_workers, 1);
 		r->w = NULL;
 		push_done(srv, r);
 	}
@@ -951,6 +955,8 @@ static void on_guard(evutil_socket_t fd, short what, void *arg)
 	metrics_set_gauge("nchat_worker_queue_length", (double)srv->q_len);
 	pthread_mutex_unlock(&srv->q_mu);
 	metrics_set_gauge("nchat_workers", (double)srv->n_workers);
+	/* Each worker owns one Postgres and one Redis connection: busy workers = pool use. */
+	metrics_set_gauge("nchat_workers_busy", (double)atomic_load(&srv->busy_workers));
 	for (unsigned h = 0; h < GUARD_BUCKETS; h++) {
 		struct guard_entry **pp = &srv->guard[h];
 

@@ -132,6 +132,7 @@ START_TEST(metrics_count_what_happened)
 	ck_assert_ptr_nonnull(strstr(r.body, "nchat_livekit_request_duration_seconds_bucket{method=\"DeleteRoom\",le=\"+Inf\"}"));
 	ck_assert_int_ge(metric(r.body, "nchat_active_calls "), 0);
 	ck_assert_int_ge(metric(r.body, "nchat_workers "), 1);
+	ck_assert_int_ge(metric(r.body, "nchat_workers_busy "), 0);
 	ck_assert_int_ge(metric(r.body, "nchat_db_errors_total "), 0);
 	it_resp_free(&r);
 }
