@@ -92,6 +92,7 @@ struct sse_hub {
 	struct sse_conn *all;
 	size_t n_conns;
 	bool shutting_down;
+	bool lost_redis;             /* the subscription dropped since the last (re)subscribe */
 	struct event *heartbeat;
 	struct event *batch_timer;
 	struct topic *batch_list;
@@ -538,6 +539,25 @@ static void on_pmessage(struct sse_hub *hub, const char *channel, const char *pa
 /* ------------------------------------------------------------------ */
 
 static void redis_connect(struct sse_hub *hub);
+static void start_replay(struct sse_hub *hub, struct sse_conn *c);
+
+/*
+ * The pattern subscription is active again after Redis went away: whatever
+ * was published meanwhile is in the replay log, so every stream that has
+ * seen an event catches up from its own position (live events arriving
+ * during that replay are queued and de-duplicated by id as on a reconnect).
+ */
+static void resume_after_outage(struct sse_hub *hub)
+{
+	struct sse_conn *c, *next;
+
+	hub->lost_redis = false;
+	for (c = hub->all; c != NULL; c = next) {
+		next = c->all_next;
+		if (c->replay_pending == 0)
+			start_replay(hub, c);
+	}
+}
 
 static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
@@ -545,6 +565,13 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
 	struct sse_hub *hub = privdata;
 
 	(void)ac;
+	if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 3 &&
+	    rep->element[0]->type == REDIS_REPLY_STRING &&
+	    strcmp(rep->element[0]->str, "psubscribe") == 0) {
+		if (hub->lost_redis)
+			resume_after_outage(hub);
+		return;
+	}
 	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements < 4)
 		return;
 	if (strcmp(rep->element[0]->str, "pmessage") == 0 &&
@@ -570,6 +597,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 		hub->sub = NULL;
 	if (ac == hub->cmd)
 		hub->cmd = NULL;
+	hub->lost_redis = true;
 	if (status != REDIS_OK)
 		log_warn("sse: redis connection lost (%s); live events pause", ac->errstr);
 	/* One of the pair went away: drop the other too and reconnect both. */
@@ -594,6 +622,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
 
 	if (hub == NULL || status == REDIS_OK)
 		return;
+	hub->lost_redis = true;
 	log_warn("sse: cannot connect to redis: %s", ac->errstr);
 	if (ac == hub->sub)
 		hub->sub = NULL;

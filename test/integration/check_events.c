@@ -324,6 +324,53 @@ START_TEST(webhook_changes_reach_viewers)
 }
 END_TEST
 
+static int services(const char *what)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "RUN_DIR='%s' bash '%s/scripts/services.sh' %s >/dev/null 2>&1",
+		 it_env("NC_RUN_DIR"), it_env("NC_ROOT"), what);
+	return system(cmd);
+}
+
+/*
+ * Redis restarts: an event published right after it is back, before the hub
+ * has re-subscribed, still reaches a connected client (the hub replays from
+ * each stream's position once its subscription is active again).
+ */
+START_TEST(redis_restart_loses_nothing)
+{
+	struct sse_client c;
+	struct sse_event ev;
+	char *tok = it_user_token(uid, NULL, 600), topic[64];
+	json_t *d = json_pack("{s:s}", "marker", "after-restart");
+	bool published = false, got = false;
+
+	if (it_env("NC_ROOT") == NULL || it_env("NC_RUN_DIR") == NULL)
+		return;
+	ck_assert_int_eq(sse_connect(&c, a.port, tok, "/api/events", NULL), 0);
+	ck_assert_int_eq(sse_status(&c, 5000), 200);
+	usleep(200 * 1000);
+	publish_user("call.updated", 1);
+	ck_assert(sse_next(&c, &ev, 5000)); /* the stream now has a position */
+	ck_assert_int_eq(services("redis-restart"), 0);
+	snprintf(topic, sizeof(topic), "user:%s", uid);
+	for (int i = 0; i < 100 && !published; i++) { /* as soon as Redis answers again */
+		published = rt_publish(&pub, topic, "call.invite", d) == 0;
+		if (!published)
+			usleep(50 * 1000);
+	}
+	ck_assert(published);
+	while (!got && sse_next(&c, &ev, 6000))
+		if (strcmp(ev.type, "call.invite") == 0 && strstr(ev.data, "after-restart") != NULL)
+			got = true;
+	ck_assert_msg(got, "the event published during the hub's reconnect never arrived");
+	sse_close(&c);
+	json_decref(d);
+	free(tok);
+}
+END_TEST
+
 START_TEST(token_expiry_closes)
 {
 	struct sse_client c;
@@ -575,6 +622,7 @@ int main(void)
 	tcase_add_test(tc, anonymous_stream_and_reaction_batching);
 	tcase_add_test(tc, token_expiry_closes);
 	tcase_add_test(tc, webhook_changes_reach_viewers);
+	tcase_add_test(tc, redis_restart_loses_nothing);
 	tcase_add_test(tc, per_user_cap);
 	tcase_add_test(tc, slow_consumer_is_dropped);
 	tcase_add_test(tc, http11_chunked_with_curl);
