@@ -93,4 +93,7 @@ struct rec_reconcile {
 int recordings_reconcile_egress(struct nc_worker *w, int limit, struct rec_reconcile *out,
 				struct nc_error *err);
 
+/* After an egress event committed: apply S3_SSE to a just-completed recording. */
+void recordings_after_egress(struct nc_worker *w, const char *egress_id);
+
 #endif

@@ -99,6 +99,8 @@ enum nc_err s3_head(struct s3_client *c, const char *key, int64_t *size, struct 
  * NC_ENOTFOUND (404: already gone - callers count it as deleted), NC_ESTORAGE.
  */
 enum nc_err s3_delete(struct s3_client *c, const char *key, struct nc_error *err);
+/* Re-write an object in place with server-side encryption (S3_SSE); no-op when unset. */
+enum nc_err s3_encrypt_in_place(struct s3_client *c, const char *key, struct nc_error *err);
 
 /* One ListObjectsV2 page. */
 struct s3_list_page {

@@ -17,8 +17,10 @@
  * the JSON manifest disabled (it would be an object without a row).
  * LiveKit's S3Upload has no server-side-encryption field (only metadata,
  * tagging, content disposition), so S3_SSE cannot be requested for the
- * egress's own upload: use bucket default encryption for that (README).
- * Our own PUTs do send x-amz-server-side-encryption.
+ * egress's own upload; when S3_SSE is set, a completed recording is copied
+ * onto itself with encryption requested (recordings_after_egress), and our
+ * own PUTs send x-amz-server-side-encryption.  Bucket default encryption
+ * also covers the minutes between upload and that copy.
  *
  * Webhooks may reach us before StartRoomCompositeEgress has answered and its
  * egress id is stored; such an event is matched by the object key, which is
@@ -879,4 +881,36 @@ int recordings_reconcile_egress(struct nc_worker *w, int limit, struct rec_recon
 	}
 	PQclear(res);
 	return 0;
+}
+
+/*
+ * After an egress event committed: a recording that just completed is
+ * re-written with server-side encryption when S3_SSE asks for it.  A failure
+ * is logged and left (the object stays readable; the bucket's default
+ * encryption, if any, still applies).
+ */
+void recordings_after_egress(struct nc_worker *w, const char *egress_id)
+{
+	struct nc_error err = {0};
+	const char *p[1] = {egress_id};
+	PGresult *res;
+	char *key = NULL;
+
+	if (w->s3 == NULL || w->cfg->s3_sse == NULL || *w->cfg->s3_sse == '\0' || egress_id == NULL)
+		return;
+	if (db_begin_service(&w->db, &err) != NC_OK)
+		return;
+	res = db_exec(&w->db,
+		      "SELECT object_key FROM nchat_call_recordings"
+		      " WHERE livekit_egress_id = $1 AND status = 'completed' AND object_key IS NOT NULL",
+		      1, p, &err);
+	db_rollback(&w->db);
+	if (res != NULL && PQntuples(res) == 1)
+		key = xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (key == NULL)
+		return;
+	if (s3_encrypt_in_place(w->s3, key, &err) != NC_OK)
+		log_warn("recording %s: server-side encryption not applied: %s", key, err.msg);
+	free(key);
 }

@@ -53,6 +53,7 @@ struct s3_client {
 	size_t body_len, body_cap;
 	bool body_overflow;
 	int64_t content_length;        /* from a HEAD answer, -1 if none */
+	const char *copy_source;       /* set only during s3_encrypt_in_place */
 };
 
 /* ---- small helpers ---- */
@@ -433,6 +434,11 @@ static enum nc_err s3_request(struct s3_client *c, const char *method, const cha
 	hd[nh++] = (struct s3_header){ "x-amz-date", amz_date };
 	if (strcmp(method, "PUT") == 0 && cfg->s3_sse && *cfg->s3_sse)
 		hd[nh++] = (struct s3_header){ "x-amz-server-side-encryption", cfg->s3_sse };
+	if (c->copy_source != NULL) {
+		hd[nh++] = (struct s3_header){ "x-amz-copy-source", c->copy_source };
+		/* REPLACE: S3 refuses an in-place COPY that changes "nothing" it counts */
+		hd[nh++] = (struct s3_header){ "x-amz-metadata-directive", "REPLACE" };
+	}
 	creq = s3_canonical_request(method, uri, query, hd, nh, payload, &signed_h);
 	s3_signature(cfg->s3_secret_key, region, amz_date, creq, sig);
 
@@ -512,6 +518,32 @@ static enum nc_err s3_request(struct s3_client *c, const char *method, const cha
 	free(creq);
 	free(signed_h);
 	return res;
+}
+
+/*
+ * Copy an object onto itself with x-amz-server-side-encryption set: how an
+ * object someone else uploaded (LiveKit Egress cannot ask for encryption)
+ * becomes encrypted at rest.  No-op unless S3_SSE is configured.
+ */
+enum nc_err s3_encrypt_in_place(struct s3_client *c, const char *key, struct nc_error *err)
+{
+	char *bucket, *kenc, *src;
+	size_t kl = strlen(key);
+	const char *ctype = kl > 4 && strcmp(key + kl - 4, ".ogg") == 0 ? "audio/ogg" : "video/mp4";
+	enum nc_err e;
+
+	if (c->cfg->s3_sse == NULL || *c->cfg->s3_sse == '\0')
+		return NC_OK;
+	bucket = s3_uri_encode(c->cfg->s3_bucket, false);
+	kenc = s3_uri_encode(key, true);
+	src = xasprintf("/%s/%s", bucket, kenc);
+	c->copy_source = src;
+	e = s3_request(c, "PUT", key, NULL, NULL, 0, ctype, false, NULL, err);
+	c->copy_source = NULL;
+	free(src);
+	free(kenc);
+	free(bucket);
+	return e;
 }
 
 enum nc_err s3_put(struct s3_client *c, const char *key, const void *data, size_t len,

@@ -37,6 +37,7 @@
 #include "events.h"
 #include "hooks.h"
 #include "log.h"
+#include "recordings.h"
 #include "metrics.h"
 #include "presence.h"
 #include "webhook.h"
@@ -728,6 +729,9 @@ static void api_webhook_livekit(struct req *r)
 	after_commit(w, &eff);
 	if (n > 0)
 		publish_resource_change(w, event, ev);
+	if (n > 0 && strcmp(event, "egress_ended") == 0)
+		recordings_after_egress(w, json_string_value(json_object_get(
+					       json_object_get(ev, "egressInfo"), "egressId")));
 	json_decref(eff.members);
 	json_decref(ev);
 	return;

@@ -611,7 +611,7 @@ START_TEST(webhook_through_server)
 	char *egress, *rec = start_rec(&c, "{}", &egress);
 	json_t *info, *ev, *signed_ev;
 	struct it_resp r;
-	char url[256], *auth_h, *v;
+	char url[256], *auth_h, *v, *key = NULL;
 	const char *hdrs[3];
 	int tries;
 
@@ -629,6 +629,17 @@ START_TEST(webhook_through_server)
 	json_decref(lk("POST", "/_test/webhooks/auto", "{\"url\":null}"));
 	/* let the stand-in's own STARTING -> ACTIVE step (100 ms) happen first */
 	usleep(400 * 1000);
+	/* the stand-in's egress uploads nothing: put the file where it would */
+	{
+		struct nc_worker w;
+		struct nc_error e = {0};
+
+		key = rec_col(db, rec, "object_key");
+		worker_open(&w);
+		ck_assert_int_eq(s3_put(w.s3, key, "mp4 bytes", 9, "video/mp4", &e), NC_OK);
+		worker_close(&w);
+		json_decref(s3ctl("POST", "/_test/reset", NULL));
+	}
 	{
 		char b[256];
 		snprintf(b, sizeof b, "{\"egressId\":\"%s\",\"status\":\"EGRESS_COMPLETE\"}", egress);
@@ -658,6 +669,30 @@ START_TEST(webhook_through_server)
 	}
 	ck_assert_ptr_nonnull(v);
 	free(v);
+	/* S3_SSE: the completed recording was re-written in place with encryption requested */
+	{
+		json_t *reqs = NULL, *q;
+		size_t k;
+		bool copied = false;
+
+		for (tries = 0; tries < 30 && !copied; tries++) {
+			json_decref(reqs);
+			reqs = s3ctl("GET", "/_test/requests", NULL);
+			json_array_foreach(reqs, k, q) {
+				const char *path = json_string_value(json_object_get(q, "path"));
+				if (strcmp(json_string_value(json_object_get(q, "method")), "PUT") == 0 &&
+				    path != NULL && strstr(path, key) != NULL &&
+				    json_is_true(json_object_get(q, "signatureOk")) &&
+				    json_integer_value(json_object_get(q, "status")) == 200)
+					copied = true;
+			}
+			if (!copied)
+				usleep(100 * 1000);
+		}
+		json_decref(reqs);
+		ck_assert_msg(copied, "no signed in-place copy of %s", key);
+	}
+	free(key);
 	free(auth_h);
 	json_decref(ev);
 	json_decref(signed_ev);
@@ -1057,7 +1092,7 @@ int main(void)
 	static const char *const need[] = { "NC_BIN", "DATABASE_URL", "LK_STANDIN_URL",
 					     "S3_ENDPOINT", "S3_BUCKET", "AUTH_JWT_SECRET",
 					     "NC_RUN_DIR", NULL };
-	static const char *const extra[] = { "S3_FORCE_PATH_STYLE=true", NULL };
+	static const char *const extra[] = { "S3_FORCE_PATH_STYLE=true", "S3_SSE=AES256", NULL };
 	char errbuf[256];
 	SRunner *sr;
 	int failed;
