@@ -64,6 +64,14 @@ char *xstrndup(const char *s, size_t n);
 /* asprintf that aborts on allocation failure. */
 char *xasprintf(const char *fmt, ...) NC_PRINTF(1, 2);
 
+/*
+ * Append n bytes to a growable, NUL-terminated buffer (*p, *len, *cap),
+ * refusing to grow past max bytes: false (buffer unchanged) when it would.
+ * Used as the body sink of every curl client.
+ */
+bool buf_append_capped(char **p, size_t *len, size_t *cap, size_t max, const void *data,
+		       size_t n) NC_MUSTCHECK;
+
 /* Strict integer parsing: whole string, base 10, range-checked. 0 on success. */
 int parse_long(const char *s, long min, long max, long *out) NC_MUSTCHECK;
 

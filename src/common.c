@@ -112,6 +112,24 @@ char *xasprintf(const char *fmt, ...)
 	return out;
 }
 
+bool buf_append_capped(char **p, size_t *len, size_t *cap, size_t max, const void *data, size_t n)
+{
+	if (*len + n > max)
+		return false;
+	if (*len + n + 1 > *cap) {
+		size_t c = *cap ? *cap : 4096;
+
+		while (c < *len + n + 1)
+			c *= 2;
+		*p = xrealloc(*p, c);
+		*cap = c;
+	}
+	memcpy(*p + *len, data, n);
+	*len += n;
+	(*p)[*len] = '\0';
+	return true;
+}
+
 int parse_long(const char *s, long min, long max, long *out)
 {
 	char *end = NULL;

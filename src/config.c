@@ -9,6 +9,7 @@
  */
 #include "config.h"
 #include "auth.h"
+#include "lk.h"
 #include "log.h"
 #include "ratelimit.h"
 
@@ -316,24 +317,6 @@ static int resolve_auth(struct nc_config *c, char *errbuf, size_t errlen)
 	return 0;
 }
 
-/* ws://x -> http://x, wss://x -> https://x, http(s) unchanged, no trailing '/'. */
-static char *api_url_of(const char *url)
-{
-	char *out;
-	size_t n;
-
-	if (strncasecmp(url, "wss://", 6) == 0)
-		out = xasprintf("https://%s", url + 6);
-	else if (strncasecmp(url, "ws://", 5) == 0)
-		out = xasprintf("http://%s", url + 5);
-	else
-		out = xstrdup(url);
-	n = strlen(out);
-	while (n > 0 && out[n - 1] == '/')
-		out[--n] = '\0';
-	return out;
-}
-
 struct nc_config *cfg_load(const char *path, char *errbuf, size_t errlen)
 {
 	struct nc_config *c = xcalloc(1, sizeof(*c));
@@ -364,14 +347,20 @@ struct nc_config *cfg_load(const char *path, char *errbuf, size_t errlen)
 		}
 		if (c->livekit_api_url == NULL || *c->livekit_api_url == '\0') {
 			free(c->livekit_api_url);
-			c->livekit_api_url = api_url_of(c->livekit_url);
+			c->livekit_api_url = lk_http_url(c->livekit_url);
 		}
 	}
 	if (c->livekit_api_url != NULL) {
-		/* An explicit API URL is used as given, minus a trailing '/'. */
-		char *u = api_url_of(c->livekit_api_url);
+		/* An explicit API URL: its http(s) form, without a trailing '/'. */
+		char *u = lk_http_url(c->livekit_api_url);
+
 		free(c->livekit_api_url);
 		c->livekit_api_url = u;
+		if (u == NULL) {
+			snprintf(errbuf, errlen,
+				 "config: LIVEKIT_API_URL must start with ws://, wss://, http:// or https://");
+			goto fail;
+		}
 	}
 	if (log_configure(c->log_level, NULL) != 0) {
 		snprintf(errbuf, errlen, "config: LOG_LEVEL must be debug, info, warn or error");

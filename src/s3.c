@@ -304,20 +304,10 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 	struct s3_client *c = ud;
 	size_t n = size * nmemb;
 
-	if (c->body_len + n > S3_MAX_RESPONSE) {
+	if (!buf_append_capped(&c->body, &c->body_len, &c->body_cap, S3_MAX_RESPONSE, ptr, n)) {
 		c->body_overflow = true;
-		return 0;
+		return 0; /* curl stops with CURLE_WRITE_ERROR */
 	}
-	if (c->body_len + n + 1 > c->body_cap) {
-		size_t cap = c->body_cap ? c->body_cap : 4096;
-		while (cap < c->body_len + n + 1)
-			cap *= 2;
-		c->body = xrealloc(c->body, cap);
-		c->body_cap = cap;
-	}
-	memcpy(c->body + c->body_len, ptr, n);
-	c->body_len += n;
-	c->body[c->body_len] = '\0';
 	return n;
 }
 

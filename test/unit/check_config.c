@@ -14,7 +14,7 @@ static void clear_env(void)
 			       "AUTH_JWT_SECRET", "HASURA_GRAPHQL_JWT_SECRET",
 			       "AUTH_JWT_PUBLIC_KEY_FILE", "LIVEKIT_WEBHOOK_KEYS", "S3_ENDPOINT",
 			       "S3_PUBLIC_ENDPOINT", "RING_TIMEOUT_SECONDS", "LOG_LEVEL",
-			       "DATABASE_MIGRATE_URL", "S3_FORCE_PATH_STYLE", NULL};
+			       "DATABASE_MIGRATE_URL", "S3_FORCE_PATH_STYLE", "LIVEKIT_API_URL", NULL};
 	for (int i = 0; names[i]; i++)
 		unsetenv(names[i]);
 }
@@ -80,6 +80,16 @@ START_TEST(env_and_derived)
 	c = cfg_load(NULL, err, sizeof(err));
 	ck_assert_str_eq(c->livekit_api_url, "http://127.0.0.1:7880");
 	cfg_free(c);
+	/* an explicit server-API URL wins (e.g. a name inside a container network) */
+	setenv("LIVEKIT_API_URL", "http://livekit:7880/", 1);
+	c = cfg_load(NULL, err, sizeof(err));
+	ck_assert_str_eq(c->livekit_api_url, "http://livekit:7880");
+	ck_assert_str_eq(c->livekit_url, "ws://127.0.0.1:7880");
+	cfg_free(c);
+	setenv("LIVEKIT_API_URL", "gopher://livekit", 1);
+	ck_assert_ptr_null(cfg_load(NULL, err, sizeof(err)));
+	ck_assert_ptr_nonnull(strstr(err, "LIVEKIT_API_URL"));
+	unsetenv("LIVEKIT_API_URL");
 }
 END_TEST
 
