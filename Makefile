@@ -3,6 +3,7 @@
 #   make            build the service (build/release/nchat-rtc)
 #   make run        install what is missing, start Postgres/Redis/LiveKit, migrate, serve
 #   make test       the same set-up, then every test (also under ASan+UBSan)
+#   make unit       the unit tests alone (ASan+UBSan; no Postgres, Redis or network)
 #   make stop       stop what `make run` started
 #   make SAN=1      build with AddressSanitizer and UndefinedBehaviorSanitizer (build/asan)
 
@@ -33,10 +34,11 @@ GEN_C := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 GEN_H := $(GEN_C:.c=.h)
 GEN_O := $(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/gen/%.o,$(GEN_C))
 
-SRCS := $(wildcard src/*.c)
+SRCS := $(wildcard src/*/*.c)
 OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
-LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS)) $(GEN_O)
+LIB_OBJS := $(filter-out $(BUILD)/obj/app/main.o,$(OBJS)) $(GEN_O)
 
+include test/unit/unit.mk
 UNIT_SRCS := $(wildcard test/unit/check_*.c)
 UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRCS))
 IT_SRCS := $(wildcard test/integration/check_*.c)
@@ -44,11 +46,15 @@ IT_BINS := $(patsubst test/integration/%.c,$(BUILD)/test/%,$(IT_SRCS))
 IT_HELPERS := $(filter-out $(IT_SRCS),$(wildcard test/integration/*.c))
 IT_HELPER_OBJS := $(patsubst test/integration/%.c,$(BUILD)/obj/ithelp/%.o,$(IT_HELPERS))
 
-.PHONY: all unit-bins it-bins test run stop clean bench soak fuzz valgrind
+.PHONY: all layers unit unit-bins it-bins test run stop clean bench soak fuzz valgrind
 .DEFAULT_GOAL := all
 .SECONDARY: $(GEN_C) $(GEN_H)
 
-all: $(BUILD)/nchat-rtc
+all: layers $(BUILD)/nchat-rtc
+
+# Includes point only down the layers of scripts/layers, and never in a circle.
+layers:
+	@bash scripts/check-layers.sh >/dev/null || bash scripts/check-layers.sh
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(BUILD)/gen
@@ -69,9 +75,12 @@ $(BUILD)/obj/ithelp/%.o: test/integration/%.c | $(GEN_H)
 $(BUILD)/nchat-rtc: $(OBJS) $(GEN_O)
 	$(CC) $(LDSAN) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/test/check_%: test/unit/check_%.c $(LIB_OBJS)
+# Unit tests link only their own modules (test/unit/unit.mk).
+.SECONDEXPANSION:
+$(BUILD)/test/check_%: test/unit/check_%.c $$(call unit_objs,check_$$*) | $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(shell pkg-config --cflags check) -MMD -MP $(LDSAN) -o $@ $< $(LIB_OBJS) $(LIBS) $(TEST_LIBS)
+	@[ -n "$(UNIT_MODS_check_$*)" ] || { echo "test/unit/unit.mk: no UNIT_MODS_check_$* for $<"; exit 1; }
+	$(CC) $(CFLAGS_ALL) $(shell pkg-config --cflags check) -MMD -MP $(LDSAN) -o $@ $< $(call unit_objs,check_$*) $(LIBS) $(TEST_LIBS)
 
 $(BUILD)/test/check_%: test/integration/check_%.c $(LIB_OBJS) $(IT_HELPER_OBJS)
 	@mkdir -p $(dir $@)
@@ -82,6 +91,9 @@ it-bins: $(IT_BINS) $(BUILD)/nchat-rtc
 
 test:
 	@bash scripts/test.sh
+
+unit:
+	@UNIT_ONLY=1 bash scripts/test.sh
 
 run:
 	@bash scripts/run.sh

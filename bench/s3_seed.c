@@ -13,8 +13,8 @@
 
 #include <curl/curl.h>
 
-#include "config.h"
-#include "s3.h"
+#include "core/config.h"
+#include "s3/s3.h"
 
 int main(int argc, char **argv)
 {

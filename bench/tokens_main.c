@@ -5,7 +5,7 @@
  */
 #include <stdio.h>
 
-#include "bench.h"
+#include "ops/bench.h"
 
 int main(int argc, char **argv)
 {

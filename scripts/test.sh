@@ -4,6 +4,7 @@
 # stand-ins, migrate, run every unit then every integration test binary, stop
 # everything. The last line of output is `N passed, N failed` (test cases).
 #
+#   make unit                                  only the unit tests: no services
 #   TESTS=check_config,check_calls make test   run only those binaries
 #   KEEP=1 make test                           leave the services running
 #                                              (stop: RUN_DIR=.run/test scripts/services.sh stop)
@@ -24,6 +25,7 @@ BUILD_DIR="$NC_ROOT/build/asan"
 NC_BIN="$BUILD_DIR/nchat-rtc"
 KEEP=${KEEP:-0}
 TESTS=${TESTS:-}
+UNIT_ONLY=${UNIT_ONLY:-0}
 TIMEOUT=${NC_TEST_TIMEOUT:-900}
 
 PASSED=0
@@ -81,16 +83,17 @@ rm -rf "$RUN_DIR"
 mkdir -p "$LOGS"
 
 JOBS=$(nproc 2>/dev/null || echo 2)
-run_logged "$LOGS/build-release.log" make -j"$JOBS" ||
-    setup_fail "release build failed (make)"
-run_logged "$LOGS/build-asan.log" make -j"$JOBS" SAN=1 unit-bins it-bins ||
-    setup_fail "sanitizer build failed (make SAN=1 unit-bins it-bins)"
-log "build ok (build/release, build/asan)"
-
-bash "$SVC" start || setup_fail "starting PostgreSQL/Redis failed"
-bash "$SVC" standin-start || setup_fail "starting the LiveKit/S3 stand-ins failed"
-load_env "$RUN_DIR/env" || setup_fail "no $RUN_DIR/env"
-log "services up: postgres :$PGPORT, redis :$REDIS_PORT${LK_STANDIN_URL:+, livekit stand-in ${LK_STANDIN_URL##*:}}${S3_ENDPOINT:+, s3 stand-in ${S3_ENDPOINT##*:}}"
+if [ "$UNIT_ONLY" = 1 ]; then
+    run_logged "$LOGS/build-asan.log" make -j"$JOBS" SAN=1 unit-bins ||
+        setup_fail "sanitizer build failed (make SAN=1 unit-bins)"
+    log "build ok (build/asan unit tests)"
+else
+    run_logged "$LOGS/build-release.log" make -j"$JOBS" ||
+        setup_fail "release build failed (make)"
+    run_logged "$LOGS/build-asan.log" make -j"$JOBS" SAN=1 unit-bins it-bins ||
+        setup_fail "sanitizer build failed (make SAN=1 unit-bins it-bins)"
+    log "build ok (build/release, build/asan)"
+fi
 
 # LeakSanitizer does not work everywhere (e.g. under ptrace); find out once.
 DETECT_LEAKS=1
@@ -110,12 +113,6 @@ export ASAN_OPTIONS="detect_leaks=$DETECT_LEAKS:abort_on_error=1:strict_string_c
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export CK_DEFAULT_TIMEOUT=60
 
-if [ -x "$NC_BIN" ]; then
-    run_logged "$LOGS/migrate.log" "$NC_BIN" migrate || setup_fail "nchat-rtc migrate failed"
-    log "migrate: $(tail -n1 "$LOGS/migrate.log")"
-else
-    setup_fail "$NC_BIN was not built"
-fi
 
 # ------------------------------------------------------------------- tests
 selected() {
@@ -199,14 +196,32 @@ run_script() {
     printf -- '----- end of %s -----\n' "$name"
 }
 
-for kind in unit integration; do
+run_suites() {
+    local kind=$1 src name
     for src in test/"$kind"/check_*.c; do
         [ -f "$src" ] || continue
         name=$(basename "$src" .c)
         selected "$name" || continue
         run_bin "$kind" "$name"
     done
-done
+}
+
+# Unit tests need nothing running: they go first, before any service starts.
+run_suites unit
+[ "$UNIT_ONLY" = 1 ] && exit 0
+
+bash "$SVC" start || setup_fail "starting PostgreSQL/Redis failed"
+bash "$SVC" standin-start || setup_fail "starting the LiveKit/S3 stand-ins failed"
+load_env "$RUN_DIR/env" || setup_fail "no $RUN_DIR/env"
+log "services up: postgres :$PGPORT, redis :$REDIS_PORT${LK_STANDIN_URL:+, livekit stand-in ${LK_STANDIN_URL##*:}}${S3_ENDPOINT:+, s3 stand-in ${S3_ENDPOINT##*:}}"
+if [ -x "$NC_BIN" ]; then
+    run_logged "$LOGS/migrate.log" "$NC_BIN" migrate || setup_fail "nchat-rtc migrate failed"
+    log "migrate: $(tail -n1 "$LOGS/migrate.log")"
+else
+    setup_fail "$NC_BIN was not built"
+fi
+
+run_suites integration
 for src in test/deploy/check_*.sh; do
     [ -f "$src" ] || continue
     name=$(basename "$src" .sh)

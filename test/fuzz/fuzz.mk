@@ -20,7 +20,7 @@ FUZZ_BINS := $(patsubst test/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRCS))
 FUZZ_GEN_C := $(patsubst proto/%.proto,$(FUZZ_BUILD)/gen/%.pb-c.c,$(PROTOS))
 FUZZ_GEN_H := $(FUZZ_GEN_C:.c=.h)
 FUZZ_GEN_O := $(patsubst $(FUZZ_BUILD)/gen/%.c,$(FUZZ_BUILD)/obj/gen/%.o,$(FUZZ_GEN_C))
-FUZZ_LIB_OBJS := $(patsubst src/%.c,$(FUZZ_BUILD)/obj/%.o,$(filter-out src/main.c,$(SRCS))) \
+FUZZ_LIB_OBJS := $(patsubst src/%.c,$(FUZZ_BUILD)/obj/%.o,$(filter-out src/app/main.c,$(SRCS))) \
 	$(FUZZ_GEN_O)
 
 .PHONY: fuzz fuzz-ci fuzz-bins

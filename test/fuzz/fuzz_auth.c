@@ -12,7 +12,8 @@
  * Invariants: an accepted token yields a canonical lower-case UUID, roles
  * include nothing unknown, and exp is not in the past beyond the leeway.
  */
-#include "auth.h"
+#include "http/auth.h"
+#include "core/uuid.h"
 #include "fuzz_util.h"
 
 #include <openssl/bio.h>

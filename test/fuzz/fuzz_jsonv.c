@@ -10,8 +10,9 @@
  * with an independent reference decoder.
  */
 #include "fuzz_util.h"
-#include "http.h"
-#include "jsonv.h"
+#include "core/uuid.h"
+#include "http/http.h"
+#include "core/jsonv.h"
 
 #include <limits.h>
 #include <math.h>

@@ -9,7 +9,7 @@
  * slash-free parameters that route_param finds again by name; BAD_METHOD
  * reports allowed methods that exclude the request's.
  */
-#include "api.h"
+#include "app/api.h"
 #include "fuzz_util.h"
 
 #include <stdio.h>

@@ -10,7 +10,7 @@
  * sse_id_cmp is antisymmetric and reflexive.
  */
 #include "fuzz_util.h"
-#include "sse.h"
+#include "http/sse.h"
 
 #include <stdio.h>
 

@@ -11,7 +11,7 @@
  * the configured secrets is never accepted.
  */
 #include "fuzz_util.h"
-#include "webhook.h"
+#include "livekit/webhook_verify.h"
 
 #include <dlfcn.h>
 #include <openssl/evp.h>

@@ -6,7 +6,7 @@
  * writes one parseable object per line with the request id.
  */
 #include "harness.h"
-#include "common.h"
+#include "core/common.h"
 
 #include <check.h>
 #include <curl/curl.h>

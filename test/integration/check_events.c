@@ -7,8 +7,9 @@
  * (events.c), exactly as a handler on another instance would.
  */
 #include "harness.h"
-#include "events.h"
-#include "worker.h"
+#include "core/uuid.h"
+#include "realtime/events.h"
+#include "http/worker.h"
 
 #include <arpa/inet.h>
 #include <check.h>

@@ -4,7 +4,8 @@
  * body limits, request ids, CORS, configuration errors and SIGTERM.
  */
 #include "harness.h"
-#include "common.h"
+#include "core/uuid.h"
+#include "core/common.h"
 
 #include <check.h>
 #include <curl/curl.h>

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lk.h"
+#include "livekit/lk.h"
 
 static const char *base_url;
 static struct nc_config cfg;

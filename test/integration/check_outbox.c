@@ -6,9 +6,10 @@
  * admin.
  */
 #include "harness.h"
-#include "config.h"
-#include "db.h"
-#include "events.h"
+#include "core/uuid.h"
+#include "core/config.h"
+#include "store/db.h"
+#include "realtime/events.h"
 
 #include <check.h>
 #include <curl/curl.h>

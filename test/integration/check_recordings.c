@@ -18,10 +18,10 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "hooks.h"
-#include "lk.h"
-#include "s3.h"
-#include "worker.h"
+#include "recordings/recordings.h"
+#include "livekit/lk.h"
+#include "s3/s3.h"
+#include "http/worker.h"
 
 static struct it_server srv;
 static struct nc_config *cfg;

@@ -1,6 +1,6 @@
 /* Unit tests for auth.c: HS256/RS256 user tokens, claims, expiry, algorithm confusion. */
-#include "auth.h"
-#include "config.h"
+#include "http/auth.h"
+#include "core/config.h"
 
 #include <check.h>
 #include <jansson.h>

@@ -1,5 +1,5 @@
 /* Unit tests for config.c: defaults, environment, file override, errors. */
-#include "config.h"
+#include "core/config.h"
 
 #include <check.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* Unit tests for jsonv.c: typed getters, 400 messages naming the field, UTF-8. */
-#include "jsonv.h"
+#include "core/jsonv.h"
 
 #include <check.h>
 #include <string.h>

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lk.h"
+#include "livekit/lk.h"
 
 /* Pack m and compare with the expected bytes. */
 static void assert_packs_to(const ProtobufCMessage *m, const uint8_t *want, size_t n)

@@ -11,7 +11,7 @@
 #include <jwt.h>
 #include <openssl/evp.h>
 
-#include "lk.h"
+#include "livekit/lk.h"
 
 #define KEY "devkey"
 #define SECRET "secret"

@@ -1,5 +1,5 @@
 /* Unit tests for router.c: literal and {param} segments, 404 vs 405. */
-#include "router.h"
+#include "http/router.h"
 
 #include <check.h>
 #include <stdlib.h>

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "s3.h"
+#include "s3/s3.h"
 
 #define EX_ACCESS "AKIAIOSFODNN7EXAMPLE"
 #define EX_SECRET "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

@@ -10,7 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "turn.h"
+#include "livekit/turn.h"
 
 /* Reference: EVP_Q_mac + a hand-written base64 encoder. */
 static void reference_cred(const char *secret, const char *user, char out[TURN_CRED_LEN])

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "webhook.h"
+#include "livekit/webhook_verify.h"
 
 static const char vec_body[] =
 	"{\"event\":\"room_started\",\"room\":{\"sid\":\"RM_test\",\"name\":\"demo\","

@@ -1,0 +1,41 @@
+/*
+ * metrics.h - process metrics in the Prometheus text format (GET /metrics).
+ *
+ * Every recording function is thread-safe and cheap (one uncontended mutex
+ * and a few additions); rendering happens on a worker.  Label values come
+ * from fixed sets (route patterns, LiveKit method names, webhook event names
+ * we know), never from request data, so the number of series is bounded.
+ */
+#ifndef NC_METRICS_H
+#define NC_METRICS_H
+
+#include "core/common.h"
+
+
+/* Counters without labels. */
+enum metric_counter {
+	M_DB_ERRORS,             /* failed Postgres commands or connects */
+	M_REDIS_ERRORS,          /* failed Redis commands or connects */
+	M_WEBHOOK_AUTH_FAILURES, /* LiveKit webhooks refused with 401 */
+	M_RATE_LIMITED,          /* requests answered 429 */
+	M_SSE_DROPPED_SLOW,      /* event streams cut for not reading */
+	M_CONN_CLOSED_IDLE,      /* connections cut by the idle/slow-request guard */
+	M_COUNTER_MAX
+};
+
+void metrics_inc(enum metric_counter c);
+/* One answered HTTP request (route pattern or NULL for unrouted). */
+void metrics_http(const char *route, const char *method, int status, double ms);
+/* One LiveKit Twirp call: method name, whether it succeeded, its latency. */
+void metrics_livekit(const char *method, bool ok, double ms);
+/* One LiveKit webhook: event name and outcome (applied, duplicate, ignored, rejected, error). */
+void metrics_webhook(const char *event, const char *outcome);
+/* A sweep result: sweep name, result kind, count. */
+void metrics_sweep(const char *sweep, const char *result, long n);
+/* Gauges sampled at render time. */
+void metrics_set_gauge(const char *name, double value);
+
+/* Render everything (malloc'd text). */
+char *metrics_render(void);
+
+#endif

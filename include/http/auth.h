@@ -1,0 +1,44 @@
+/*
+ * auth.h - user authentication: the chat's Bearer JWTs (Hasura style).
+ *
+ * HS256 with a shared secret or RS256 with a PEM public key; the algorithm is
+ * fixed by configuration and a token whose header names another algorithm is
+ * refused (no algorithm confusion).  The user id is
+ * claims["https://hasura.io/jwt/claims"]["x-hasura-user-id"], falling back to
+ * "sub", and must be a UUID.  Roles are the union of x-hasura-allowed-roles
+ * and x-hasura-default-role.  exp (required) and nbf are enforced with the
+ * configured leeway.
+ */
+#ifndef NC_AUTH_H
+#define NC_AUTH_H
+
+#include "core/common.h"
+#include "core/config.h"
+
+enum auth_role {
+	ROLE_USER = 1 << 0,
+	ROLE_MODERATOR = 1 << 1,
+	ROLE_ADMIN = 1 << 2,
+};
+
+/* The authenticated caller, copied into each request context. */
+struct principal {
+	char user_id[37];  /* canonical lower-case UUID */
+	unsigned roles;    /* enum auth_role bits */
+	int64_t exp;       /* token expiry, unix seconds */
+};
+
+/*
+ * Verify a bare token (no "Bearer ") at time now.  NC_OK and *out filled, or
+ * NC_EUNAUTH with a short reason in err (safe to show the client).
+ */
+enum nc_err auth_verify_user(const struct nc_config *cfg, const char *token, int64_t now,
+			     struct principal *out, struct nc_error *err) NC_MUSTCHECK;
+
+/* True if the principal holds admin or moderator. */
+static inline bool auth_is_staff(const struct principal *p)
+{
+	return (p->roles & (ROLE_ADMIN | ROLE_MODERATOR)) != 0;
+}
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * router.h - method + path table with {param} segments.
+ *
+ * Patterns are absolute paths whose segments are either literal text or
+ * "{name}", which matches exactly one non-empty segment.  A path that matches
+ * some pattern but not with the request's method is a 405 (the caller gets
+ * the allowed methods for the Allow header); no pattern at all is a 404.
+ * Matching allocates nothing: parameters point into a caller-owned copy of
+ * the path.
+ */
+#ifndef NC_ROUTER_H
+#define NC_ROUTER_H
+
+#include "core/common.h"
+
+#define ROUTE_MAX_PARAMS 4
+#define ROUTE_MAX_SEGMENTS 12
+
+struct req;
+typedef void (*route_handler)(struct req *r);
+
+enum route_method {
+	RM_GET = 1 << 0,
+	RM_POST = 1 << 1,
+	RM_PUT = 1 << 2,
+	RM_DELETE = 1 << 3,
+	RM_PATCH = 1 << 4,
+	RM_HEAD = 1 << 5,
+	RM_OPTIONS = 1 << 6,
+};
+
+enum route_flags {
+	ROUTE_AUTH = 1 << 0,          /**< a valid user token is required */
+	ROUTE_AUTH_OPTIONAL = 1 << 1, /**< a token is checked when given (anonymous allowed) */
+	ROUTE_ON_LOOP = 1 << 2,       /**< cheap, touches no connection: run on the loop thread */
+	ROUTE_RAW_BODY = 1 << 3,      /**< body is not JSON (webhooks): no content-type check */
+	ROUTE_QUERY_TOKEN = 1 << 4,   /**< ?access_token= accepted (EventSource) */
+};
+
+struct route {
+	unsigned methods;       /* enum route_method bits */
+	const char *pattern;    /* "/api/calls/{id}/join" */
+	route_handler handler;
+	unsigned flags;         /* enum route_flags bits */
+	const char *name;       /* for logs and metrics; defaults to pattern */
+};
+
+struct route_match {
+	const struct route *route;
+	size_t n_params;
+	const char *names[ROUTE_MAX_PARAMS];   /* point into the route pattern copy */
+	size_t name_lens[ROUTE_MAX_PARAMS];
+	char *values[ROUTE_MAX_PARAMS];        /* point into the caller's path buffer */
+	unsigned allowed;                      /* on 405: methods that would match */
+};
+
+enum route_result { ROUTE_FOUND, ROUTE_NOT_FOUND, ROUTE_BAD_METHOD };
+
+/* Method name ("GET") to bit; 0 if unknown. */
+unsigned route_method_bit(const char *name);
+/* Comma-separated method list of bits into out ("GET, POST"). */
+void route_allow_header(unsigned methods, char *out, size_t outlen);
+
+/*
+ * Match path (modified in place: '/' separators become NULs) against the
+ * table.  routes ends with an entry whose pattern is NULL.
+ */
+enum route_result route_match(const struct route *routes, unsigned method, char *path,
+			      struct route_match *m);
+
+/* The value of parameter `name` in m, or NULL. */
+const char *route_param(const struct route_match *m, const char *name);
+
+#endif

@@ -1,0 +1,173 @@
+/*
+ * auth.c - verification of the chat's user JWTs with libjwt.
+ *
+ * libjwt 1.x verifies with whatever algorithm the token's header names, so
+ * the header is checked against the configured algorithm after decoding and
+ * anything else is refused: an RS256 deployment must never accept an HS256
+ * token "signed" with its public key.
+ */
+#include "http/auth.h"
+#include "core/uuid.h"
+#include "core/log.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <jwt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define HASURA_NS "https://hasura.io/jwt/claims"
+#define MAX_TOKEN_LEN 8192
+
+static unsigned role_bit(const char *name)
+{
+	if (name == NULL)
+		return 0;
+	if (strcmp(name, "admin") == 0)
+		return ROLE_ADMIN;
+	if (strcmp(name, "moderator") == 0)
+		return ROLE_MODERATOR;
+	if (strcmp(name, "user") == 0)
+		return ROLE_USER;
+	return 0;
+}
+
+/* The Hasura namespace may be an object or (claims_format stringified_json) a string. */
+static json_t *hasura_claims(json_t *claims, json_t **owned)
+{
+	json_t *ns = json_object_get(claims, HASURA_NS);
+
+	*owned = NULL;
+	if (json_is_object(ns))
+		return ns;
+	if (json_is_string(ns)) {
+		*owned = json_loads(json_string_value(ns), 0, NULL);
+		if (json_is_object(*owned))
+			return *owned;
+	}
+	return NULL;
+}
+
+#define NUMERIC_DATE_MAX (INT64_C(1) << 53)
+
+/* Read an integer NumericDate claim; absent → 0 and *present false. */
+static int numeric_claim(json_t *claims, const char *name, int64_t *out, bool *present)
+{
+	json_t *v = json_object_get(claims, name);
+
+	*present = v != NULL;
+	*out = 0;
+	if (v == NULL)
+		return 0;
+	/*
+	 * Bounded to +-2^53 (far past any real date): a larger real cannot be
+	 * converted to int64_t without undefined behaviour, and a huge integer
+	 * would overflow exp + leeway below.  Found by test/fuzz/fuzz_auth.
+	 */
+	if (json_is_integer(v) && json_integer_value(v) >= -NUMERIC_DATE_MAX &&
+	    json_integer_value(v) <= NUMERIC_DATE_MAX) {
+		*out = (int64_t)json_integer_value(v);
+		return 0;
+	}
+	if (json_is_real(v) && json_real_value(v) >= (double)-NUMERIC_DATE_MAX &&
+	    json_real_value(v) <= (double)NUMERIC_DATE_MAX) {
+		*out = (int64_t)json_real_value(v);
+		return 0;
+	}
+	return -1;
+}
+
+static enum nc_err check_claims(const struct nc_config *cfg, json_t *claims, int64_t now,
+				struct principal *out, struct nc_error *err)
+{
+	json_t *owned = NULL, *hc = hasura_claims(claims, &owned);
+	const char *uid = NULL;
+	int64_t exp, nbf;
+	bool has_exp, has_nbf;
+	enum nc_err rc = NC_EUNAUTH;
+
+	if (numeric_claim(claims, "exp", &exp, &has_exp) != 0 ||
+	    numeric_claim(claims, "nbf", &nbf, &has_nbf) != 0) {
+		err_set(err, NC_EUNAUTH, "token has malformed exp or nbf");
+		goto out;
+	}
+	if (!has_exp) {
+		err_set(err, NC_EUNAUTH, "token has no exp");
+		goto out;
+	}
+	if (now > exp + cfg->auth_leeway_s) {
+		err_set(err, NC_EUNAUTH, "token expired");
+		goto out;
+	}
+	if (has_nbf && now + cfg->auth_leeway_s < nbf) {
+		err_set(err, NC_EUNAUTH, "token not yet valid");
+		goto out;
+	}
+	if (hc != NULL)
+		uid = json_string_value(json_object_get(hc, "x-hasura-user-id"));
+	if (uid == NULL)
+		uid = json_string_value(json_object_get(claims, "sub"));
+	if (uid == NULL || !is_uuid(uid)) {
+		err_set(err, NC_EUNAUTH, "token has no valid user id");
+		goto out;
+	}
+	memset(out, 0, sizeof(*out));
+	uuid_lower(uid, out->user_id);
+	out->exp = exp;
+	if (hc != NULL) {
+		json_t *allowed = json_object_get(hc, "x-hasura-allowed-roles");
+		size_t i;
+		json_t *r;
+
+		json_array_foreach(allowed, i, r)
+			out->roles |= role_bit(json_string_value(r));
+		out->roles |= role_bit(json_string_value(json_object_get(hc, "x-hasura-default-role")));
+	}
+	if (out->roles == 0)
+		out->roles = ROLE_USER;
+	rc = NC_OK;
+out:
+	json_decref(owned);
+	return rc;
+}
+
+enum nc_err auth_verify_user(const struct nc_config *cfg, const char *token, int64_t now,
+			     struct principal *out, struct nc_error *err)
+{
+	jwt_t *jwt = NULL;
+	char *grants = NULL;
+	json_t *claims = NULL;
+	jwt_alg_t want;
+	enum nc_err rc = NC_EUNAUTH;
+
+	if (cfg->auth_alg == CFG_AUTH_NONE)
+		return err_set(err, NC_EUNAUTH, "authentication is not configured");
+	if (token == NULL || *token == '\0')
+		return err_set(err, NC_EUNAUTH, "missing bearer token");
+	if (strlen(token) > MAX_TOKEN_LEN)
+		return err_set(err, NC_EUNAUTH, "token too long");
+	want = cfg->auth_alg == CFG_AUTH_RS256 ? JWT_ALG_RS256 : JWT_ALG_HS256;
+	if (jwt_decode(&jwt, token, (const unsigned char *)cfg->auth_key, (int)cfg->auth_key_len) != 0 ||
+	    jwt == NULL) {
+		err_set(err, NC_EUNAUTH, "invalid token");
+		goto out;
+	}
+	if (jwt_get_alg(jwt) != want) {
+		err_set(err, NC_EUNAUTH, "token algorithm not accepted");
+		goto out;
+	}
+	grants = jwt_get_grants_json(jwt, NULL);
+	claims = grants != NULL ? json_loads(grants, 0, NULL) : NULL;
+	if (!json_is_object(claims)) {
+		err_set(err, NC_EUNAUTH, "invalid token claims");
+		goto out;
+	}
+	rc = check_claims(cfg, claims, now, out, err);
+out:
+	json_decref(claims);
+	free(grants);
+	jwt_free(jwt);
+	return rc;
+}

@@ -1,0 +1,59 @@
+/*
+ * worker.c - set-up and tear-down of a worker thread's connections.
+ */
+#include "http/worker.h"
+#include "livekit/lk.h"
+#include "core/log.h"
+
+#include <stdlib.h>
+
+/*
+ * Per-thread clean-ups of modules above this one (a curl handle kept in a
+ * thread-local, say), registered once before the workers start.
+ */
+#define AT_EXIT_MAX 8
+static void (*at_exit_fns[AT_EXIT_MAX])(void);
+static size_t n_at_exit;
+
+void worker_at_exit(void (*fn)(void))
+{
+	if (n_at_exit == AT_EXIT_MAX)
+		fatal("worker_at_exit: more than %d clean-ups", AT_EXIT_MAX);
+	at_exit_fns[n_at_exit++] = fn;
+}
+
+void worker_setup(struct nc_worker *w, const struct nc_config *cfg)
+{
+	w->cfg = cfg;
+	db_init(&w->db, cfg->database_url, cfg->db_statement_timeout_ms);
+	db_set_prepared(&w->db, cfg->db_prepared_statements);
+	w->rds_ok = cfg->redis_url != NULL &&
+		    rds_init(&w->rds, cfg->redis_url, cfg->redis_timeout_ms) == 0;
+	w->lk = NULL;
+	if (cfg->livekit_api_url != NULL && cfg->livekit_api_key != NULL &&
+	    cfg->livekit_api_secret != NULL) {
+		w->lk = xcalloc(1, sizeof(*w->lk));
+		if (lk_client_init(w->lk, cfg) != 0) {
+			log_error("worker %d: cannot create the LiveKit client", w->id);
+			free(w->lk);
+			w->lk = NULL;
+		}
+	}
+	w->s3 = s3_client_new(cfg);
+}
+
+void worker_teardown(struct nc_worker *w)
+{
+	db_cleanup(&w->db);
+	if (w->rds_ok)
+		rds_cleanup(&w->rds);
+	if (w->lk != NULL) {
+		lk_client_cleanup(w->lk);
+		free(w->lk);
+		w->lk = NULL;
+	}
+	s3_client_free(w->s3);
+	w->s3 = NULL;
+	for (size_t i = 0; i < n_at_exit; i++)
+		at_exit_fns[i]();
+}

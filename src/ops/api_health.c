@@ -1,0 +1,56 @@
+/*
+ * api_health.c - liveness and readiness.
+ *
+ * /healthz answers on the loop thread and touches nothing: the process is
+ * alive.  /readyz runs on a worker and checks that worker's own Postgres and
+ * Redis connections, so a 200 means this instance can serve requests now.
+ */
+#include "ops/ops.h"
+#include "core/metrics.h"
+#include "http/worker.h"
+
+void api_healthz(struct req *r)
+{
+	resp_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+void api_readyz(struct req *r)
+{
+	struct nc_worker *w = r->w;
+	struct nc_error err = {0};
+	PGresult *res = db_exec(&w->db, "SELECT 1", 0, NULL, &err);
+	redisReply *rep = NULL;
+	bool pg_ok = res != NULL, redis_ok = false;
+
+	PQclear(res);
+	if (w->rds_ok) {
+		rep = rds_cmd(&w->rds, &err, "PING");
+		redis_ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
+		freeReplyObject(rep);
+	}
+	resp_json(r, pg_ok && redis_ok ? 200 : 503,
+		  json_pack("{s:s, s:s, s:s}", "status", pg_ok && redis_ok ? "ready" : "unavailable",
+			    "postgres", pg_ok ? "ok" : "down", "redis", redis_ok ? "ok" : "down"));
+}
+
+/* Who the bearer token says the caller is (handy for the frontend and tests). */
+void api_me(struct req *r)
+{
+	json_t *roles = json_array();
+
+	if (r->user.roles & ROLE_USER)
+		json_array_append_new(roles, json_string("user"));
+	if (r->user.roles & ROLE_MODERATOR)
+		json_array_append_new(roles, json_string("moderator"));
+	if (r->user.roles & ROLE_ADMIN)
+		json_array_append_new(roles, json_string("admin"));
+	resp_json(r, 200, json_pack("{s:s, s:o}", "userId", r->user.user_id, "roles", roles));
+}
+
+const struct route health_routes[] = {
+	{RM_GET | RM_HEAD, "/healthz", api_healthz, ROUTE_ON_LOOP, NULL},
+	{RM_GET | RM_HEAD, "/readyz", api_readyz, 0, NULL},
+	{RM_GET, "/api/me", api_me, ROUTE_AUTH, NULL},
+	{RM_GET, "/metrics", api_metrics, 0, NULL},
+	{0, NULL, NULL, 0, NULL},
+};

@@ -1,0 +1,166 @@
+/*
+ * cache.c - per-worker hiredis connection with timeouts and lazy reconnect.
+ */
+#include "store/cache.h"
+#include "core/log.h"
+#include "core/metrics.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define RETRY_MS 250
+
+int rds_parse_url(const char *url, char **host, int *port, char **password, int *db)
+{
+	const char *p, *at, *slash, *colon, *hend;
+	long v;
+
+	*host = NULL;
+	*password = NULL;
+	*port = 6379;
+	*db = 0;
+	if (url == NULL || strncasecmp(url, "redis://", 8) != 0)
+		return -1;
+	p = url + 8;
+	slash = strchr(p, '/');
+	hend = slash ? slash : p + strlen(p);
+	at = memchr(p, '@', (size_t)(hend - p));
+	if (at != NULL) {
+		const char *c = memchr(p, ':', (size_t)(at - p));
+		const char *pw = c ? c + 1 : p;
+		if (at > pw)
+			*password = xstrndup(pw, (size_t)(at - pw));
+		p = at + 1;
+	}
+	colon = memchr(p, ':', (size_t)(hend - p));
+	if (colon != NULL) {
+		char portbuf[8];
+		size_t pl = (size_t)(hend - colon - 1);
+		if (pl == 0 || pl >= sizeof(portbuf))
+			goto bad;
+		memcpy(portbuf, colon + 1, pl);
+		portbuf[pl] = '\0';
+		if (parse_long(portbuf, 1, 65535, &v) != 0)
+			goto bad;
+		*port = (int)v;
+	} else {
+		colon = hend;
+	}
+	if (colon == p)
+		goto bad;
+	*host = xstrndup(p, (size_t)(colon - p));
+	if (slash != NULL && slash[1] != '\0') {
+		if (parse_long(slash + 1, 0, 15, &v) != 0)
+			goto bad;
+		*db = (int)v;
+	}
+	return 0;
+bad:
+	free(*host);
+	free(*password);
+	*host = *password = NULL;
+	return -1;
+}
+
+int rds_init(struct rds_conn *r, const char *url, int timeout_ms)
+{
+	memset(r, 0, sizeof(*r));
+	r->timeout_ms = timeout_ms;
+	return rds_parse_url(url, &r->host, &r->port, &r->password, &r->db);
+}
+
+void rds_cleanup(struct rds_conn *r)
+{
+	if (r->c != NULL)
+		redisFree(r->c);
+	free(r->host);
+	free(r->password);
+	memset(r, 0, sizeof(*r));
+}
+
+static void drop(struct rds_conn *r, const char *why)
+{
+	log_warn("redis: %s", why);
+	metrics_inc(M_REDIS_ERRORS);
+	if (r->c != NULL)
+		redisFree(r->c);
+	r->c = NULL;
+	r->retry_after_ms = now_ms() + RETRY_MS;
+}
+
+static bool ensure(struct rds_conn *r)
+{
+	struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
+	redisReply *rep;
+
+	if (r->c != NULL)
+		return true;
+	if (r->host == NULL || now_ms() < r->retry_after_ms)
+		return false;
+	r->c = redisConnectWithTimeout(r->host, r->port, tv);
+	if (r->c == NULL || r->c->err) {
+		drop(r, r->c ? r->c->errstr : "out of memory");
+		return false;
+	}
+	if (redisSetTimeout(r->c, tv) != REDIS_OK) {
+		drop(r, "cannot set timeout");
+		return false;
+	}
+	if (r->password != NULL) {
+		rep = redisCommand(r->c, "AUTH %s", r->password);
+		if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+			freeReplyObject(rep);
+			drop(r, "AUTH failed");
+			return false;
+		}
+		freeReplyObject(rep);
+	}
+	if (r->db != 0) {
+		rep = redisCommand(r->c, "SELECT %d", r->db);
+		if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+			freeReplyObject(rep);
+			drop(r, "SELECT failed");
+			return false;
+		}
+		freeReplyObject(rep);
+	}
+	return true;
+}
+
+redisReply *rds_cmdv(struct rds_conn *r, int argc, const char **argv, const size_t *lens,
+		     struct nc_error *err)
+{
+	redisReply *rep;
+
+	if (!ensure(r)) {
+		err_set(err, NC_EUNAVAILABLE, "redis unavailable");
+		return NULL;
+	}
+	rep = redisCommandArgv(r->c, argc, argv, lens);
+	if (rep == NULL) {
+		drop(r, r->c->errstr);
+		err_set(err, NC_EUNAVAILABLE, "redis unavailable");
+	}
+	return rep;
+}
+
+redisReply *rds_cmd(struct rds_conn *r, struct nc_error *err, const char *fmt, ...)
+{
+	redisReply *rep;
+	va_list ap;
+
+	if (!ensure(r)) {
+		err_set(err, NC_EUNAVAILABLE, "redis unavailable");
+		return NULL;
+	}
+	va_start(ap, fmt);
+	rep = redisvCommand(r->c, fmt, ap);
+	va_end(ap);
+	if (rep == NULL) {
+		drop(r, r->c->errstr);
+		err_set(err, NC_EUNAVAILABLE, "redis unavailable");
+	}
+	return rep;
+}

@@ -1,0 +1,1045 @@
+/*
+ * api_streams.c - the live-stream HTTP API (API.md "Live streams"): create,
+ * start, end, stream keys, LiveKit tokens, list/get and analytics, plus the
+ * route table of every stream endpoint (chat, reactions and viewers live in
+ * stream_chat.c and viewers.c).  Streams speak snake_case in responses; the
+ * create request keeps the camelCase the frontend sends.
+ *
+ * The stream key is shown in full only in the create and rotate-key
+ * responses.  The database keeps 'sha256:<hex>' of it and its last four
+ * characters, which GET shows to the broadcaster only.
+ */
+#include "streams/streams.h"
+#include "core/uuid.h"
+
+#include "http/http.h"
+#include "http/auth.h"
+#include "store/db.h"
+#include "realtime/events.h"
+#include "core/jsonv.h"
+#include "core/log.h"
+#include "http/worker.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A stream row as the JSON object of API responses (one column). */
+#define STREAM_JSON_SQL                                                                   \
+	"json_build_object('id', s.id, 'channel_id', s.channel_id,"                       \
+	" 'broadcaster_id', s.broadcaster_id, 'title', s.title,"                          \
+	" 'description', s.description, 'status', s.status,"                              \
+	" 'livekit_room_name', s.livekit_room_name, 'hls_manifest_url', s.hls_manifest_url," \
+	" 'ingest_url', s.ingest_url, 'stream_key_last4', s.stream_key_last4,"            \
+	" 'stream_key_revoked_at', " STREAMS_TS("s.stream_key_revoked_at") ","            \
+	" 'enable_chat', s.enable_chat, 'enable_reactions', s.enable_reactions,"          \
+	" 'chat_slow_mode_seconds', s.chat_slow_mode_seconds,"                            \
+	" 'scheduled_at', " STREAMS_TS("s.scheduled_at") ","                              \
+	" 'started_at', " STREAMS_TS("s.started_at") ","                                  \
+	" 'ended_at', " STREAMS_TS("s.ended_at") ","                                      \
+	" 'current_viewers', s.current_viewers, 'peak_viewers', s.peak_viewers,"          \
+	" 'total_views', s.total_views, 'unique_viewers', s.unique_viewers,"              \
+	" 'total_chat_messages', s.total_chat_messages,"                                  \
+	" 'total_reactions', s.total_reactions,"                                          \
+	" 'created_at', " STREAMS_TS("s.created_at") ","                                  \
+	" 'updated_at', " STREAMS_TS("s.updated_at") ")"
+
+/* A start claim older than this is taken to be from a crashed request. */
+#define START_CLAIM_STALE_S 60
+
+static json_t *col_json(PGresult *res, int row, int col)
+{
+	const char *v = db_val(res, row, col);
+
+	return v ? json_loads(v, 0, NULL) : NULL;
+}
+
+/*
+ * Drop what this caller may not see: ingest_url and stream_key_last4 are
+ * the broadcaster's; stream_key_revoked_at is also shown to staff.
+ */
+static void stream_json_filter(json_t *o, const struct req *r)
+{
+	const char *b = json_string_value(json_object_get(o, "broadcaster_id"));
+	bool mine = r->authed && b != NULL && strcmp(b, r->user.user_id) == 0;
+
+	if (!mine) {
+		json_object_del(o, "ingest_url");
+		json_object_del(o, "stream_key_last4");
+		if (!(r->authed && auth_is_staff(&r->user)))
+			json_object_del(o, "stream_key_revoked_at");
+	}
+}
+
+/* RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM). */
+static bool rfc3339_valid(const char *s)
+{
+	static const char pat[] = "dddd-dd-ddTdd:dd:dd";
+	size_t i;
+
+	for (i = 0; pat[i]; i++) {
+		if (pat[i] == 'd' ? !isdigit((unsigned char)s[i])
+				  : (pat[i] == 'T' ? (s[i] != 'T' && s[i] != 't') : s[i] != pat[i]))
+			return false;
+	}
+	s += i;
+	if (*s == '.') {
+		s++;
+		if (!isdigit((unsigned char)*s))
+			return false;
+		while (isdigit((unsigned char)*s))
+			s++;
+	}
+	if ((*s == 'Z' || *s == 'z') && s[1] == '\0')
+		return true;
+	return (*s == '+' || *s == '-') && isdigit((unsigned char)s[1]) &&
+	       isdigit((unsigned char)s[2]) && s[3] == ':' && isdigit((unsigned char)s[4]) &&
+	       isdigit((unsigned char)s[5]) && s[6] == '\0';
+}
+
+static bool all_space(const char *s)
+{
+	for (; *s; s++)
+		if (!isspace((unsigned char)*s))
+			return false;
+	return true;
+}
+
+/* ---- POST /api/streams/create ---- */
+
+static void api_streams_create(struct req *r)
+{
+	static const char sql_check[] =
+		"SELECT EXISTS (SELECT 1 FROM nchat_channels WHERE id = $1),"
+		" EXISTS (SELECT 1 FROM nchat_channel_members WHERE channel_id = $1 AND user_id = $2),"
+		" (SELECT display_name FROM nchat_users WHERE id = $2),"
+		" CASE WHEN $3::text IS NULL THEN NULL ELSE ($3::timestamptz > now()) END";
+	static const char sql_insert[] =
+		"INSERT INTO nchat_streams AS s (id, channel_id, broadcaster_id, title, description,"
+		" status, livekit_room_name, livekit_ingress_id, stream_key, stream_key_last4,"
+		" ingest_url, enable_chat, enable_reactions, chat_slow_mode_seconds, scheduled_at)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::timestamptz)"
+		" RETURNING " STREAM_JSON_SQL;
+	struct db_conn *db = &r->w->db;
+	struct nc_error err;
+	json_t *body = req_json(r, false), *out = NULL, *details;
+	const char *channel_id = NULL, *title = NULL, *description = NULL, *scheduled_at = NULL;
+	bool enable_chat = true, enable_reactions = true, scheduled = false;
+	long long slow_mode = 0;
+	char *display_name = NULL, *room = NULL, *ingest_url = NULL;
+	char id[37], key_hash[72], last4[5], slow_txt[24];
+	struct streams_ingress in = { 0 };
+	PGresult *res;
+
+	if (body == NULL)
+		return;
+	if (jv_uuid(body, "channelId", JV_REQUIRED, &channel_id, &err) < 0 ||
+	    jv_string(body, "title", JV_REQUIRED, 1, 200, &title, &err) < 0 ||
+	    jv_string(body, "description", 0, 0, 2000, &description, &err) < 0 ||
+	    jv_string(body, "scheduledAt", 0, 1, 64, &scheduled_at, &err) < 0 ||
+	    jv_bool(body, "enableChat", 0, &enable_chat, &err) < 0 ||
+	    jv_bool(body, "enableReactions", 0, &enable_reactions, &err) < 0 ||
+	    jv_int(body, "chatSlowModeSeconds", 0, 0, 3600, &slow_mode, &err) < 0)
+		goto fail;
+	if (all_space(title)) {
+		err_set(&err, NC_EBADREQ, "title must not be blank");
+		goto fail;
+	}
+	if (scheduled_at != NULL && !rfc3339_valid(scheduled_at)) {
+		err_set(&err, NC_EBADREQ, "scheduledAt must be an RFC 3339 date-time");
+		goto fail;
+	}
+
+	/* Who may create: members of the channel. */
+	if (db_begin_service(db, &err) != NC_OK)
+		goto fail;
+	{
+		const char *p[3] = { channel_id, r->user.user_id, scheduled_at };
+
+		res = db_exec(db, sql_check, 3, p, &err);
+	}
+	if (res == NULL) {
+		if (err.code == NC_EBADREQ)
+			err_set(&err, NC_EBADREQ, "scheduledAt is not a valid date-time");
+		goto fail;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		PQclear(res);
+		err_set(&err, NC_ENOTFOUND, "channel not found");
+		goto fail;
+	}
+	if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+		PQclear(res);
+		err_set(&err, NC_EFORBIDDEN, "only members of the channel may stream to it");
+		goto fail;
+	}
+	if (db_val(res, 0, 2))
+		display_name = xstrdup(db_val(res, 0, 2));
+	scheduled = db_val(res, 0, 3) && strcmp(db_val(res, 0, 3), "t") == 0;
+	PQclear(res);
+	db_rollback(db); /* read only; no transaction across the LiveKit calls */
+
+	/* LiveKit: the room, then the RTMP ingress that publishes into it. */
+	uuid_v4(id);
+	room = xasprintf("stream-%s", id);
+	if (streams_lk_ensure_room(r->w, room, &err) != NC_OK)
+		goto fail;
+	if (streams_lk_new_ingress(r->w, id, room, r->user.user_id, display_name, &in, &err) !=
+	    NC_OK) {
+		struct nc_error e2;
+
+		if (streams_lk_delete_room(r->w, room, &e2) != NC_OK)
+			log_warn("stream create: room %s left behind: %s", room, e2.msg);
+		goto fail;
+	}
+	streams_key_hash(in.stream_key, key_hash);
+	streams_key_last4(in.stream_key, last4);
+	ingest_url = xstrdup(r->cfg->stream_ingest_url && *r->cfg->stream_ingest_url
+				     ? r->cfg->stream_ingest_url : in.url);
+	snprintf(slow_txt, sizeof(slow_txt), "%lld", slow_mode);
+
+	if (db_begin_service(db, &err) != NC_OK)
+		goto undo_lk;
+	{
+		const char *p[15] = { id, channel_id, r->user.user_id, title, description,
+				      scheduled ? "scheduled" : "preparing", room, in.ingress_id,
+				      key_hash, last4, ingest_url, enable_chat ? "true" : "false",
+				      enable_reactions ? "true" : "false", slow_txt, scheduled_at };
+
+		res = db_exec(db, sql_insert, 15, p, &err);
+	}
+	if (res == NULL)
+		goto undo_lk;
+	out = col_json(res, 0, 0);
+	PQclear(res);
+	if (out == NULL) {
+		err_set(&err, NC_EINTERNAL, "cannot read the new stream");
+		goto undo_lk;
+	}
+	details = json_pack("{s:s, s:s}", "channel_id", channel_id, "title", title);
+	if (audit_log(db, &r->user, "stream.create", "stream", id, details, r->request_id, &err) !=
+	    NC_OK) {
+		json_decref(details);
+		goto undo_lk;
+	}
+	json_decref(details);
+	if (db_commit(db, &err) != NC_OK)
+		goto undo_lk;
+
+	json_object_set_new(out, "stream_key", json_string(in.stream_key));
+	json_object_set_new(out, "ingest_url", json_string(ingest_url));
+	log_info("stream %s created in channel %s (ingress %s)", id, channel_id, in.ingress_id);
+	resp_json(r, 201, out);
+	out = NULL;
+	goto done;
+
+undo_lk:
+	/* no stream row: take back what LiveKit created */
+	db_rollback(db);
+	{
+		struct nc_error e2;
+
+		if (streams_lk_delete_ingress(r->w, in.ingress_id, &e2) != NC_OK)
+			log_warn("stream create: ingress %s left behind: %s", in.ingress_id, e2.msg);
+		if (streams_lk_delete_room(r->w, room, &e2) != NC_OK)
+			log_warn("stream create: room %s left behind: %s", room, e2.msg);
+	}
+fail:
+	streams_fail(r, &err);
+done:
+	json_decref(out);
+	json_decref(body);
+	streams_ingress_cleanup(&in);
+	free(display_name);
+	free(room);
+	free(ingest_url);
+}
+
+/* ---- POST /api/streams/{id}/publisher-token ---- */
+
+static char *user_display_name(struct db_conn *db, const char *user_id)
+{
+	const char *p[1] = { user_id };
+	struct nc_error err;
+	PGresult *res = db_exec(db, "SELECT display_name FROM nchat_users WHERE id = $1", 1, p,
+				&err);
+	char *name = NULL;
+
+	if (res == NULL)
+		return NULL;
+	if (PQntuples(res) == 1 && db_val(res, 0, 0))
+		name = xstrdup(db_val(res, 0, 0));
+	PQclear(res);
+	return name;
+}
+
+static void api_stream_publisher_token(struct req *r)
+{
+	struct stream_ctx s;
+	struct nc_error err;
+	char *name, *token;
+	int64_t exp;
+	char exp_txt[32];
+
+	if (streams_open(r, req_param(r, "id"), STREAM_NEED_OWNER, false, &s, &err) != NC_OK) {
+		resp_nc_error(r, &err);
+		return;
+	}
+	if (streams_is_over(&s)) {
+		db_rollback(&r->w->db);
+		stream_ctx_cleanup(&s);
+		resp_error(r, NC_ECONFLICT, "the stream has ended");
+		return;
+	}
+	name = user_display_name(&r->w->db, r->user.user_id);
+	db_rollback(&r->w->db);
+	token = streams_mint_token(r->cfg, r->user.user_id, name, s.room_name, true, &exp);
+	if (token == NULL) {
+		resp_error(r, NC_ELIVEKIT_DOWN, "LiveKit is not configured");
+	} else {
+		format_rfc3339(exp, exp_txt, sizeof(exp_txt));
+		resp_json(r, 200, json_pack("{s:s, s:s?, s:s, s:s, s:s}", "token", token,
+					    "livekit_url", r->cfg->livekit_url, "room_name",
+					    s.room_name, "identity", r->user.user_id, "expires_at",
+					    exp_txt));
+	}
+	free(token);
+	free(name);
+	stream_ctx_cleanup(&s);
+}
+
+/* ---- POST /api/streams/{id}/start ---- */
+
+/* Release a start claim after a failure (best effort). */
+static void start_unclaim(struct req *r, const char *id, const char *claim)
+{
+	struct db_conn *db = &r->w->db;
+	struct nc_error err;
+	const char *p[2] = { id, claim };
+	PGresult *res;
+
+	if (db_begin_service(db, &err) != NC_OK)
+		return;
+	res = db_exec(db, "UPDATE nchat_streams SET livekit_egress_id = NULL"
+			  " WHERE id = $1 AND livekit_egress_id = $2", 2, p, &err);
+	if (res != NULL) {
+		PQclear(res);
+		if (db_commit(db, &err) == NC_OK)
+			return;
+	}
+	db_rollback(db);
+	log_warn("stream %s: cannot release start claim: %s", id, err.msg);
+}
+
+static bool claim_is_stale(const char *egress_id)
+{
+	long t;
+
+	if (egress_id == NULL || strncmp(egress_id, "pending:", 8) != 0)
+		return false;
+	if (parse_long(egress_id + 8, 0, 1L << 40, &t) != 0)
+		return true;
+	return now_unix() - t > START_CLAIM_STALE_S;
+}
+
+/*
+ * Going live.  Whichever of /start and the ingress_started webhook comes
+ * first makes the stream live; the second does not change the status.  But
+ * the HLS egress is only ever started here (webhooks run inside a
+ * transaction and must not call LiveKit), so a /start on a stream the
+ * webhook already made live still starts the egress; only a stream that is
+ * live AND has its egress answers 409.  Concurrent starts are serialised by
+ * a claim ("pending:<unix time>") written to livekit_egress_id before
+ * LiveKit is called.
+ */
+static void api_stream_start(struct req *r)
+{
+	static const char sql_finish[] =
+		"WITH prev AS (SELECT status FROM nchat_streams WHERE id = $1 FOR UPDATE)"
+		" UPDATE nchat_streams s SET livekit_egress_id = $2, hls_manifest_url = $3,"
+		" status = 'live', started_at = COALESCE(s.started_at, now())"
+		" WHERE s.id = $1 AND s.livekit_egress_id = $4 AND s.status NOT IN ('ended', 'failed')"
+		" RETURNING (SELECT status FROM prev), " STREAMS_TS("s.started_at") ","
+		" s.channel_id, s.broadcaster_id, s.title";
+	struct db_conn *db = &r->w->db;
+	struct stream_ctx s;
+	struct nc_error err;
+	char claim[48];
+	char *egress_id = NULL, *hls = NULL, *started_at = NULL;
+	bool was_live;
+	PGresult *res;
+	json_t *payload, *out;
+
+	if (streams_open(r, req_param(r, "id"), STREAM_NEED_OWNER, true, &s, &err) != NC_OK) {
+		resp_nc_error(r, &err);
+		return;
+	}
+	if (streams_is_over(&s)) {
+		err_set(&err, NC_ECONFLICT, "the stream has ended");
+		goto fail;
+	}
+	if (s.egress_id != NULL && !claim_is_stale(s.egress_id)) {
+		if (strncmp(s.egress_id, "pending:", 8) == 0)
+			err_set(&err, NC_ECONFLICT, "the stream is being started");
+		else
+			err_set(&err, NC_ECONFLICT, "the stream is already live");
+		goto fail;
+	}
+	snprintf(claim, sizeof(claim), "pending:%lld", (long long)now_unix());
+	{
+		const char *p[2] = { s.id, claim };
+
+		res = db_exec(db, "UPDATE nchat_streams SET livekit_egress_id = $2 WHERE id = $1",
+			      2, p, &err);
+	}
+	if (res == NULL)
+		goto fail;
+	PQclear(res);
+	if (db_commit(db, &err) != NC_OK)
+		goto fail;
+
+	/* The room may have been closed by LiveKit while empty: make sure it exists. */
+	if (streams_lk_ensure_room(r->w, s.room_name, &err) != NC_OK ||
+	    streams_lk_start_hls(r->w, s.id, s.room_name, &egress_id, &err) != NC_OK) {
+		start_unclaim(r, s.id, claim);
+		goto fail;
+	}
+	hls = streams_hls_url(r->cfg, s.id);
+
+	if (db_begin_service(db, &err) != NC_OK)
+		goto undo;
+	{
+		const char *p[4] = { s.id, egress_id, hls, claim };
+
+		res = db_exec(db, sql_finish, 4, p, &err);
+	}
+	if (res == NULL)
+		goto undo;
+	if (PQntuples(res) != 1) {
+		/* ended (or reclaimed) while we were talking to LiveKit */
+		PQclear(res);
+		err_set(&err, NC_ECONFLICT, "the stream ended while starting");
+		goto undo;
+	}
+	was_live = strcmp(PQgetvalue(res, 0, 0), "live") == 0;
+	started_at = xstrdup(PQgetvalue(res, 0, 1));
+	payload = json_pack("{s:s, s:s?, s:s?, s:s, s:s, s:s, s:s}", "stream_id", s.id,
+			    "channel_id", db_val(res, 0, 2), "broadcaster_id", db_val(res, 0, 3),
+			    "title", PQgetvalue(res, 0, 4), "started_at", started_at,
+			    "hls_manifest_url", hls, "source", "start");
+	PQclear(res);
+	if (payload == NULL) {
+		err_set(&err, NC_EINTERNAL, "out of memory");
+		goto undo;
+	}
+	if ((!was_live && outbox_enqueue(db, r->cfg, "stream.live", payload, &err) != NC_OK) ||
+	    audit_log(db, &r->user, "stream.start", "stream", s.id, NULL, r->request_id, &err) !=
+		    NC_OK) {
+		json_decref(payload);
+		goto undo;
+	}
+	json_decref(payload);
+	if (db_commit(db, &err) != NC_OK)
+		goto undo;
+
+	out = json_pack("{s:s, s:s, s:s, s:s}", "id", s.id, "status", "live", "hls_manifest_url",
+			hls, "started_at", started_at);
+	rt_publish_stream(r->w, s.id, "stream.status", out);
+	log_info("stream %s live, HLS egress %s", s.id, egress_id);
+	resp_json(r, 200, out);
+	goto done;
+
+undo:
+	db_rollback(db);
+	{
+		struct nc_error e2;
+
+		if (streams_lk_stop_egress(r->w, egress_id, &e2) != NC_OK)
+			log_warn("stream %s: egress %s left running: %s", s.id, egress_id, e2.msg);
+	}
+	start_unclaim(r, s.id, claim);
+fail:
+	streams_fail(r, &err);
+done:
+	free(egress_id);
+	free(hls);
+	free(started_at);
+	stream_ctx_cleanup(&s);
+}
+
+/* ---- POST /api/streams/{id}/end ---- */
+
+static void api_stream_end(struct req *r)
+{
+	static const char sql_end[] =
+		"UPDATE nchat_streams s SET status = 'ended', ended_at = now(), current_viewers = 0"
+		" WHERE s.id = $1 AND s.status NOT IN ('ended', 'failed')"
+		" RETURNING s.channel_id, s.broadcaster_id, s.title, " STREAMS_TS("s.started_at") ","
+		" " STREAMS_TS("s.ended_at") ", s.peak_viewers, s.total_views, s.unique_viewers";
+	/*
+	 * Open sessions close at the end of the stream, but a session whose
+	 * heartbeats stopped earlier closes where they stopped (last heartbeat
+	 * plus the timeout), so a vanished viewer does not collect watch time.
+	 */
+	static const char sql_close[] =
+		"UPDATE nchat_stream_viewers SET left_at = LEAST(now(), GREATEST(joined_at,"
+		" last_heartbeat_at + make_interval(secs => $2::double precision)))"
+		" WHERE stream_id = $1 AND left_at IS NULL";
+	static const char sql_stats[] =
+		"SELECT peak_viewers, total_views, unique_viewers FROM nchat_streams WHERE id = $1";
+	struct db_conn *db = &r->w->db;
+	struct stream_ctx s;
+	struct nc_error err;
+	char timeout_txt[16], *ended_at = NULL;
+	PGresult *res;
+	json_t *payload = NULL, *out;
+	long closed;
+
+	if (streams_open(r, req_param(r, "id"), STREAM_NEED_MANAGE, false, &s, &err) != NC_OK) {
+		resp_nc_error(r, &err);
+		return;
+	}
+	db_rollback(db);
+	if (streams_is_over(&s)) {
+		err_set(&err, NC_ECONFLICT, "the stream has already ended");
+		goto fail;
+	}
+	/*
+	 * LiveKit first: if it cannot be reached nothing changes (503) and the
+	 * end can be retried; "not found" counts as done, so a retry after a
+	 * partial clean-up goes through.
+	 */
+	if (streams_lk_stop_egress(r->w, s.egress_id, &err) != NC_OK ||
+	    streams_lk_delete_ingress(r->w, s.ingress_id, &err) != NC_OK ||
+	    streams_lk_delete_room(r->w, s.room_name, &err) != NC_OK)
+		goto fail;
+
+	if (db_begin_service(db, &err) != NC_OK)
+		goto fail;
+	{
+		const char *p[1] = { s.id };
+
+		res = db_exec(db, sql_end, 1, p, &err);
+	}
+	if (res == NULL)
+		goto fail;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		err_set(&err, NC_ECONFLICT, "the stream has already ended");
+		goto fail;
+	}
+	ended_at = xstrdup(PQgetvalue(res, 0, 4));
+	payload = json_pack("{s:s, s:s?, s:s?, s:s, s:s?, s:s}", "stream_id", s.id, "channel_id",
+			    db_val(res, 0, 0), "broadcaster_id", db_val(res, 0, 1), "title",
+			    PQgetvalue(res, 0, 2), "started_at", db_val(res, 0, 3), "ended_at",
+			    ended_at);
+	PQclear(res);
+	snprintf(timeout_txt, sizeof(timeout_txt), "%d", r->cfg->viewer_heartbeat_timeout_s);
+	{
+		const char *p[2] = { s.id, timeout_txt };
+
+		res = db_exec(db, sql_close, 2, p, &err);
+	}
+	if (res == NULL)
+		goto fail;
+	closed = atol(PQcmdTuples(res));
+	PQclear(res);
+	{
+		const char *p[1] = { s.id };
+
+		res = db_exec(db, sql_stats, 1, p, &err);
+	}
+	if (res == NULL)
+		goto fail;
+	json_object_set_new(payload, "peak_viewers", json_integer(atol(PQgetvalue(res, 0, 0))));
+	json_object_set_new(payload, "total_views", json_integer(atol(PQgetvalue(res, 0, 1))));
+	json_object_set_new(payload, "unique_viewers", json_integer(atol(PQgetvalue(res, 0, 2))));
+	PQclear(res);
+	if (outbox_enqueue(db, r->cfg, "stream.ended", payload, &err) != NC_OK)
+		goto fail;
+	{
+		json_t *d = json_pack("{s:s, s:b}", "previous_status", s.status, "as_moderator",
+				      !s.is_broadcaster);
+
+		if (audit_log(db, &r->user, "stream.end", "stream", s.id, d, r->request_id,
+			      &err) != NC_OK) {
+			json_decref(d);
+			goto fail;
+		}
+		json_decref(d);
+	}
+	if (db_commit(db, &err) != NC_OK)
+		goto fail;
+
+	if (r->w->rds_ok) {
+		redisReply *rep = rds_cmd(&r->w->rds, &err, "DEL %s%s", STREAMS_VIEWERS_KEY, s.id);
+
+		if (rep)
+			freeReplyObject(rep);
+	}
+	out = json_pack("{s:s, s:s, s:s, s:I}", "id", s.id, "status", "ended", "ended_at",
+			ended_at, "closed_viewer_sessions", (json_int_t)closed);
+	rt_publish_stream(r->w, s.id, "stream.status", out);
+	log_info("stream %s ended by %s", s.id, r->user.user_id);
+	resp_json(r, 200, out);
+	goto done;
+fail:
+	streams_fail(r, &err);
+done:
+	json_decref(payload);
+	free(ended_at);
+	stream_ctx_cleanup(&s);
+}
+
+/* ---- POST /api/streams/{id}/rotate-key ---- */
+
+/*
+ * A new ingress (and key) replaces the old one, which is deleted before the
+ * row changes: if the old one cannot be deleted nothing changes (5xx), so a
+ * key the broadcaster believes dead never keeps working.
+ */
+static void api_stream_rotate_key(struct req *r)
+{
+	static const char sql_swap[] =
+		"UPDATE nchat_streams SET livekit_ingress_id = $2, stream_key = $3,"
+		" stream_key_last4 = $4, stream_key_revoked_at = NULL, ingest_url = $5"
+		" WHERE id = $1 AND livekit_ingress_id IS NOT DISTINCT FROM $6"
+		"   AND status NOT IN ('ended', 'failed')";
+	struct db_conn *db = &r->w->db;
+	struct stream_ctx s;
+	struct nc_error err;
+	json_t *body = req_json(r, true);
+	bool force = false;
+	char *name = NULL, *ingest_url = NULL;
+	char key_hash[72], last4[5];
+	struct streams_ingress in = { 0 };
+	PGresult *res;
+
+	if (body == NULL)
+		return;
+	if (jv_bool(body, "force", 0, &force, &err) < 0) {
+		json_decref(body);
+		resp_nc_error(r, &err);
+		return;
+	}
+	json_decref(body);
+	if (streams_open(r, req_param(r, "id"), STREAM_NEED_OWNER, false, &s, &err) != NC_OK) {
+		resp_nc_error(r, &err);
+		return;
+	}
+	name = user_display_name(db, r->user.user_id);
+	db_rollback(db);
+	if (streams_is_over(&s)) {
+		err_set(&err, NC_ECONFLICT, "the stream has ended");
+		goto fail;
+	}
+	if (strcmp(s.status, "live") == 0 && !force) {
+		err_set(&err, NC_ECONFLICT,
+			"the stream is live; rotating the key cuts the broadcast (send {\"force\":true})");
+		goto fail;
+	}
+	if (streams_lk_new_ingress(r->w, s.id, s.room_name, s.broadcaster_id, name, &in, &err) !=
+	    NC_OK)
+		goto fail;
+	if (streams_lk_delete_ingress(r->w, s.ingress_id, &err) != NC_OK)
+		goto undo_lk;
+	streams_key_hash(in.stream_key, key_hash);
+	streams_key_last4(in.stream_key, last4);
+	ingest_url = xstrdup(r->cfg->stream_ingest_url && *r->cfg->stream_ingest_url
+				     ? r->cfg->stream_ingest_url : in.url);
+	if (db_begin_service(db, &err) != NC_OK)
+		goto undo_lk;
+	{
+		const char *p[6] = { s.id, in.ingress_id, key_hash, last4, ingest_url,
+				     s.ingress_id };
+
+		res = db_exec(db, sql_swap, 6, p, &err);
+	}
+	if (res == NULL)
+		goto undo_lk;
+	if (atol(PQcmdTuples(res)) != 1) {
+		PQclear(res);
+		err_set(&err, NC_ECONFLICT, "the stream changed meanwhile; try again");
+		goto undo_lk;
+	}
+	PQclear(res);
+	{
+		json_t *d = json_pack("{s:s?, s:s, s:b}", "old_ingress_id", s.ingress_id,
+				      "new_ingress_id", in.ingress_id, "forced", force);
+
+		if (audit_log(db, &r->user, "stream.rotate_key", "stream", s.id, d, r->request_id,
+			      &err) != NC_OK) {
+			json_decref(d);
+			goto undo_lk;
+		}
+		json_decref(d);
+	}
+	if (db_commit(db, &err) != NC_OK)
+		goto undo_lk;
+	log_info("stream %s: key rotated (ingress %s -> %s)", s.id,
+		 s.ingress_id ? s.ingress_id : "-", in.ingress_id);
+	resp_json(r, 200, json_pack("{s:s, s:s, s:s, s:s}", "id", s.id, "stream_key",
+				    in.stream_key, "stream_key_last4", last4, "ingest_url",
+				    ingest_url));
+	goto done;
+
+undo_lk:
+	db_rollback(db);
+	{
+		struct nc_error e2;
+
+		if (streams_lk_delete_ingress(r->w, in.ingress_id, &e2) != NC_OK)
+			log_warn("stream %s: ingress %s left behind: %s", s.id, in.ingress_id,
+				 e2.msg);
+	}
+fail:
+	streams_fail(r, &err);
+done:
+	streams_ingress_cleanup(&in);
+	free(name);
+	free(ingest_url);
+	stream_ctx_cleanup(&s);
+}
+
+/* ---- POST /api/streams/{id}/revoke-key ---- */
+
+static void api_stream_revoke_key(struct req *r)
+{
+	struct db_conn *db = &r->w->db;
+	struct stream_ctx s;
+	struct nc_error err;
+	PGresult *res;
+	json_t *out;
+
+	if (streams_open(r, req_param(r, "id"), STREAM_NEED_MANAGE, false, &s, &err) != NC_OK) {
+		resp_nc_error(r, &err);
+		return;
+	}
+	db_rollback(db);
+	if (streams_is_over(&s)) {
+		err_set(&err, NC_ECONFLICT, "the stream has ended (its ingest is already gone)");
+		goto fail;
+	}
+	/* enabled=false makes LiveKit refuse new connections with the key at once */
+	if (streams_lk_disable_ingress(r->w, s.ingress_id, &err) != NC_OK)
+		goto fail;
+	if (db_begin_service(db, &err) != NC_OK)
+		goto fail;
+	{
+		const char *p[1] = { s.id };
+
+		res = db_exec(db,
+			"UPDATE nchat_streams SET stream_key_revoked_at ="
+			" COALESCE(stream_key_revoked_at, now()) WHERE id = $1"
+			" RETURNING " STREAMS_TS("stream_key_revoked_at"), 1, p, &err);
+	}
+	if (res == NULL)
+		goto fail;
+	out = json_pack("{s:s, s:s}", "id", s.id, "stream_key_revoked_at", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	{
+		json_t *d = json_pack("{s:s?, s:b}", "ingress_id", s.ingress_id, "as_moderator",
+				      !s.is_broadcaster);
+
+		if (audit_log(db, &r->user, "stream.revoke_key", "stream", s.id, d, r->request_id,
+			      &err) != NC_OK) {
+			json_decref(d);
+			json_decref(out);
+			goto fail;
+		}
+		json_decref(d);
+	}
+	if (db_commit(db, &err) != NC_OK) {
+		json_decref(out);
+		goto fail;
+	}
+	log_info("stream %s: key revoked by %s", s.id, r->user.user_id);
+	resp_json(r, 200, out);
+	stream_ctx_cleanup(&s);
+	return;
+fail:
+	streams_fail(r, &err);
+	stream_ctx_cleanup(&s);
+}
+
+/* ---- GET /api/streams/{id} ---- */
+
+static void api_stream_get(struct req *r)
+{
+	struct db_conn *db = &r->w->db;
+	struct stream_ctx s;
+	struct nc_error err;
+	PGresult *res;
+	json_t *out;
+	long cur;
+
+	if (streams_open(r, req_param(r, "id"), STREAM_NEED_VIEW, false, &s, &err) != NC_OK) {
+		resp_nc_error(r, &err);
+		return;
+	}
+	db_rollback(db);
+	if (strcmp(s.status, "live") == 0)
+		viewers_refresh(r->w, s.id);
+	if (db_begin_service(db, &err) != NC_OK)
+		goto fail;
+	{
+		const char *p[1] = { s.id };
+
+		res = db_exec(db, "SELECT " STREAM_JSON_SQL " FROM nchat_streams s WHERE s.id = $1",
+			      1, p, &err);
+	}
+	if (res == NULL)
+		goto fail;
+	out = PQntuples(res) == 1 ? col_json(res, 0, 0) : NULL;
+	PQclear(res);
+	db_rollback(db);
+	if (out == NULL) {
+		err_set(&err, NC_ENOTFOUND, "stream not found");
+		goto fail;
+	}
+	stream_json_filter(out, r);
+	/* the live count straight from Redis when it answers */
+	if (strcmp(s.status, "live") == 0 && (cur = viewers_current(r->w, s.id)) >= 0)
+		json_object_set_new(out, "current_viewers", json_integer(cur));
+	resp_json(r, 200, out);
+	stream_ctx_cleanup(&s);
+	return;
+fail:
+	streams_fail(r, &err);
+	stream_ctx_cleanup(&s);
+}
+
+/* ---- GET /api/streams?channel_id=&status=&limit=&before= ---- */
+
+static void api_streams_list(struct req *r)
+{
+	static const char *const statuses[] = { "preparing", "scheduled", "live", "ended", "failed" };
+	static const char sql[] =
+		"SELECT " STREAM_JSON_SQL ", s.id FROM nchat_streams s"
+		" WHERE ($1::uuid IS NULL OR s.channel_id = $1::uuid)"
+		"   AND ($2::text IS NULL OR s.status = $2::text)"
+		"   AND ($3::uuid IS NULL OR (s.created_at, s.id) <"
+		"        (SELECT b.created_at, b.id FROM nchat_streams b WHERE b.id = $3::uuid))"
+		" ORDER BY s.created_at DESC, s.id DESC LIMIT $4::int";
+	struct db_conn *db = &r->w->db;
+	struct nc_error err;
+	char *channel_id = req_query(r, "channel_id"), *status = req_query(r, "status");
+	char *limit_txt = req_query(r, "limit"), *before = req_query(r, "before");
+	long limit = 50;
+	char lim[24];
+	PGresult *res = NULL;
+	json_t *arr = NULL;
+	int n;
+	bool ok = false;
+
+	if (channel_id && !is_uuid(channel_id)) {
+		resp_error(r, NC_EBADREQ, "channel_id must be a UUID");
+		goto out;
+	}
+	if (before && !is_uuid(before)) {
+		resp_error(r, NC_EBADREQ, "before must be a stream id");
+		goto out;
+	}
+	if (status) {
+		for (size_t i = 0; i < NC_ARRAY_LEN(statuses) && !ok; i++)
+			ok = strcmp(status, statuses[i]) == 0;
+		if (!ok) {
+			resp_error(r, NC_EBADREQ,
+				   "status must be preparing, scheduled, live, ended or failed");
+			goto out;
+		}
+	}
+	if (limit_txt && parse_long(limit_txt, 1, 100, &limit) != 0) {
+		resp_error(r, NC_EBADREQ, "limit must be an integer from 1 to 100");
+		goto out;
+	}
+	snprintf(lim, sizeof(lim), "%ld", limit + 1);
+	/* user context: row-level security shows the caller's channels' streams and their own */
+	if (db_begin_user(db, r->user.user_id, &err) != NC_OK)
+		goto fail;
+	{
+		const char *p[4] = { channel_id, status, before, lim };
+
+		res = db_exec(db, sql, 4, p, &err);
+	}
+	if (res == NULL)
+		goto fail;
+	db_rollback(db);
+	arr = json_array();
+	n = PQntuples(res);
+	for (int i = 0; i < n && i < limit; i++) {
+		json_t *o = col_json(res, i, 0);
+
+		if (o == NULL)
+			continue;
+		stream_json_filter(o, r);
+		json_array_append_new(arr, o);
+	}
+	resp_json(r, 200, json_pack("{s:o, s:s?}", "streams", arr, "next_before",
+				    n > limit ? PQgetvalue(res, (int)limit - 1, 1) : NULL));
+	PQclear(res);
+	goto out;
+fail:
+	streams_fail(r, &err);
+out:
+	free(channel_id);
+	free(status);
+	free(limit_txt);
+	free(before);
+}
+
+/* ---- GET /api/streams/{id}/analytics ---- */
+
+/*
+ * Watch time: closed sessions count what they recorded; open sessions count
+ * up to now, or up to their last heartbeat plus the heartbeat timeout when
+ * their heartbeats stopped.  The timeline has one row per minute from the
+ * stream's creation (at most the last 24 hours) to its end or now: viewers
+ * whose session overlapped that minute, chat messages and reactions sent in
+ * it.
+ */
+static void api_stream_analytics(struct req *r)
+{
+	static const char sql_stream[] =
+		"SELECT status, current_viewers, peak_viewers, total_views, unique_viewers,"
+		" total_chat_messages, total_reactions, " STREAMS_TS("started_at") ","
+		" " STREAMS_TS("ended_at") " FROM nchat_streams WHERE id = $1";
+	static const char sql_watch[] =
+		"SELECT count(*), COALESCE(sum(watch_duration_seconds::bigint"
+		"  + CASE WHEN left_at IS NULL THEN GREATEST(0, floor(extract(epoch FROM"
+		"      LEAST(now(), last_heartbeat_at + make_interval(secs => $2::double precision))"
+		"      - joined_at)))::bigint ELSE 0 END), 0)"
+		" FROM nchat_stream_viewers WHERE stream_id = $1";
+	static const char sql_types[] =
+		"SELECT reaction_type, count FROM nchat_stream_reaction_counts WHERE stream_id = $1";
+	static const char sql_timeline[] =
+		"WITH b AS (SELECT date_trunc('minute', created_at) AS t0,"
+		"   date_trunc('minute', COALESCE(ended_at, now())) AS t1"
+		"   FROM nchat_streams WHERE id = $1),"
+		" mins AS (SELECT generate_series(GREATEST(b.t0, b.t1 - interval '1439 minutes'),"
+		"   b.t1, interval '1 minute') AS m FROM b)"
+		" SELECT " STREAMS_TS("mins.m") ","
+		" (SELECT count(*) FROM nchat_stream_viewers v WHERE v.stream_id = $1"
+		"   AND v.joined_at < mins.m + interval '1 minute'"
+		"   AND COALESCE(v.left_at, LEAST(now(), v.last_heartbeat_at"
+		"       + make_interval(secs => $2::double precision))) >= mins.m),"
+		" (SELECT count(*) FROM nchat_stream_chat_messages c WHERE c.stream_id = $1"
+		"   AND c.created_at >= mins.m AND c.created_at < mins.m + interval '1 minute'),"
+		" (SELECT count(*) FROM nchat_stream_reactions x WHERE x.stream_id = $1"
+		"   AND x.created_at >= mins.m AND x.created_at < mins.m + interval '1 minute')"
+		" FROM mins ORDER BY mins.m";
+	static const char *const types[] = { "heart", "like", "fire", "clap",
+					     "laugh", "wow",  "sad",  "angry" };
+	struct db_conn *db = &r->w->db;
+	struct stream_ctx s;
+	struct nc_error err;
+	char timeout_txt[16];
+	const char *p[2];
+	PGresult *res;
+	json_t *out = NULL, *by_type, *timeline;
+	long long sessions, total_watch;
+	long cur;
+
+	if (streams_open(r, req_param(r, "id"), STREAM_NEED_MANAGE, false, &s, &err) != NC_OK) {
+		resp_nc_error(r, &err);
+		return;
+	}
+	db_rollback(db);
+	if (strcmp(s.status, "live") == 0)
+		viewers_refresh(r->w, s.id);
+	snprintf(timeout_txt, sizeof(timeout_txt), "%d", r->cfg->viewer_heartbeat_timeout_s);
+	p[0] = s.id;
+	p[1] = timeout_txt;
+	if (db_begin_service(db, &err) != NC_OK)
+		goto fail;
+	if ((res = db_exec(db, sql_stream, 1, p, &err)) == NULL)
+		goto fail;
+	out = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s?, s:s?}",
+			"stream_id", s.id, "status", PQgetvalue(res, 0, 0),
+			"current_viewers", (json_int_t)atoll(PQgetvalue(res, 0, 1)),
+			"peak_viewers", (json_int_t)atoll(PQgetvalue(res, 0, 2)),
+			"total_views", (json_int_t)atoll(PQgetvalue(res, 0, 3)),
+			"unique_viewers", (json_int_t)atoll(PQgetvalue(res, 0, 4)),
+			"chat_messages", (json_int_t)atoll(PQgetvalue(res, 0, 5)),
+			"reactions_total", (json_int_t)atoll(PQgetvalue(res, 0, 6)),
+			"started_at", db_val(res, 0, 7), "ended_at", db_val(res, 0, 8));
+	PQclear(res);
+	if (strcmp(s.status, "live") == 0 && (cur = viewers_current(r->w, s.id)) >= 0)
+		json_object_set_new(out, "current_viewers", json_integer(cur));
+
+	if ((res = db_exec(db, sql_watch, 2, p, &err)) == NULL)
+		goto fail;
+	sessions = atoll(PQgetvalue(res, 0, 0));
+	total_watch = atoll(PQgetvalue(res, 0, 1));
+	PQclear(res);
+	json_object_set_new(out, "viewer_sessions", json_integer(sessions));
+	json_object_set_new(out, "total_watch_time_seconds", json_integer(total_watch));
+	json_object_set_new(out, "average_watch_time_seconds",
+			    json_integer(sessions > 0 ? total_watch / sessions : 0));
+
+	if ((res = db_exec(db, sql_types, 1, p, &err)) == NULL)
+		goto fail;
+	by_type = json_object();
+	for (size_t i = 0; i < NC_ARRAY_LEN(types); i++)
+		json_object_set_new(by_type, types[i], json_integer(0));
+	for (int i = 0; i < PQntuples(res); i++)
+		json_object_set_new(by_type, PQgetvalue(res, i, 0),
+				    json_integer(atoll(PQgetvalue(res, i, 1))));
+	PQclear(res);
+	json_object_set_new(out, "reactions_by_type", by_type);
+
+	if ((res = db_exec(db, sql_timeline, 2, p, &err)) == NULL)
+		goto fail;
+	timeline = json_array();
+	for (int i = 0; i < PQntuples(res); i++)
+		json_array_append_new(timeline, json_pack("{s:s, s:I, s:I, s:I}",
+			"minute", PQgetvalue(res, i, 0),
+			"viewers", (json_int_t)atoll(PQgetvalue(res, i, 1)),
+			"chat_messages", (json_int_t)atoll(PQgetvalue(res, i, 2)),
+			"reactions", (json_int_t)atoll(PQgetvalue(res, i, 3))));
+	PQclear(res);
+	json_object_set_new(out, "timeline", timeline);
+	db_rollback(db);
+	resp_json(r, 200, out);
+	stream_ctx_cleanup(&s);
+	return;
+fail:
+	json_decref(out);
+	streams_fail(r, &err);
+	stream_ctx_cleanup(&s);
+}
+
+/* ---- routes ---- */
+
+const struct route streams_routes[] = {
+	{RM_POST, "/api/streams/create", api_streams_create, ROUTE_AUTH, NULL},
+	{RM_GET, "/api/streams", api_streams_list, ROUTE_AUTH, NULL},
+	{RM_GET, "/api/streams/{id}", api_stream_get, ROUTE_AUTH_OPTIONAL, NULL},
+	{RM_POST, "/api/streams/{id}/start", api_stream_start, ROUTE_AUTH, NULL},
+	{RM_POST, "/api/streams/{id}/end", api_stream_end, ROUTE_AUTH, NULL},
+	{RM_POST, "/api/streams/{id}/rotate-key", api_stream_rotate_key, ROUTE_AUTH, NULL},
+	{RM_POST, "/api/streams/{id}/revoke-key", api_stream_revoke_key, ROUTE_AUTH, NULL},
+	{RM_POST, "/api/streams/{id}/publisher-token", api_stream_publisher_token, ROUTE_AUTH,
+	 NULL},
+	{RM_POST, "/api/streams/{id}/viewer-token", api_stream_viewer_token, ROUTE_AUTH_OPTIONAL,
+	 NULL},
+	{RM_GET, "/api/streams/{id}/analytics", api_stream_analytics, ROUTE_AUTH, NULL},
+	{RM_GET, "/api/streams/{id}/chat", api_stream_chat_list, ROUTE_AUTH_OPTIONAL, NULL},
+	{RM_POST, "/api/streams/{id}/chat", api_stream_chat_post, ROUTE_AUTH, NULL},
+	{RM_POST, "/api/streams/{id}/chat/{messageId}/pin", api_stream_chat_pin, ROUTE_AUTH,
+	 NULL},
+	{RM_DELETE, "/api/streams/{id}/chat/{messageId}", api_stream_chat_delete, ROUTE_AUTH,
+	 NULL},
+	{RM_GET, "/api/streams/{id}/reactions", api_stream_reaction_summary,
+	 ROUTE_AUTH_OPTIONAL, NULL},
+	{RM_POST, "/api/streams/{id}/reactions", api_stream_reaction_post, ROUTE_AUTH_OPTIONAL,
+	 NULL},
+	{RM_POST, "/api/streams/{id}/viewers/join", api_stream_viewer_join, ROUTE_AUTH_OPTIONAL,
+	 NULL},
+	{RM_POST, "/api/streams/{id}/viewers/heartbeat", api_stream_viewer_heartbeat,
+	 ROUTE_AUTH_OPTIONAL, NULL},
+	{RM_POST, "/api/streams/{id}/viewers/leave", api_stream_viewer_leave,
+	 ROUTE_AUTH_OPTIONAL, NULL},
+	{0, NULL, NULL, 0, NULL},
+};

@@ -1,0 +1,648 @@
+/*
+ * stream_chat.c - stream chat and reactions (API.md "Live streams").
+ *
+ * Chat: 1..2000 characters after trimming ASCII whitespace, valid UTF-8
+ * without NUL; an optional blocked-words list (CHAT_BLOCKED_WORDS, whole
+ * words, ASCII case-insensitive) answers 400; a per-user limit
+ * (STREAM_CHAT_RATE_LIMIT per STREAM_CHAT_RATE_WINDOW_SECONDS, over all
+ * streams) and the stream's slow mode (chat_slow_mode_seconds; the
+ * broadcaster and staff are exempt) answer 429 with Retry-After.  Both
+ * limits live in Redis and are skipped when Redis is down.  Deleted messages
+ * are hidden from the list; pinned ones can be listed first.
+ *
+ * Reactions: the eight types, STREAM_REACTION_RATE_LIMIT per second per
+ * viewer (the user, or the anonymous viewer session).  The per-type counts
+ * and the viewer's counters are kept by triggers.
+ */
+#include "streams/streams.h"
+#include "core/uuid.h"
+
+#include "store/db.h"
+#include "realtime/events.h"
+#include "core/jsonv.h"
+#include "core/log.h"
+#include "http/worker.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MSG_JSON_SQL                                                                      \
+	"json_build_object('id', m.id, 'stream_id', m.stream_id, 'user_id', m.user_id,"   \
+	" 'display_name', (SELECT u.display_name FROM nchat_users u WHERE u.id = m.user_id)," \
+	" 'content', m.content, 'is_pinned', m.is_pinned,"                                \
+	" 'pinned_at', " STREAMS_TS("m.pinned_at") ", 'is_deleted', m.is_deleted,"       \
+	" 'created_at', " STREAMS_TS("m.created_at") ")"
+
+#define CHAT_MAX_CHARS 2000
+
+static const char *const reaction_types[] = { "heart", "like", "fire", "clap",
+					      "laugh", "wow",  "sad",  "angry", NULL };
+
+static json_t *col_json(PGresult *res, int row, int col)
+{
+	const char *v = db_val(res, row, col);
+
+	return v ? json_loads(v, 0, NULL) : NULL;
+}
+
+/* ---- blocked words ---- */
+
+static bool word_byte(unsigned char c)
+{
+	/* bytes of multi-byte UTF-8 characters count as letters */
+	return isalnum(c) || c == '_' || c >= 0x80;
+}
+
+bool stream_chat_blocked(const char *list, const char *text)
+{
+	const char *p = list;
+
+	if (list == NULL || text == NULL)
+		return false;
+	while (*p) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		const char *w = p;
+
+		p = end ? end + 1 : p + len;
+		while (len > 0 && isspace((unsigned char)*w))
+			w++, len--;
+		while (len > 0 && isspace((unsigned char)w[len - 1]))
+			len--;
+		if (len == 0)
+			continue;
+		for (const char *t = text; *t; t++) {
+			if (strncasecmp(t, w, len) != 0)
+				continue;
+			if ((t == text || !word_byte((unsigned char)t[-1])) &&
+			    !word_byte((unsigned char)t[len]))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* ---- rate limits (Redis; best effort) ---- */
+
+/*
+ * Fixed-window counter: at most `limit` hits per `window_s` for key.
+ * Returns 0 when allowed, else the seconds until the window ends.
+ */
+static long rate_hit(struct nc_worker *w, const char *key, int limit, int window_s)
+{
+	struct nc_error err;
+	redisReply *rep;
+	long long n;
+	long ttl = window_s;
+
+	if (!w->rds_ok)
+		return 0;
+	rep = rds_cmd(&w->rds, &err, "INCR %s", key);
+	if (rep == NULL)
+		return 0;
+	n = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
+	freeReplyObject(rep);
+	if (n == 1) {
+		rep = rds_cmd(&w->rds, &err, "EXPIRE %s %d", key, window_s);
+		if (rep)
+			freeReplyObject(rep);
+	}
+	if (n <= limit)
+		return 0;
+	rep = rds_cmd(&w->rds, &err, "TTL %s", key);
+	if (rep) {
+		if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
+			ttl = (long)rep->integer;
+		else if (rep->type == REDIS_REPLY_INTEGER && rep->integer == -1) {
+			/* lost its expiry (crash between INCR and EXPIRE): repair */
+			redisReply *e = rds_cmd(&w->rds, &err, "EXPIRE %s %d", key, window_s);
+
+			if (e)
+				freeReplyObject(e);
+		}
+		freeReplyObject(rep);
+	}
+	return ttl > 0 ? ttl : 1;
+}
+
+/* Slow mode: one message per `seconds`; 0 allowed, else seconds to wait. */
+static long slow_mode_hit(struct nc_worker *w, const char *key, int seconds)
+{
+	struct nc_error err;
+	redisReply *rep;
+	long wait = 0;
+
+	if (!w->rds_ok || seconds <= 0)
+		return 0;
+	rep = rds_cmd(&w->rds, &err, "SET %s 1 EX %d NX", key, seconds);
+	if (rep == NULL)
+		return 0;
+	if (rep->type == REDIS_REPLY_NIL) {
+		freeReplyObject(rep);
+		rep = rds_cmd(&w->rds, &err, "TTL %s", key);
+		wait = seconds;
+		if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
+			wait = (long)rep->integer;
+	}
+	if (rep)
+		freeReplyObject(rep);
+	return wait;
+}
+
+static void too_many(struct req *r, long wait, const char *what)
+{
+	char txt[24];
+
+	db_rollback(&r->w->db);
+	snprintf(txt, sizeof(txt), "%ld", wait > 0 ? wait : 1);
+	resp_header(r, "Retry-After", txt);
+	resp_error(r, NC_ERATELIMIT, "%s; retry in %ld s", what, wait > 0 ? wait : 1);
+}
+
+/* ---- chat text ---- */
+
+static size_t utf8_chars(const char *s, size_t n)
+{
+	size_t c = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (((unsigned char)s[i] & 0xC0) != 0x80)
+			c++;
+	return c;
+}
+
+/* ---- POST /api/streams/{id}/chat ---- */
+
+void api_stream_chat_post(struct req *r)
+{
+	struct db_conn *db = &r->w->db;
+	struct stream_ctx s;
+	struct nc_error err;
+	json_t *body = req_json(r, false), *msg = NULL;
+	const char *raw = NULL;
+	char *content = NULL, *key = NULL;
+	size_t len, chars;
+	long wait;
+	PGresult *res;
+
+	memset(&s, 0, sizeof(s));
+	if (body == NULL)
+		return;
+	/* any length here: the limit applies after trimming */
+	if (jv_string(body, "content", JV_REQUIRED, 0, 1000000, &raw, &err) < 0)
+		goto bad;
+	len = strlen(raw);
+	while (len > 0 && isspace((unsigned char)*raw))
+		raw++, len--;
+	while (len > 0 && isspace((unsigned char)raw[len - 1]))
+		len--;
+	chars = utf8_chars(raw, len);
+	if (chars < 1 || chars > CHAT_MAX_CHARS) {
+		err_set(&err, NC_EBADREQ, "content must be 1 to %d characters after trimming",
+			CHAT_MAX_CHARS);
+		goto bad;
+	}
+	content = xstrndup(raw, len);
+	if (stream_chat_blocked(r->cfg->chat_blocked_words, content)) {
+		err_set(&err, NC_EBADREQ, "content contains a blocked word");
+		goto bad;
+	}
+	if (streams_open(r, req_param(r, "id"), STREAM_NEED_VIEW, false, &s, &err) != NC_OK)
+		goto bad;
+	if (streams_is_over(&s)) {
+		err_set(&err, NC_ECONFLICT, "the stream has ended");
+		goto fail;
+	}
+	if (!s.enable_chat) {
+		err_set(&err, NC_EFORBIDDEN, "chat is disabled for this stream");
+		goto fail;
+	}
+	key = xasprintf("nchat:rl:streamchat:%s", r->user.user_id);
+	wait = rate_hit(r->w, key, r->cfg->stream_chat_rate_limit,
+			r->cfg->stream_chat_rate_window_s);
+	if (wait > 0) {
+		too_many(r, wait, "too many chat messages");
+		goto done;
+	}
+	if (!s.is_broadcaster && !s.is_staff && s.slow_mode_s > 0) {
+		free(key);
+		key = xasprintf("nchat:slow:%s:%s", s.id, r->user.user_id);
+		if ((wait = slow_mode_hit(r->w, key, s.slow_mode_s)) > 0) {
+			too_many(r, wait, "slow mode is on");
+			goto done;
+		}
+	}
+	{
+		const char *p[3] = { s.id, r->user.user_id, content };
+
+		res = db_exec(db,
+			"INSERT INTO nchat_stream_chat_messages AS m (stream_id, user_id, content)"
+			" VALUES ($1, $2, $3) RETURNING " MSG_JSON_SQL, 3, p, &err);
+	}
+	if (res == NULL)
+		goto fail;
+	msg = col_json(res, 0, 0);
+	PQclear(res);
+	if (msg == NULL) {
+		err_set(&err, NC_EINTERNAL, "cannot read the new message");
+		goto fail;
+	}
+	if (db_commit(db, &err) != NC_OK)
+		goto fail;
+	rt_publish_stream(r->w, s.id, "stream.chat", msg);
+	resp_json(r, 201, msg);
+	msg = NULL;
+	goto done;
+bad:
+	resp_nc_error(r, &err);
+	goto done;
+fail:
+	streams_fail(r, &err);
+done:
+	json_decref(msg);
+	json_decref(body);
+	free(content);
+	free(key);
+	stream_ctx_cleanup(&s);
+}
+
+/* ---- GET /api/streams/{id}/chat?limit=&before=&pinned_first= ---- */
+
+/*
+ * Newest first, keyset-paginated by message id (`before` = next_before of
+ * the previous page).  With pinned_first=true the first page starts with
+ * every pinned message (newest pin first) and no page repeats them.
+ */
+void api_stream_chat_list(struct req *r)
+{
+	static const char sql_page[] =
+		"SELECT " MSG_JSON_SQL ", m.id FROM nchat_stream_chat_messages m"
+		" WHERE m.stream_id = $1 AND NOT m.is_deleted"
+		"   AND (NOT $2::bool OR NOT m.is_pinned)"
+		"   AND ($3::uuid IS NULL OR (m.created_at, m.id) <"
+		"        (SELECT b.created_at, b.id FROM nchat_stream_chat_messages b"
+		"         WHERE b.id = $3::uuid AND b.stream_id = $1))"
+		" ORDER BY m.created_at DESC, m.id DESC LIMIT $4::int";
+	static const char sql_pinned[] =
+		"SELECT " MSG_JSON_SQL " FROM nchat_stream_chat_messages m"
+		" WHERE m.stream_id = $1 AND m.is_pinned AND NOT m.is_deleted"
+		" ORDER BY m.pinned_at DESC, m.id DESC LIMIT 100";
+	struct db_conn *db = &r->w->db;
+	struct stream_ctx s;
+	struct nc_error err;
+	char *limit_txt = req_query(r, "limit"), *before = req_query(r, "before");
+	char *pf_txt = req_query(r, "pinned_first");
+	bool pinned_first = false;
+	long limit = 50;
+	char lim[24];
+	json_t *arr = NULL;
+	PGresult *res;
+	int n;
+
+	memset(&s, 0, sizeof(s));
+	if (limit_txt && parse_long(limit_txt, 1, 100, &limit) != 0) {
+		resp_error(r, NC_EBADREQ, "limit must be an integer from 1 to 100");
+		goto out;
+	}
+	if (before && !is_uuid(before)) {
+		resp_error(r, NC_EBADREQ, "before must be a message id");
+		goto out;
+	}
+	if (pf_txt) {
+		if (strcmp(pf_txt, "true") == 0 || strcmp(pf_txt, "1") == 0)
+			pinned_first = true;
+		else if (strcmp(pf_txt, "false") != 0 && strcmp(pf_txt, "0") != 0) {
+			resp_error(r, NC_EBADREQ, "pinned_first must be true or false");
+			goto out;
+		}
+	}
+	if (streams_open(r, req_param(r, "id"), STREAM_NEED_VIEW, false, &s, &err) != NC_OK) {
+		resp_nc_error(r, &err);
+		goto out;
+	}
+	arr = json_array();
+	if (pinned_first && before == NULL) {
+		const char *p[1] = { s.id };
+
+		if ((res = db_exec(db, sql_pinned, 1, p, &err)) == NULL)
+			goto fail;
+		for (int i = 0; i < PQntuples(res); i++) {
+			json_t *o = col_json(res, i, 0);
+
+			if (o)
+				json_array_append_new(arr, o);
+		}
+		PQclear(res);
+	}
+	snprintf(lim, sizeof(lim), "%ld", limit + 1);
+	{
+		const char *p[4] = { s.id, pinned_first ? "true" : "false", before, lim };
+
+		if ((res = db_exec(db, sql_page, 4, p, &err)) == NULL)
+			goto fail;
+	}
+	db_rollback(db);
+	n = PQntuples(res);
+	for (int i = 0; i < n && i < limit; i++) {
+		json_t *o = col_json(res, i, 0);
+
+		if (o)
+			json_array_append_new(arr, o);
+	}
+	resp_json(r, 200, json_pack("{s:o, s:s?}", "messages", arr, "next_before",
+				    n > limit ? PQgetvalue(res, (int)limit - 1, 1) : NULL));
+	arr = NULL;
+	PQclear(res);
+	goto out;
+fail:
+	streams_fail(r, &err);
+out:
+	json_decref(arr);
+	free(limit_txt);
+	free(before);
+	free(pf_txt);
+	stream_ctx_cleanup(&s);
+}
+
+/* ---- POST /api/streams/{id}/chat/{messageId}/pin ---- */
+
+void api_stream_chat_pin(struct req *r)
+{
+	struct db_conn *db = &r->w->db;
+	struct stream_ctx s;
+	struct nc_error err;
+	const char *mid = req_param(r, "messageId");
+	json_t *body = req_json(r, true), *msg = NULL;
+	bool pinned = true;
+	PGresult *res;
+
+	memset(&s, 0, sizeof(s));
+	if (body == NULL)
+		return;
+	if (jv_bool(body, "pinned", 0, &pinned, &err) < 0)
+		goto bad;
+	if (mid == NULL || !is_uuid(mid)) {
+		err_set(&err, NC_EBADREQ, "message id must be a UUID");
+		goto bad;
+	}
+	if (streams_open(r, req_param(r, "id"), STREAM_NEED_MANAGE, false, &s, &err) != NC_OK)
+		goto bad;
+	{
+		const char *p[4] = { s.id, mid, pinned ? "true" : "false", r->user.user_id };
+
+		res = db_exec(db,
+			"UPDATE nchat_stream_chat_messages m SET is_pinned = $3::bool,"
+			" pinned_at = CASE WHEN $3::bool THEN now() END,"
+			" pinned_by = CASE WHEN $3::bool THEN $4::uuid END"
+			" WHERE m.id = $2 AND m.stream_id = $1 AND NOT m.is_deleted"
+			" RETURNING " MSG_JSON_SQL, 4, p, &err);
+	}
+	if (res == NULL)
+		goto fail;
+	msg = PQntuples(res) == 1 ? col_json(res, 0, 0) : NULL;
+	PQclear(res);
+	if (msg == NULL) {
+		err_set(&err, NC_ENOTFOUND, "message not found");
+		goto fail;
+	}
+	{
+		json_t *d = json_pack("{s:s}", "message_id", mid);
+
+		if (audit_log(db, &r->user, pinned ? "stream.chat.pin" : "stream.chat.unpin",
+			      "stream", s.id, d, r->request_id, &err) != NC_OK) {
+			json_decref(d);
+			goto fail;
+		}
+		json_decref(d);
+	}
+	if (db_commit(db, &err) != NC_OK)
+		goto fail;
+	rt_publish_stream(r->w, s.id, "stream.chat", msg);
+	resp_json(r, 200, msg);
+	msg = NULL;
+	goto done;
+bad:
+	resp_nc_error(r, &err);
+	goto done;
+fail:
+	streams_fail(r, &err);
+done:
+	json_decref(msg);
+	json_decref(body);
+	stream_ctx_cleanup(&s);
+}
+
+/* ---- DELETE /api/streams/{id}/chat/{messageId} ---- */
+
+void api_stream_chat_delete(struct req *r)
+{
+	struct db_conn *db = &r->w->db;
+	struct stream_ctx s;
+	struct nc_error err;
+	const char *mid = req_param(r, "messageId");
+	const char *p[3];
+	PGresult *res;
+	bool own;
+	json_t *d;
+
+	if (mid == NULL || !is_uuid(mid)) {
+		resp_error(r, NC_EBADREQ, "message id must be a UUID");
+		return;
+	}
+	if (streams_open(r, req_param(r, "id"), 0, false, &s, &err) != NC_OK) {
+		resp_nc_error(r, &err);
+		return;
+	}
+	p[0] = s.id;
+	p[1] = mid;
+	p[2] = r->user.user_id;
+	res = db_exec(db,
+		"SELECT user_id = $3::uuid FROM nchat_stream_chat_messages"
+		" WHERE id = $2 AND stream_id = $1 AND NOT is_deleted FOR UPDATE", 3, p, &err);
+	if (res == NULL)
+		goto fail;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		err_set(&err, NC_ENOTFOUND, "message not found");
+		goto fail;
+	}
+	own = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (!own && !s.is_broadcaster && !s.is_staff) {
+		err_set(&err, NC_EFORBIDDEN,
+			"only the author, the broadcaster or a moderator may delete a message");
+		goto fail;
+	}
+	res = db_exec(db,
+		"UPDATE nchat_stream_chat_messages SET is_deleted = true, deleted_at = now(),"
+		" deleted_by = $3, is_pinned = false, pinned_at = NULL, pinned_by = NULL"
+		" WHERE id = $2 AND stream_id = $1", 3, p, &err);
+	if (res == NULL)
+		goto fail;
+	PQclear(res);
+	if (!own) {
+		/* moderation of someone else's message is a privileged action */
+		d = json_pack("{s:s}", "message_id", mid);
+		if (audit_log(db, &r->user, "stream.chat.delete", "stream", s.id, d, r->request_id,
+			      &err) != NC_OK) {
+			json_decref(d);
+			goto fail;
+		}
+		json_decref(d);
+	}
+	if (db_commit(db, &err) != NC_OK)
+		goto fail;
+	d = json_pack("{s:s, s:s, s:b}", "id", mid, "stream_id", s.id, "is_deleted", 1);
+	rt_publish_stream(r->w, s.id, "stream.chat", d);
+	json_decref(d);
+	resp_json(r, 204, NULL);
+	stream_ctx_cleanup(&s);
+	return;
+fail:
+	streams_fail(r, &err);
+	stream_ctx_cleanup(&s);
+}
+
+/* ---- POST /api/streams/{id}/reactions ---- */
+
+/*
+ * {"reactionType", "viewer_session_id"?}: signed-in viewers may omit the
+ * session (their latest open session is credited); anonymous viewers must
+ * name their open session.
+ */
+void api_stream_reaction_post(struct req *r)
+{
+	struct db_conn *db = &r->w->db;
+	struct stream_ctx s;
+	struct nc_error err;
+	json_t *body = req_json(r, false), *out = NULL;
+	const char *type = NULL, *sid = NULL;
+	char *viewer_id = NULL, *key = NULL;
+	long wait;
+	PGresult *res;
+
+	memset(&s, 0, sizeof(s));
+	if (body == NULL)
+		return;
+	if (jv_enum(body, "reactionType", JV_REQUIRED, reaction_types, &type, &err) < 0 ||
+	    jv_string(body, "viewer_session_id", r->authed ? 0 : JV_REQUIRED, 8, 128, &sid,
+		      &err) < 0)
+		goto bad;
+	if (streams_open(r, req_param(r, "id"), STREAM_NEED_VIEW, false, &s, &err) != NC_OK)
+		goto bad;
+	if (streams_is_over(&s)) {
+		err_set(&err, NC_ECONFLICT, "the stream has ended");
+		goto fail;
+	}
+	if (!s.enable_reactions) {
+		err_set(&err, NC_EFORBIDDEN, "reactions are disabled for this stream");
+		goto fail;
+	}
+	if (sid != NULL) {
+		const char *p[3] = { s.id, sid, r->authed ? r->user.user_id : NULL };
+
+		res = db_exec(db,
+			"SELECT id FROM nchat_stream_viewers WHERE stream_id = $1"
+			" AND viewer_session_id = $2 AND user_id IS NOT DISTINCT FROM $3::uuid"
+			" AND left_at IS NULL", 3, p, &err);
+		if (res == NULL)
+			goto fail;
+		if (PQntuples(res) != 1) {
+			PQclear(res);
+			err_set(&err, NC_ENOTFOUND, "no open viewer session with that id");
+			goto fail;
+		}
+		viewer_id = xstrdup(PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+	key = xasprintf("nchat:rl:streamreact:%s:%s%s", s.id, r->authed ? "" : "anon:",
+			r->authed ? r->user.user_id : sid);
+	if ((wait = rate_hit(r->w, key, r->cfg->stream_reaction_rate_limit, 1)) > 0) {
+		too_many(r, wait, "too many reactions");
+		goto done;
+	}
+	{
+		const char *p[4] = { s.id, r->authed ? r->user.user_id : NULL, viewer_id, type };
+
+		res = db_exec(db,
+			"INSERT INTO nchat_stream_reactions (stream_id, user_id, viewer_id, reaction_type)"
+			" VALUES ($1, $2, $3, $4) RETURNING id, " STREAMS_TS("created_at"), 4, p, &err);
+	}
+	if (res == NULL)
+		goto fail;
+	out = json_pack("{s:s, s:s, s:s, s:s?, s:s}", "id", PQgetvalue(res, 0, 0), "stream_id",
+			s.id, "reaction_type", type, "user_id",
+			r->authed ? r->user.user_id : NULL, "created_at", PQgetvalue(res, 0, 1));
+	PQclear(res);
+	if (db_commit(db, &err) != NC_OK)
+		goto fail;
+	rt_publish_stream(r->w, s.id, "stream.reaction", out);
+	resp_json(r, 201, out);
+	out = NULL;
+	goto done;
+bad:
+	resp_nc_error(r, &err);
+	goto done;
+fail:
+	streams_fail(r, &err);
+done:
+	json_decref(out);
+	json_decref(body);
+	free(viewer_id);
+	free(key);
+	stream_ctx_cleanup(&s);
+}
+
+/* ---- GET /api/streams/{id}/reactions ---- */
+
+void api_stream_reaction_summary(struct req *r)
+{
+	static const char sql[] =
+		"SELECT t.type, COALESCE(c.count, 0),"
+		" (SELECT count(*) FROM nchat_stream_reactions x WHERE x.stream_id = $1"
+		"   AND x.reaction_type = t.type AND x.created_at > now() - interval '1 minute')"
+		" FROM unnest(ARRAY['heart','like','fire','clap','laugh','wow','sad','angry'])"
+		"   AS t(type)"
+		" LEFT JOIN nchat_stream_reaction_counts c"
+		"   ON c.stream_id = $1 AND c.reaction_type = t.type";
+	struct db_conn *db = &r->w->db;
+	struct stream_ctx s;
+	struct nc_error err;
+	json_t *counts, *recent;
+	long long total = 0, recent_total = 0;
+	PGresult *res;
+
+	if (streams_open(r, req_param(r, "id"), STREAM_NEED_VIEW, false, &s, &err) != NC_OK) {
+		resp_nc_error(r, &err);
+		return;
+	}
+	{
+		const char *p[1] = { s.id };
+
+		res = db_exec(db, sql, 1, p, &err);
+	}
+	if (res == NULL) {
+		streams_fail(r, &err);
+		stream_ctx_cleanup(&s);
+		return;
+	}
+	db_rollback(db);
+	counts = json_object();
+	recent = json_object();
+	for (int i = 0; i < PQntuples(res); i++) {
+		long long c = atoll(PQgetvalue(res, i, 1)), m = atoll(PQgetvalue(res, i, 2));
+
+		json_object_set_new(counts, PQgetvalue(res, i, 0), json_integer(c));
+		json_object_set_new(recent, PQgetvalue(res, i, 0), json_integer(m));
+		total += c;
+		recent_total += m;
+	}
+	PQclear(res);
+	resp_json(r, 200, json_pack("{s:s, s:I, s:o, s:I, s:o}", "stream_id", s.id, "total",
+				    (json_int_t)total, "counts", counts, "last_minute_total",
+				    (json_int_t)recent_total, "last_minute", recent));
+	stream_ctx_cleanup(&s);
+}

@@ -1,0 +1,572 @@
+/*
+ * streams.c - the live-stream domain: loading a stream with the caller's
+ * rights on it, the LiveKit side of a stream's life (its room, the RTMP
+ * ingress that carries the stream key, the HLS egress to S3) and the webhook
+ * hooks of hooks.h (ingress_started marks a stream live; a finished HLS
+ * egress frees the stream for a new /start).
+ *
+ * LiveKit is never called with a transaction open: handlers read and claim
+ * in one short transaction, call LiveKit, and write the outcome in another.
+ */
+#include "streams/streams.h"
+#include "core/uuid.h"
+
+#include "http/auth.h"
+#include "store/db.h"
+#include "realtime/events.h"
+#include "livekit/lk.h"
+#include "core/log.h"
+#include "http/worker.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- loading and rights ---- */
+
+static void copy_id(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src ? src : "");
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+enum nc_err streams_open(struct req *r, const char *id, unsigned need, bool for_update,
+			 struct stream_ctx *s, struct nc_error *err)
+{
+	static const char sql[] =
+		"SELECT s.id, s.channel_id, s.broadcaster_id, s.status, s.livekit_room_name,"
+		" s.livekit_ingress_id, s.livekit_egress_id, s.enable_chat, s.enable_reactions,"
+		" s.chat_slow_mode_seconds,"
+		" $2::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM nchat_channel_members m"
+		"   WHERE m.channel_id = s.channel_id AND m.user_id = $2::uuid)"
+		" FROM nchat_streams s WHERE s.id = $1";
+	static const char sql_lock[] =
+		"SELECT s.id, s.channel_id, s.broadcaster_id, s.status, s.livekit_room_name,"
+		" s.livekit_ingress_id, s.livekit_egress_id, s.enable_chat, s.enable_reactions,"
+		" s.chat_slow_mode_seconds,"
+		" $2::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM nchat_channel_members m"
+		"   WHERE m.channel_id = s.channel_id AND m.user_id = $2::uuid)"
+		" FROM nchat_streams s WHERE s.id = $1 FOR UPDATE OF s";
+	const char *params[2];
+	struct db_conn *db = &r->w->db;
+	PGresult *res;
+
+	memset(s, 0, sizeof(*s));
+	if (id == NULL || !is_uuid(id))
+		return err_set(err, NC_EBADREQ, "stream id must be a UUID");
+	if (db_begin_service(db, err) != NC_OK)
+		return err->code;
+	params[0] = id;
+	params[1] = r->authed ? r->user.user_id : NULL;
+	res = db_exec(db, for_update ? sql_lock : sql, 2, params, err);
+	if (res == NULL) {
+		db_rollback(db);
+		return err->code;
+	}
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		db_rollback(db);
+		return err_set(err, NC_ENOTFOUND, "stream not found");
+	}
+	copy_id(s->id, sizeof(s->id), db_val(res, 0, 0));
+	copy_id(s->channel_id, sizeof(s->channel_id), db_val(res, 0, 1));
+	copy_id(s->broadcaster_id, sizeof(s->broadcaster_id), db_val(res, 0, 2));
+	copy_id(s->status, sizeof(s->status), db_val(res, 0, 3));
+	s->room_name = dup_or_null(db_val(res, 0, 4));
+	s->ingress_id = dup_or_null(db_val(res, 0, 5));
+	s->egress_id = dup_or_null(db_val(res, 0, 6));
+	s->enable_chat = strcmp(PQgetvalue(res, 0, 7), "t") == 0;
+	s->enable_reactions = strcmp(PQgetvalue(res, 0, 8), "t") == 0;
+	s->slow_mode_s = atoi(PQgetvalue(res, 0, 9));
+	s->is_member = strcmp(PQgetvalue(res, 0, 10), "t") == 0;
+	PQclear(res);
+
+	s->is_broadcaster = r->authed && strcmp(s->broadcaster_id, r->user.user_id) == 0;
+	s->is_staff = r->authed && auth_is_staff(&r->user);
+	s->can_view = s->is_broadcaster || s->is_member || s->is_staff ||
+		      (strcmp(s->status, "live") == 0 && r->cfg->streams_public_live);
+
+	if ((need & STREAM_NEED_VIEW) && !s->can_view) {
+		if (!r->authed)
+			err_set(err, NC_EUNAUTH, "sign in to view this stream");
+		else
+			err_set(err, NC_EFORBIDDEN, "not a member of this stream's channel");
+	} else if (need & (STREAM_NEED_OWNER | STREAM_NEED_MANAGE)) {
+		if (!r->authed)
+			err_set(err, NC_EUNAUTH, "sign in required");
+		else if ((need & STREAM_NEED_OWNER) && !s->is_broadcaster)
+			err_set(err, NC_EFORBIDDEN, "only the broadcaster may do this");
+		else if ((need & STREAM_NEED_MANAGE) && !s->is_broadcaster && !s->is_staff)
+			err_set(err, NC_EFORBIDDEN, "only the broadcaster or a moderator may do this");
+		else
+			return NC_OK;
+	} else {
+		return NC_OK;
+	}
+	db_rollback(db);
+	stream_ctx_cleanup(s);
+	return err->code;
+}
+
+void stream_ctx_cleanup(struct stream_ctx *s)
+{
+	free(s->room_name);
+	free(s->ingress_id);
+	free(s->egress_id);
+	s->room_name = s->ingress_id = s->egress_id = NULL;
+}
+
+bool streams_is_over(const struct stream_ctx *s)
+{
+	return strcmp(s->status, "ended") == 0 || strcmp(s->status, "failed") == 0;
+}
+
+void streams_fail(struct req *r, const struct nc_error *err)
+{
+	db_rollback(&r->w->db);
+	resp_nc_error(r, err);
+}
+
+/* ---- stream keys ---- */
+
+void streams_key_hash(const char *key, char out[72])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	static const char hex[] = "0123456789abcdef";
+
+	if (EVP_Digest(key, strlen(key), md, &n, EVP_sha256(), NULL) != 1 || n != 32) {
+		/* cannot happen with a working libcrypto; never store a wrong hash */
+		log_error("streams: sha256 failed");
+		abort();
+	}
+	memcpy(out, "sha256:", 7);
+	for (unsigned i = 0; i < n; i++) {
+		out[7 + 2 * i] = hex[md[i] >> 4];
+		out[8 + 2 * i] = hex[md[i] & 15];
+	}
+	out[7 + 2 * n] = '\0';
+}
+
+void streams_key_last4(const char *key, char out[5])
+{
+	size_t n = strlen(key);
+
+	snprintf(out, 5, "%s", n > 4 ? key + n - 4 : key);
+}
+
+/* ---- LiveKit ---- */
+
+static enum nc_err lk_missing(struct nc_worker *w, struct nc_error *err)
+{
+	if (w->lk == NULL)
+		return err_set(err, NC_ELIVEKIT_DOWN, "LiveKit is not configured");
+	return NC_OK;
+}
+
+enum nc_err streams_lk_ensure_room(struct nc_worker *w, const char *room, struct nc_error *err)
+{
+	Livekit__CreateRoomRequest req = LIVEKIT__CREATE_ROOM_REQUEST__INIT;
+	struct lk_status st;
+	Livekit__Room *resp;
+
+	if (lk_missing(w, err) != NC_OK)
+		return err->code;
+	req.name = (char *)room;
+	resp = lk_create_room(w->lk, &req, &st);
+	if (resp == NULL)
+		return lk_status_error(&st, err);
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return NC_OK;
+}
+
+enum nc_err streams_lk_delete_room(struct nc_worker *w, const char *room, struct nc_error *err)
+{
+	Livekit__DeleteRoomRequest req = LIVEKIT__DELETE_ROOM_REQUEST__INIT;
+	struct lk_status st;
+	Livekit__DeleteRoomResponse *resp;
+
+	if (room == NULL)
+		return NC_OK;
+	if (lk_missing(w, err) != NC_OK)
+		return err->code;
+	req.room = (char *)room;
+	resp = lk_delete_room(w->lk, &req, &st);
+	if (resp == NULL)
+		return lk_status_is(&st, "not_found") ? NC_OK : lk_status_error(&st, err);
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return NC_OK;
+}
+
+enum nc_err streams_lk_new_ingress(struct nc_worker *w, const char *stream_id, const char *room,
+				   const char *identity, const char *name,
+				   struct streams_ingress *out, struct nc_error *err)
+{
+	Livekit__CreateIngressRequest req = LIVEKIT__CREATE_INGRESS_REQUEST__INIT;
+	struct lk_status st;
+	Livekit__IngressInfo *info;
+
+	memset(out, 0, sizeof(*out));
+	if (lk_missing(w, err) != NC_OK)
+		return err->code;
+	req.has_input_type = 1;
+	req.input_type = LIVEKIT__INGRESS_INPUT__RTMP_INPUT;
+	req.name = (char *)stream_id;
+	req.room_name = (char *)room;
+	req.participant_identity = (char *)identity;
+	req.participant_name = (char *)(name ? name : identity);
+	info = lk_create_ingress(w->lk, &req, &st);
+	if (info == NULL)
+		return lk_status_error(&st, err);
+	if (info->ingress_id == NULL || info->ingress_id[0] == '\0' || info->stream_key == NULL ||
+	    info->stream_key[0] == '\0') {
+		/* an ingress we cannot use; do not leave it behind */
+		if (info->ingress_id && info->ingress_id[0]) {
+			struct nc_error e2;
+
+			(void)streams_lk_delete_ingress(w, info->ingress_id, &e2);
+		}
+		protobuf_c_message_free_unpacked(&info->base, NULL);
+		return err_set(err, NC_ELIVEKIT, "LiveKit returned an ingress without a stream key");
+	}
+	out->ingress_id = xstrdup(info->ingress_id);
+	out->stream_key = xstrdup(info->stream_key);
+	out->url = xstrdup(info->url ? info->url : "");
+	protobuf_c_message_free_unpacked(&info->base, NULL);
+	return NC_OK;
+}
+
+void streams_ingress_cleanup(struct streams_ingress *in)
+{
+	free(in->ingress_id);
+	if (in->stream_key)
+		memset(in->stream_key, 0, strlen(in->stream_key));
+	free(in->stream_key);
+	free(in->url);
+	memset(in, 0, sizeof(*in));
+}
+
+enum nc_err streams_lk_delete_ingress(struct nc_worker *w, const char *ingress_id,
+				      struct nc_error *err)
+{
+	Livekit__DeleteIngressRequest req = LIVEKIT__DELETE_INGRESS_REQUEST__INIT;
+	struct lk_status st;
+	Livekit__IngressInfo *info;
+
+	if (ingress_id == NULL)
+		return NC_OK;
+	if (lk_missing(w, err) != NC_OK)
+		return err->code;
+	req.ingress_id = (char *)ingress_id;
+	info = lk_delete_ingress(w->lk, &req, &st);
+	if (info == NULL)
+		return lk_status_is(&st, "not_found") ? NC_OK : lk_status_error(&st, err);
+	protobuf_c_message_free_unpacked(&info->base, NULL);
+	return NC_OK;
+}
+
+enum nc_err streams_lk_disable_ingress(struct nc_worker *w, const char *ingress_id,
+				       struct nc_error *err)
+{
+	Livekit__UpdateIngressRequest req = LIVEKIT__UPDATE_INGRESS_REQUEST__INIT;
+	struct lk_status st;
+	Livekit__IngressInfo *info;
+
+	if (ingress_id == NULL)
+		return NC_OK;
+	if (lk_missing(w, err) != NC_OK)
+		return err->code;
+	req.ingress_id = (char *)ingress_id;
+	req.has_enabled = 1; /* proto2 optional: presence is what says "set it" */
+	req.enabled = 0;
+	info = lk_update_ingress(w->lk, &req, &st);
+	if (info == NULL)
+		return lk_status_is(&st, "not_found") ? NC_OK : lk_status_error(&st, err);
+	protobuf_c_message_free_unpacked(&info->base, NULL);
+	return NC_OK;
+}
+
+char *streams_hls_url(const struct nc_config *cfg, const char *stream_id)
+{
+	const char *base = cfg->hls_base_url;
+	const char *bucket = cfg->s3_bucket ? cfg->s3_bucket : "";
+	size_t n;
+
+	if (base == NULL || *base == '\0') {
+		/* no CDN configured: the object's path-style URL on the public S3 endpoint */
+		base = cfg->s3_public_endpoint && *cfg->s3_public_endpoint ? cfg->s3_public_endpoint
+									    : cfg->s3_endpoint;
+		if (base == NULL || *base == '\0')
+			return xasprintf("/streams/%s/live.m3u8", stream_id);
+		n = strlen(base);
+		while (n > 0 && base[n - 1] == '/')
+			n--;
+		return xasprintf("%.*s/%s/streams/%s/live.m3u8", (int)n, base, bucket, stream_id);
+	}
+	n = strlen(base);
+	while (n > 0 && base[n - 1] == '/')
+		n--;
+	return xasprintf("%.*s/streams/%s/live.m3u8", (int)n, base, stream_id);
+}
+
+enum nc_err streams_lk_start_hls(struct nc_worker *w, const char *stream_id, const char *room,
+				 char **egress_id, struct nc_error *err)
+{
+	const struct nc_config *cfg = w->cfg;
+	Livekit__RoomCompositeEgressRequest req = LIVEKIT__ROOM_COMPOSITE_EGRESS_REQUEST__INIT;
+	Livekit__SegmentedFileOutput seg = LIVEKIT__SEGMENTED_FILE_OUTPUT__INIT;
+	Livekit__S3Upload s3 = LIVEKIT__S3_UPLOAD__INIT;
+	Livekit__SegmentedFileOutput *segs[1] = { &seg };
+	char *prefix = xasprintf("streams/%s/segment", stream_id);
+	char *playlist = xasprintf("streams/%s/index.m3u8", stream_id);
+	char *live = xasprintf("streams/%s/live.m3u8", stream_id);
+	struct lk_status st;
+	Livekit__EgressInfo *info;
+	enum nc_err rc = NC_OK;
+
+	*egress_id = NULL;
+	if (lk_missing(w, err) != NC_OK) {
+		rc = err->code;
+		goto out;
+	}
+	seg.protocol = LIVEKIT__SEGMENTED_FILE_PROTOCOL__HLS_PROTOCOL;
+	seg.filename_prefix = prefix;
+	seg.playlist_name = playlist;
+	seg.live_playlist_name = live;
+	seg.segment_duration = 4;
+	if (cfg->s3_bucket && *cfg->s3_bucket) {
+		/* without storage in the request the Egress service's own storage is used */
+		s3.access_key = cfg->s3_access_key ? cfg->s3_access_key : "";
+		s3.secret = cfg->s3_secret_key ? cfg->s3_secret_key : "";
+		s3.region = cfg->s3_region ? cfg->s3_region : "";
+		s3.endpoint = cfg->s3_endpoint ? cfg->s3_endpoint : "";
+		s3.bucket = cfg->s3_bucket;
+		s3.force_path_style = cfg->s3_force_path_style;
+		seg.output_case = LIVEKIT__SEGMENTED_FILE_OUTPUT__OUTPUT_S3;
+		seg.s3 = &s3;
+	}
+	req.room_name = (char *)room;
+	req.layout = "speaker";
+	req.n_segment_outputs = 1;
+	req.segment_outputs = segs;
+	info = lk_start_room_composite_egress(w->lk, &req, &st);
+	if (info == NULL) {
+		rc = lk_status_error(&st, err);
+		goto out;
+	}
+	if (info->egress_id == NULL || info->egress_id[0] == '\0') {
+		protobuf_c_message_free_unpacked(&info->base, NULL);
+		rc = err_set(err, NC_ELIVEKIT, "LiveKit returned an egress without an id");
+		goto out;
+	}
+	*egress_id = xstrdup(info->egress_id);
+	protobuf_c_message_free_unpacked(&info->base, NULL);
+out:
+	free(prefix);
+	free(playlist);
+	free(live);
+	return rc;
+}
+
+enum nc_err streams_lk_stop_egress(struct nc_worker *w, const char *egress_id,
+				   struct nc_error *err)
+{
+	Livekit__StopEgressRequest req = LIVEKIT__STOP_EGRESS_REQUEST__INIT;
+	struct lk_status st;
+	Livekit__EgressInfo *info;
+
+	if (egress_id == NULL || strncmp(egress_id, "pending:", 8) == 0)
+		return NC_OK;
+	if (lk_missing(w, err) != NC_OK)
+		return err->code;
+	req.egress_id = (char *)egress_id;
+	info = lk_stop_egress(w->lk, &req, &st);
+	if (info == NULL) {
+		/* already gone or already ending: what we wanted */
+		if (lk_status_is(&st, "not_found") || lk_status_is(&st, "failed_precondition"))
+			return NC_OK;
+		return lk_status_error(&st, err);
+	}
+	protobuf_c_message_free_unpacked(&info->base, NULL);
+	return NC_OK;
+}
+
+/* ---- webhook hooks (called inside the receiver's service transaction) ---- */
+
+static const char *jstr(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* Does some stream row reference this ingress / egress id (column name fixed)? */
+static int stream_exists_by(struct db_conn *db, const char *sql, const char *id,
+			    struct nc_error *err)
+{
+	const char *params[1] = { id };
+	PGresult *res = db_exec(db, sql, 1, params, err);
+	int n;
+
+	if (res == NULL)
+		return -1;
+	n = PQntuples(res) > 0;
+	PQclear(res);
+	return n;
+}
+
+int streams_on_ingress(struct nc_worker *w, const char *event, json_t *ingress_info,
+		       int64_t created_at, struct nc_error *err)
+{
+	struct db_conn *db = &w->db;
+	const char *ingress_id = jstr(ingress_info, "ingressId");
+	char ts[32];
+	const char *params[2];
+	PGresult *res;
+
+	if (ingress_id == NULL || *ingress_id == '\0')
+		return 0;
+	snprintf(ts, sizeof(ts), "%lld", (long long)(created_at > 0 ? created_at : now_unix()));
+	params[0] = ingress_id;
+	params[1] = ts;
+
+	if (strcmp(event, "ingress_started") == 0) {
+		/*
+		 * The encoder is publishing: the stream is live.  A stream that
+		 * /start already made live is left as it is (first one wins), and
+		 * an event older than the last one applied is ignored.
+		 */
+		res = db_exec(db,
+			"UPDATE nchat_streams SET status = 'live',"
+			" started_at = COALESCE(started_at, to_timestamp($2::bigint)),"
+			" last_event_at = to_timestamp($2::bigint)"
+			" WHERE livekit_ingress_id = $1 AND status IN ('preparing', 'scheduled')"
+			"   AND (last_event_at IS NULL OR last_event_at <= to_timestamp($2::bigint))"
+			" RETURNING id, channel_id, broadcaster_id, title, " STREAMS_TS("started_at"),
+			2, params, err);
+		if (res == NULL)
+			return -1;
+		if (PQntuples(res) == 1) {
+			json_t *payload = json_pack("{s:s, s:s?, s:s?, s:s, s:s, s:s}",
+				"stream_id", PQgetvalue(res, 0, 0),
+				"channel_id", db_val(res, 0, 1),
+				"broadcaster_id", db_val(res, 0, 2),
+				"title", PQgetvalue(res, 0, 3),
+				"started_at", PQgetvalue(res, 0, 4),
+				"source", "ingress");
+			enum nc_err rc;
+
+			log_info("stream %s live (ingress %s started)", PQgetvalue(res, 0, 0),
+				 ingress_id);
+			PQclear(res);
+			if (payload == NULL)
+				return err_set(err, NC_EINTERNAL, "out of memory"), -1;
+			rc = outbox_enqueue(db, w->cfg, "stream.live", payload, err);
+			json_decref(payload);
+			return rc == NC_OK ? 1 : -1;
+		}
+		PQclear(res);
+	} else if (strcmp(event, "ingress_ended") == 0) {
+		/*
+		 * The encoder stopped.  The stream is NOT ended: encoders reconnect
+		 * after network trouble, and only the broadcaster (or a moderator)
+		 * ends a stream.  Just note the event.
+		 */
+		res = db_exec(db,
+			"UPDATE nchat_streams SET last_event_at = to_timestamp($2::bigint)"
+			" WHERE livekit_ingress_id = $1"
+			"   AND (last_event_at IS NULL OR last_event_at <= to_timestamp($2::bigint))"
+			" RETURNING id", 2, params, err);
+		if (res == NULL)
+			return -1;
+		PQclear(res);
+	}
+	return stream_exists_by(db, "SELECT 1 FROM nchat_streams WHERE livekit_ingress_id = $1",
+				ingress_id, err);
+}
+
+int streams_on_egress(struct nc_worker *w, const char *event, json_t *egress_info,
+		      int64_t created_at, struct nc_error *err)
+{
+	struct db_conn *db = &w->db;
+	const char *egress_id = jstr(egress_info, "egressId");
+	const char *status = jstr(egress_info, "status");
+	char ts[32];
+	const char *params[2];
+	PGresult *res;
+	bool terminal;
+
+	if (egress_id == NULL || *egress_id == '\0')
+		return 0;
+	if (status == NULL)
+		status = "EGRESS_STARTING"; /* the zero value is omitted from JSON */
+	terminal = strcmp(event, "egress_ended") == 0 || strcmp(status, "EGRESS_COMPLETE") == 0 ||
+		   strcmp(status, "EGRESS_FAILED") == 0 || strcmp(status, "EGRESS_ABORTED") == 0 ||
+		   strcmp(status, "EGRESS_LIMIT_REACHED") == 0;
+	snprintf(ts, sizeof(ts), "%lld", (long long)(created_at > 0 ? created_at : now_unix()));
+	params[0] = egress_id;
+	params[1] = ts;
+	if (terminal) {
+		/*
+		 * The HLS egress of a stream that is still live is gone (failed,
+		 * limit reached, room closed): forget it so that /start can begin
+		 * a new one.  The stream itself stays live (WebRTC viewers are
+		 * unaffected); an ended stream keeps the id for the record.
+		 */
+		res = db_exec(db,
+			"UPDATE nchat_streams SET livekit_egress_id = NULL,"
+			" last_event_at = to_timestamp($2::bigint)"
+			" WHERE livekit_egress_id = $1 AND status = 'live' RETURNING id",
+			2, params, err);
+		if (res == NULL)
+			return -1;
+		if (PQntuples(res) == 1)
+			log_warn("stream %s: HLS egress %s ended with %s while live",
+				 PQgetvalue(res, 0, 0), egress_id, status);
+		if (PQntuples(res) == 1) {
+			PQclear(res);
+			return 1;
+		}
+		PQclear(res);
+	}
+	return stream_exists_by(db, "SELECT 1 FROM nchat_streams WHERE livekit_egress_id = $1",
+				egress_id, err);
+}
+
+/* ---- LiveKit tokens ---- */
+
+char *streams_mint_token(const struct nc_config *cfg, const char *identity, const char *name,
+			 const char *room, bool publisher, int64_t *expires_at)
+{
+	struct lk_token_opts o;
+	int64_t now = now_unix();
+
+	if (cfg->livekit_api_key == NULL || cfg->livekit_api_secret == NULL)
+		return NULL;
+	memset(&o, 0, sizeof(o));
+	o.identity = identity;
+	o.name = name;
+	o.ttl_s = cfg->livekit_token_ttl_s > 0 ? cfg->livekit_token_ttl_s : 3600;
+	o.grant.room = room;
+	o.grant.room_join = true;
+	o.grant.can_subscribe = LK_TRUE;
+	if (publisher) {
+		o.grant.can_publish = LK_TRUE;
+		o.grant.can_publish_data = LK_TRUE;
+		o.grant.sources = LK_SRC_CAMERA | LK_SRC_MICROPHONE | LK_SRC_SCREEN_SHARE |
+				  LK_SRC_SCREEN_SHARE_AUDIO;
+	} else {
+		/* watch only: no media, no data; hidden so that large audiences do
+		 * not flood the room with participant events */
+		o.grant.can_publish = LK_FALSE;
+		o.grant.can_publish_data = LK_FALSE;
+		o.grant.hidden = true;
+	}
+	*expires_at = now + o.ttl_s;
+	return lk_token_mint(cfg->livekit_api_key, cfg->livekit_api_secret, &o, now);
+}
