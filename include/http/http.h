@@ -49,6 +49,7 @@ struct req {
 	bool authed;
 	struct principal user;
 	struct nc_worker *w;          /* the worker running the handler (NULL on loop) */
+	json_t *json;                 /* the parsed body of a ROUTE_JSON route (server-owned) */
 	const struct nc_config *cfg;
 
 	/* Response: filled by the handler through resp_*. */
@@ -77,6 +78,8 @@ char *req_query(const struct req *r, const char *key);
  * and returns NULL.  An empty body gives an empty object when allow_empty.
  */
 json_t *req_json(struct req *r, bool allow_empty);
+/* The body of a ROUTE_JSON route, parsed before the handler ran (borrowed). */
+json_t *req_body(const struct req *r);
 
 /* ---- responses ---- */
 void resp_header(struct req *r, const char *name, const char *value);

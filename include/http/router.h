@@ -17,7 +17,16 @@
 #define ROUTE_MAX_SEGMENTS 12
 
 struct req;
+struct nc_error;
+/* A handler that writes its own response, errors included (being retired). */
 typedef void (*route_handler)(struct req *r);
+/*
+ * A handler that reads top to bottom: it writes its success response and
+ * returns NC_OK, or returns an error code with err filled in (err_set) and
+ * leaves the rest to dispatch: rolling back a transaction left open, the
+ * error body and status, the log line.
+ */
+typedef enum nc_err (*route_fn)(struct req *r, struct nc_error *err);
 
 enum route_method {
 	RM_GET = 1 << 0,
@@ -35,15 +44,31 @@ enum route_flags {
 	ROUTE_ON_LOOP = 1 << 2,       /**< cheap, touches no connection: run on the loop thread */
 	ROUTE_RAW_BODY = 1 << 3,      /**< body is not JSON (webhooks): no content-type check */
 	ROUTE_QUERY_TOKEN = 1 << 4,   /**< ?access_token= accepted (EventSource) */
+	ROUTE_UUID_PARAMS = 1 << 5,   /**< every {param} must be a UUID (else 400) */
+	ROUTE_JSON = 1 << 6,          /**< body parsed as a JSON object before the handler (empty: {}) */
+	ROUTE_ADMIN = 1 << 7,         /**< the caller must hold the admin role (else 403) */
+	ROUTE_FN = 1 << 8,            /**< the handler is a route_fn (see RUN) */
 };
 
 struct route {
 	unsigned methods;       /* enum route_method bits */
 	const char *pattern;    /* "/api/calls/{id}/join" */
-	route_handler handler;
+	route_handler handler;  /* a route_fn stored with RUN() when ROUTE_FN is set */
 	unsigned flags;         /* enum route_flags bits */
 	const char *name;       /* for logs and metrics; defaults to pattern */
 };
+
+/*
+ * The handler slot of a route whose handler returns its error:
+ * {RM_GET, "/x", RUN(fn), ROUTE_FN | ..., NULL}.  A function pointer may be
+ * converted to another function pointer type and back (C11 6.3.2.3); dispatch
+ * converts it back to route_fn before calling it.
+ */
+#define RUN(f) ((route_handler)(void (*)(void))(route_fn)(f))
+static inline route_fn route_fn_of(const struct route *rt)
+{
+	return (route_fn)(void (*)(void))rt->handler;
+}
 
 struct route_match {
 	const struct route *route;

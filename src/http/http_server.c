@@ -142,6 +142,7 @@ static void req_free(struct req *r)
 	free(r->query);
 	free_headers(r->headers, r->n_headers);
 	free(r->body);
+	json_decref(r->json);
 	free_headers(r->out_headers, r->n_out);
 	free(r->resp_body);
 	free(r->sse);
@@ -210,6 +211,11 @@ json_t *req_json(struct req *r, bool allow_empty)
 		return NULL;
 	}
 	return root;
+}
+
+json_t *req_body(const struct req *r)
+{
+	return r->json;
 }
 
 /* ------------------------------------------------------------------ */
@@ -351,13 +357,69 @@ static bool within_limits(struct req *r)
 	return false;
 }
 
+/*
+ * What the route table declares of every request, checked once here rather
+ * than at the top of each handler: the admin role, UUID path parameters, a
+ * JSON body.  False with the error response set.
+ */
+static bool prologue(struct req *r)
+{
+	unsigned flags = r->match.route->flags;
+
+	if ((flags & ROUTE_ADMIN) && !(r->user.roles & ROLE_ADMIN)) {
+		resp_error(r, NC_EFORBIDDEN, "admins only");
+		return false;
+	}
+	if (flags & ROUTE_UUID_PARAMS)
+		for (size_t i = 0; i < r->match.n_params; i++)
+			if (!is_uuid(r->match.values[i])) {
+				resp_error(r, NC_EBADREQ, "%.*s must be a UUID",
+					   (int)r->match.name_lens[i], r->match.names[i]);
+				return false;
+			}
+	if (flags & ROUTE_JSON) {
+		r->json = req_json(r, true);
+		if (r->json == NULL)
+			return false;
+	}
+	return true;
+}
+
+/* Run the route's handler; a returned error becomes the response. */
+static void run_handler(struct req *r)
+{
+	const struct route *rt = r->match.route;
+	struct nc_error err = {0};
+	enum nc_err rc;
+
+	if (!(rt->flags & ROUTE_FN)) {
+		rt->handler(r);
+		return;
+	}
+	rc = route_fn_of(rt)(r, &err);
+	if (rc == NC_OK)
+		return;
+	if (r->w != NULL && r->w->db.in_tx)
+		db_rollback(&r->w->db);
+	if (err.code == NC_OK)
+		err.code = rc;
+	if (err.msg[0] == '\0')
+		snprintf(err.msg, sizeof(err.msg), "%s", err_code_name(err.code));
+	if (err_http_status(err.code) >= 500)
+		log_error("%s %s: %s", r->method_name, rt->pattern, err.msg);
+	else
+		log_debug("%s %s: %d %s", r->method_name, rt->pattern, err_http_status(err.code),
+			  err.msg);
+	resp_nc_error(r, &err);
+}
+
 static void dispatch(struct req *r)
 {
 	/* Failed authentications are charged to the address too (token guessing). */
 	bool authed = authenticate(r);
 
-	if (within_limits(r) && authed)
-		r->match.route->handler(r);
+	if (within_limits(r) && authed && prologue(r))
+		run_handler(r);
 	if (r->status == 0)
 		resp_error(r, NC_EINTERNAL, "handler produced no response");
 	/* A handler must never leave a transaction open on its connection. */
@@ -769,7 +831,7 @@ static void on_request(struct evhttp_request *evreq, void *arg)
 	}
 	if (r->match.route->flags & ROUTE_ON_LOOP) {
 		log_set_request_id(r->request_id);
-		r->match.route->handler(r);
+		run_handler(r);
 		log_set_request_id(NULL);
 		answer_now(srv, r);
 		return;

@@ -264,6 +264,17 @@ START_TEST(dead_letter_and_replay)
 	ck_assert_int_eq(it_req(&srv, "POST", path, admin, NULL, &r), 0);
 	ck_assert_int_eq(r.status, 404);
 	it_resp_free(&r);
+	/* the route table's prologue: a non-UUID id is 400, a user is 403 before any lookup */
+	ck_assert_int_eq(it_req(&srv, "POST", "/api/admin/outbound-webhooks/not-a-uuid/replay", admin,
+				NULL, &r), 0);
+	ck_assert_int_eq(r.status, 400);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "error"), "code")),
+			 "bad_request");
+	it_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/admin/outbound-webhooks/%s/replay", id);
+	ck_assert_int_eq(it_req(&srv, "POST", path, user, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 403);
+	it_resp_free(&r);
 	free(id);
 	free(admin);
 	free(user);
