@@ -27,12 +27,27 @@ enum metric_counter {
 void metrics_inc(enum metric_counter c);
 /* One answered HTTP request (route pattern or NULL for unrouted). */
 void metrics_http(const char *route, const char *method, int status, double ms);
-/* One LiveKit Twirp call: method name, whether it succeeded, its latency. */
-void metrics_livekit(const char *method, bool ok, double ms);
+/* The same request by route class (the rate-limit class: default, initiate, join, chat,
+ * reactions, stats, exempt; "unmatched" for no route): counted by status class, timed. */
+void metrics_http_class(const char *route_class, int status, double ms);
+/* One LiveKit Twirp call: method name, outcome (ok; error: LiveKit answered with an
+ * error; unavailable: unreachable, timed out or not configured), its latency. */
+void metrics_livekit(const char *method, const char *outcome, double ms);
+/* Seconds from a webhook's createdAt to its arrival. */
+void metrics_webhook_lag(double seconds);
 /* One LiveKit webhook: event name and outcome (applied, duplicate, ignored, rejected, error). */
 void metrics_webhook(const char *event, const char *outcome);
 /* A sweep result: sweep name, result kind, count. */
 void metrics_sweep(const char *sweep, const char *result, long n);
+/*
+ * A sweep (calls, recordings, data) finished without error: its time goes to Redis
+ * (key nchat:sweep:last_success:<sweep>), so that /metrics of every instance shows
+ * nchat_sweep_last_success_timestamp_seconds for sweeps run by cron as well.  rds may
+ * be NULL (a connection is opened for this).  Best effort: a failure is only logged.
+ */
+struct rds_conn;
+struct nc_config;
+void metrics_sweep_success(struct rds_conn *rds, const struct nc_config *cfg, const char *sweep);
 /* Gauges sampled at render time. */
 void metrics_set_gauge(const char *name, double value);
 

@@ -47,6 +47,10 @@ static struct family f_http_lat = {"nchat_http_request_duration_seconds", "Time 
 static struct family f_lk = {"nchat_livekit_requests_total", "LiveKit Twirp calls, by method and outcome.", "counter", NULL, 0, 0};
 static struct family f_lk_lat = {"nchat_livekit_request_duration_seconds", "LiveKit Twirp call latency, by method.", "histogram", NULL, 0, 0};
 static struct family f_wh = {"nchat_livekit_webhook_events_total", "LiveKit webhook events, by event and outcome.", "counter", NULL, 0, 0};
+static struct family f_http_cls = {"nchat_http_class_requests_total", "HTTP requests answered, by route class and status class (2xx..5xx).", "counter", NULL, 0, 0};
+static struct family f_http_cls_lat = {"nchat_http_class_request_duration_seconds", "Time from request read to response queued, by route class.", "histogram", NULL, 0, 0};
+static struct family f_wh_lag = {"nchat_livekit_webhook_lag_seconds", "Seconds from a LiveKit webhook's createdAt to its arrival.", "histogram", NULL, 0, 0};
+static struct family f_sweep_last = {"nchat_sweep_last_success_timestamp_seconds", "Unix time of the last run of each sweep that finished without error (any host; from Redis).", "gauge", NULL, 0, 0};
 static struct family f_sweep = {"nchat_sweep_items_total", "Items handled by sweeps run inside this process, by sweep and result.", "counter", NULL, 0, 0};
 static struct family f_gauge = {"", "", "gauge", NULL, 0, 0}; /* each series is its own gauge name */
 
@@ -137,14 +141,41 @@ void metrics_http(const char *route, const char *method, int status, double ms)
 	pthread_mutex_unlock(&mu);
 }
 
-void metrics_livekit(const char *method, bool ok, double ms)
+void metrics_http_class(const char *route_class, int status, double ms)
+{
+	char l1[192] = "", l2[192] = "", sc[8];
+	struct series *s;
+
+	snprintf(sc, sizeof(sc), "%dxx", status >= 100 && status < 600 ? status / 100 : 5);
+	label(l1, sizeof(l1), "class", route_class ? route_class : "unmatched", true);
+	snprintf(l2, sizeof(l2), "%s", l1);
+	label(l1, sizeof(l1), "code", sc, false);
+	pthread_mutex_lock(&mu);
+	if ((s = series_get(&f_http_cls, l1)) != NULL)
+		s->value += 1;
+	if ((s = series_get(&f_http_cls_lat, l2)) != NULL)
+		observe(s, ms / 1000.0);
+	pthread_mutex_unlock(&mu);
+}
+
+void metrics_webhook_lag(double seconds)
+{
+	struct series *s;
+
+	pthread_mutex_lock(&mu);
+	if ((s = series_get(&f_wh_lag, "")) != NULL)
+		observe(s, seconds < 0 ? 0 : seconds);
+	pthread_mutex_unlock(&mu);
+}
+
+void metrics_livekit(const char *method, const char *outcome, double ms)
 {
 	char l1[192] = "", l2[192] = "";
 	struct series *s;
 
 	label(l1, sizeof(l1), "method", method, true);
 	snprintf(l2, sizeof(l2), "%s", l1);
-	label(l1, sizeof(l1), "outcome", ok ? "ok" : "error", false);
+	label(l1, sizeof(l1), "outcome", outcome, false);
 	pthread_mutex_lock(&mu);
 	if ((s = series_get(&f_lk, l1)) != NULL)
 		s->value += 1;
@@ -232,25 +263,32 @@ static void outf(struct out *o, const char *fmt, ...)
 	}
 }
 
+/*
+ * Every family is declared (HELP and TYPE) even before its first series, so
+ * dashboards and alert rules can rely on the names from the start.
+ */
 static void render_family(struct out *o, const struct family *f)
 {
-	if (f->n == 0)
-		return;
 	outf(o, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, f->type);
 	for (size_t i = 0; i < f->n; i++) {
 		const struct series *s = &f->s[i];
+		const char *sep = s->labels[0] ? "," : "";
 
 		if (strcmp(f->type, "histogram") != 0) {
 			outf(o, "%s{%s} %.17g\n", f->name, s->labels, s->value);
 			continue;
 		}
 		for (int b = 0; b < N_BUCKETS; b++)
-			outf(o, "%s_bucket{%s,le=\"%g\"} %llu\n", f->name, s->labels, buckets_s[b],
+			outf(o, "%s_bucket{%s%sle=\"%g\"} %llu\n", f->name, s->labels, sep, buckets_s[b],
 			     (unsigned long long)s->bucket[b]);
-		outf(o, "%s_bucket{%s,le=\"+Inf\"} %llu\n", f->name, s->labels,
+		outf(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", f->name, s->labels, sep,
 		     (unsigned long long)s->count);
-		outf(o, "%s_sum{%s} %.17g\n%s_count{%s} %llu\n", f->name, s->labels, s->value, f->name,
-		     s->labels, (unsigned long long)s->count);
+		if (s->labels[0] == '\0')
+			outf(o, "%s_sum %.17g\n%s_count %llu\n", f->name, s->value, f->name,
+			     (unsigned long long)s->count);
+		else
+			outf(o, "%s_sum{%s} %.17g\n%s_count{%s} %llu\n", f->name, s->labels, s->value,
+			     f->name, s->labels, (unsigned long long)s->count);
 	}
 }
 
@@ -266,10 +304,14 @@ char *metrics_render(void)
 		     (unsigned long long)counter_val[i]);
 	render_family(&o, &f_http);
 	render_family(&o, &f_http_lat);
+	render_family(&o, &f_http_cls);
+	render_family(&o, &f_http_cls_lat);
 	render_family(&o, &f_lk);
 	render_family(&o, &f_lk_lat);
 	render_family(&o, &f_wh);
+	render_family(&o, &f_wh_lag);
 	render_family(&o, &f_sweep);
+	render_family(&o, &f_sweep_last);
 	for (size_t i = 0; i < f_gauge.n; i++)
 		outf(&o, "# TYPE %s gauge\n%s %.17g\n", f_gauge.s[i].labels, f_gauge.s[i].labels,
 		     f_gauge.s[i].value);
@@ -277,35 +319,103 @@ char *metrics_render(void)
 	return o.p;
 }
 
-/* Business gauges come from the database at scrape time. */
-static void sample_db_gauges(struct req *r)
+#define SWEEP_KEY "nchat:sweep:last_success:"
+static const char *const sweep_names[] = {"calls", "recordings", "data"};
+
+void metrics_sweep_success(struct rds_conn *rds, const struct nc_config *cfg, const char *sweep)
+{
+	struct rds_conn own;
+	struct nc_error err = {0};
+	redisReply *rep;
+	char key[64], now[24];
+	const char *argv[3] = {"SET", key, now};
+
+	if (rds == NULL) {
+		if (cfg->redis_url == NULL || rds_init(&own, cfg->redis_url, cfg->redis_timeout_ms) != 0)
+			return;
+		rds = &own;
+	}
+	snprintf(key, sizeof(key), SWEEP_KEY "%s", sweep);
+	snprintf(now, sizeof(now), "%lld", (long long)now_unix());
+	rep = rds_cmdv(rds, 3, argv, NULL, &err);
+	if (rep == NULL || rep->type == REDIS_REPLY_ERROR)
+		log_warn("sweep-%s: could not record the run in Redis: %s", sweep,
+			 rep ? rep->str : err.msg);
+	freeReplyObject(rep);
+	if (rds == &own)
+		rds_cleanup(&own);
+}
+
+/* Gauges sampled at scrape time: the database's state, Redis's reachability and the
+ * sweeps' last runs.  A dependency that is down gives its *_up gauge 0. */
+static void sample_scrape_gauges(struct req *r)
 {
 	struct nc_error err = {0};
-	PGresult *res;
+	PGresult *res = NULL;
+	redisReply *rep = NULL;
+	bool pg_ok = false, redis_ok = false;
 
-	if (db_begin_service(&r->w->db, &err) != NC_OK)
-		return;
-	res = db_exec(&r->w->db,
-		      "SELECT (SELECT count(*) FROM nchat_calls WHERE status IN ('ringing', 'active')),"
-		      " (SELECT count(*) FROM nchat_streams WHERE status = 'live'),"
-		      " (SELECT count(*) FROM nchat_rtc_outbound_webhooks WHERE status = 'pending'),"
-		      " (SELECT count(*) FROM nchat_rtc_outbound_webhooks WHERE status = 'dead')",
-		      0, NULL, &err);
-	db_rollback(&r->w->db);
-	if (res == NULL)
-		return;
-	metrics_set_gauge("nchat_active_calls", atof(PQgetvalue(res, 0, 0)));
-	metrics_set_gauge("nchat_live_streams", atof(PQgetvalue(res, 0, 1)));
-	metrics_set_gauge("nchat_outbound_webhooks_pending", atof(PQgetvalue(res, 0, 2)));
-	metrics_set_gauge("nchat_outbound_webhooks_dead", atof(PQgetvalue(res, 0, 3)));
-	PQclear(res);
+	if (db_begin_service(&r->w->db, &err) == NC_OK) {
+		res = db_exec(&r->w->db,
+			      "SELECT (SELECT count(*) FROM nchat_calls WHERE status IN ('ringing', 'active')),"
+			      " (SELECT count(*) FROM nchat_streams WHERE status = 'live'),"
+			      " (SELECT count(*) FROM nchat_rtc_outbound_webhooks WHERE status = 'pending'),"
+			      " (SELECT count(*) FROM nchat_rtc_outbound_webhooks WHERE status = 'dead'),"
+			      " (SELECT count(*) FROM nchat_call_participants p JOIN nchat_calls c"
+			      "   ON c.id = p.call_id WHERE p.status = 'joined' AND c.status IN ('ringing', 'active')),"
+			      " (SELECT count(*) FROM nchat_call_recordings WHERE status = 'starting'),"
+			      " (SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)"
+			      "   FROM nchat_call_recordings WHERE status = 'starting')",
+			      0, NULL, &err);
+		db_rollback(&r->w->db);
+	}
+	if (res != NULL) {
+		pg_ok = true;
+		metrics_set_gauge("nchat_active_calls", atof(PQgetvalue(res, 0, 0)));
+		metrics_set_gauge("nchat_live_streams", atof(PQgetvalue(res, 0, 1)));
+		metrics_set_gauge("nchat_outbound_webhooks_pending", atof(PQgetvalue(res, 0, 2)));
+		metrics_set_gauge("nchat_outbound_webhooks_dead", atof(PQgetvalue(res, 0, 3)));
+		metrics_set_gauge("nchat_active_call_participants", atof(PQgetvalue(res, 0, 4)));
+		metrics_set_gauge("nchat_recordings_starting", atof(PQgetvalue(res, 0, 5)));
+		metrics_set_gauge("nchat_recordings_starting_oldest_seconds", atof(PQgetvalue(res, 0, 6)));
+		PQclear(res);
+	}
+	metrics_set_gauge("nchat_postgres_up", pg_ok ? 1 : 0);
+
+	if (r->w->rds_ok) {
+		const char *argv[1 + NC_ARRAY_LEN(sweep_names)];
+		char keys[NC_ARRAY_LEN(sweep_names)][48];
+
+		argv[0] = "MGET";
+		for (size_t i = 0; i < NC_ARRAY_LEN(sweep_names); i++) {
+			snprintf(keys[i], sizeof(keys[i]), SWEEP_KEY "%s", sweep_names[i]);
+			argv[i + 1] = keys[i];
+		}
+		rep = rds_cmdv(&r->w->rds, (int)NC_ARRAY_LEN(argv), argv, NULL, &err);
+		redis_ok = rep != NULL && rep->type == REDIS_REPLY_ARRAY &&
+			   rep->elements == NC_ARRAY_LEN(sweep_names);
+		for (size_t i = 0; redis_ok && i < rep->elements; i++) {
+			char l[64] = "";
+			struct series *s;
+
+			if (rep->element[i]->type != REDIS_REPLY_STRING)
+				continue;
+			label(l, sizeof(l), "sweep", sweep_names[i], true);
+			pthread_mutex_lock(&mu);
+			if ((s = series_get(&f_sweep_last, l)) != NULL)
+				s->value = atof(rep->element[i]->str);
+			pthread_mutex_unlock(&mu);
+		}
+		freeReplyObject(rep);
+	}
+	metrics_set_gauge("nchat_redis_up", redis_ok ? 1 : 0);
 }
 
 void api_metrics(struct req *r)
 {
 	char *text;
 
-	sample_db_gauges(r);
+	sample_scrape_gauges(r);
 	text = metrics_render();
 	resp_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
 	free(text);

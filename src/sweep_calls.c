@@ -348,11 +348,15 @@ void calls_periodic(struct req *r)
 	struct calls_sweep_stats st;
 	struct nc_error err = {0};
 
-	if (calls_sweep(r->w, &st, &err) != NC_OK)
+	if (calls_sweep(r->w, &st, &err) != NC_OK) {
 		log_warn("sweep-calls: %s", err.msg);
-	else if (st.missed || st.ended || st.participants_closed || st.recordings_fixed)
-		log_info("sweep-calls: %d missed, %d ended, %d participants closed, %d recordings fixed",
-			 st.missed, st.ended, st.participants_closed, st.recordings_fixed);
+	} else {
+		if (!st.skipped)
+			metrics_sweep_success(r->w->rds_ok ? &r->w->rds : NULL, r->cfg, "calls");
+		if (st.missed || st.ended || st.participants_closed || st.recordings_fixed)
+			log_info("sweep-calls: %d missed, %d ended, %d participants closed, %d recordings fixed",
+				 st.missed, st.ended, st.participants_closed, st.recordings_fixed);
+	}
 	resp_json(r, 204, NULL);
 }
 
@@ -377,6 +381,7 @@ int cmd_sweep_calls(int argc, char **argv, const struct nc_config *cfg)
 	} else if (st.skipped) {
 		printf("sweep-calls: skipped, another instance is sweeping\n");
 	} else {
+		metrics_sweep_success(w.rds_ok ? &w.rds : NULL, cfg, "calls");
 		printf("sweep-calls: %d missed, %d ended, %d participants closed, %d recordings fixed\n",
 		       st.missed, st.ended, st.participants_closed, st.recordings_fixed);
 	}

@@ -16,6 +16,7 @@
 #include "db.h"
 #include "gdpr.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,8 @@ int cmd_sweep_data(int argc, char **argv, const struct nc_config *cfg)
 			break;
 		off += (size_t)n;
 	}
+	if (rc == 0)
+		metrics_sweep_success(NULL, cfg, "data");
 	printf("sweep-data: %s%s\n", rc ? "FAILED: " : "deleted ", line);
 	db_cleanup(&db);
 	return rc;

@@ -32,6 +32,7 @@
 #include "hooks.h"
 #include "lk.h"
 #include "log.h"
+#include "metrics.h"
 #include "recordings.h"
 #include "s3.h"
 #include "worker.h"
@@ -391,6 +392,8 @@ int cmd_sweep_recordings(int argc, char **argv, const struct nc_config *cfg)
 		}
 		if (c.failed)
 			rc = 1;
+		if (rc == 0)
+			metrics_sweep_success(w.rds_ok ? &w.rds : NULL, cfg, "recordings");
 		printf("sweep-recordings: found %ld, deleted %ld, failed %ld\n", c.found, c.deleted,
 		       c.failed);
 	}
