@@ -1,16 +1,35 @@
 # nchat-rtc - GNU make.
 #
-#   make            build the service (build/release/nchat-rtc)
+#   make            build the service (build/release/nchat-rtc); stops with one line naming
+#                   `make deps` when protoc-c, pkg-config or a library is missing
+#   make deps       install what building and testing need (scripts/deps.sh: apt-get, npm ci)
 #   make run        install what is missing, start Postgres/Redis/LiveKit, migrate, serve
 #   make test       the same set-up, then every test (also under ASan+UBSan)
 #   make unit       the unit tests alone (ASan+UBSan; no Postgres, Redis or network)
 #   make stop       stop what `make run` started
 #   make SAN=1      build with AddressSanitizer and UndefinedBehaviorSanitizer (build/asan)
+#   make openapi-docs   the API reference from etc/openapi.yaml: build/openapi/nchat-rtc.html
+#   make openapi-types  TypeScript types from etc/openapi.yaml: test/contract/gen/nchat-rtc.d.ts
 
 SHELL := /bin/bash
 CC ?= cc
+PROTOC_C ?= protoc-c
+PKG_CONFIG ?= pkg-config
 PKGS := libevent libevent_pthreads libpq libcurl jansson libjwt openssl libprotobuf-c hiredis
 TEST_PKGS := check
+
+# Goals that install what they need themselves (or need nothing) skip this check.
+NO_DEPS_GOALS := deps clean test run stop bench soak valgrind fuzz openapi-docs openapi-types
+BUILD_GOALS := $(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all))
+ifneq ($(BUILD_GOALS),)
+NEED_PKGS := $(PKGS) $(if $(filter unit-bins it-bins %/test/check_%,$(BUILD_GOALS)),$(TEST_PKGS))
+MISSING := $(strip $(if $(shell command -v $(PROTOC_C) 2>/dev/null),,protoc-c) \
+	$(if $(shell command -v $(PKG_CONFIG) 2>/dev/null),,pkg-config) \
+	$(foreach p,$(NEED_PKGS),$(if $(shell $(PKG_CONFIG) --exists $(p) 2>/dev/null && echo y),,$(p))))
+ifneq ($(MISSING),)
+$(error missing $(MISSING): run `make deps` (or `make run` / `make test`, which install them too))
+endif
+endif
 
 ifeq ($(SAN),1)
 BUILD ?= build/asan
@@ -25,9 +44,9 @@ endif
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wpointer-arith -Wformat=2 -Wno-format-nonliteral -fno-common
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -Iinclude -I$(BUILD)/gen \
-	$(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
-LIBS := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
-TEST_LIBS := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+	$(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
+LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lpthread -lm
+TEST_LIBS := $(shell $(PKG_CONFIG) --libs $(TEST_PKGS) 2>/dev/null)
 
 PROTOS := $(wildcard proto/*.proto)
 GEN_C := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
@@ -46,7 +65,8 @@ IT_BINS := $(patsubst test/integration/%.c,$(BUILD)/test/%,$(IT_SRCS))
 IT_HELPERS := $(filter-out $(IT_SRCS),$(wildcard test/integration/*.c))
 IT_HELPER_OBJS := $(patsubst test/integration/%.c,$(BUILD)/obj/ithelp/%.o,$(IT_HELPERS))
 
-.PHONY: all layers unit unit-bins it-bins test run stop clean bench soak fuzz valgrind
+.PHONY: all layers deps unit unit-bins it-bins test run stop clean bench soak fuzz valgrind \
+	openapi-docs openapi-types
 .DEFAULT_GOAL := all
 .SECONDARY: $(GEN_C) $(GEN_H)
 
@@ -58,7 +78,7 @@ layers:
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(BUILD)/gen
-	protoc-c --c_out=$(BUILD)/gen -Iproto $<
+	$(PROTOC_C) --c_out=$(BUILD)/gen -Iproto $<
 
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(GEN_H)
 	@mkdir -p $(dir $@)
@@ -89,11 +109,28 @@ $(BUILD)/test/check_%: test/integration/check_%.c $(LIB_OBJS) $(IT_HELPER_OBJS)
 unit-bins: $(UNIT_BINS)
 it-bins: $(IT_BINS) $(BUILD)/nchat-rtc
 
+deps:
+	@bash scripts/deps.sh
+
 test:
 	@bash scripts/test.sh
 
 unit:
 	@UNIT_ONLY=1 bash scripts/test.sh
+
+# The rendered API reference (one self-contained HTML file; not committed).
+openapi-docs:
+	@bash scripts/deps.sh
+	@mkdir -p build/openapi
+	cd test/contract && node node_modules/@redocly/cli/bin/cli.js build-docs ../../etc/openapi.yaml \
+		--config redocly.yaml -o ../../build/openapi/nchat-rtc.html
+	@echo "open build/openapi/nchat-rtc.html"
+
+# TypeScript types for the frontend (openapi-typescript; copy the file into the app).
+openapi-types:
+	@bash scripts/deps.sh
+	cd test/contract && node node_modules/openapi-typescript/bin/cli.js ../../etc/openapi.yaml \
+		--default-non-nullable false -o gen/nchat-rtc.d.ts
 
 run:
 	@bash scripts/run.sh

@@ -3,16 +3,23 @@
 # quiet: the output of apt-get and npm goes to .run/deps-*.log, shown only if
 # something fails.
 #
-#   scripts/deps.sh           build and test dependencies, stand-in node modules
+#   scripts/deps.sh           build and test dependencies, node modules of the
+#                             stand-ins and of the contract/browser tests
 #   scripts/deps.sh --bench   also wrk, pgbouncer, valgrind
+#   scripts/deps.sh --build   only what `make` needs to build the service
+#
+# chromium (browser tests) and prometheus (promtool for the alert rules) are
+# installed too; if apt cannot install them, the tests that need them say so.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 BENCH=0
+BUILD_ONLY=0
 for arg in "$@"; do
     case $arg in
         --bench) BENCH=1 ;;
-        -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+        --build) BUILD_ONLY=1 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) die "unknown option: $arg" ;;
     esac
 done
@@ -24,16 +31,30 @@ PKGS=(build-essential pkg-config libevent-dev libpq-dev libcurl4-openssl-dev
       libjansson-dev libjwt-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler
       libhiredis-dev check postgresql postgresql-client redis-server nginx-light pgbouncer
       clang libclang-rt-14-dev)
+# Tests that can say "skipped" when these cannot be installed.
+OPT_PKGS=(chromium prometheus)
 if [ "$BENCH" = 1 ]; then
     PKGS+=(wrk pgbouncer valgrind)
+fi
+if [ "$BUILD_ONLY" = 1 ]; then
+    PKGS=(build-essential pkg-config libevent-dev libpq-dev libcurl4-openssl-dev
+          libjansson-dev libjwt-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler
+          libhiredis-dev)
+    OPT_PKGS=()
 fi
 # node is a given; npm is not always packaged with it.
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 
+installed() {
+    [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
+}
 missing=()
 for p in "${PKGS[@]}"; do
-    st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-    [ "$st" = "install ok installed" ] || missing+=("$p")
+    installed "$p" || missing+=("$p")
+done
+opt_missing=()
+for p in "${OPT_PKGS[@]}"; do
+    installed "$p" || opt_missing+=("$p")
 done
 
 # Installing postgresql/redis-server normally starts their system services.
@@ -49,10 +70,10 @@ cleanup_policy() {
     fi
 }
 
-if [ "${#missing[@]}" -gt 0 ]; then
+if [ "${#missing[@]}" -gt 0 ] || [ "${#opt_missing[@]}" -gt 0 ]; then
     command -v apt-get >/dev/null 2>&1 ||
         die "missing packages (${missing[*]}) and no apt-get; install them by hand"
-    log "installing: ${missing[*]}"
+    log "installing: ${missing[*]} ${opt_missing[*]}"
     if [ ! -e "$POLICY" ]; then
         trap cleanup_policy EXIT
         printf '#!/bin/sh\n# temporary, from nchat-rtc scripts/deps.sh\nexit 101\n' |
@@ -63,14 +84,21 @@ if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     run_logged "$LOG_DIR/deps-apt.log" as_root env DEBIAN_FRONTEND=noninteractive \
         apt-get update -qq || die "apt-get update failed"
-    run_logged "$LOG_DIR/deps-apt.log" as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
-        die "apt-get install failed"
+    if [ "${#missing[@]}" -gt 0 ]; then
+        run_logged "$LOG_DIR/deps-apt.log" as_root env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
+            die "apt-get install failed"
+    fi
+    for p in "${opt_missing[@]}"; do
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "$p" >>"$LOG_DIR/deps-apt.log" 2>&1 ||
+            warn "could not install $p (see .run/deps-apt.log); the tests that need it will say so"
+    done
     cleanup_policy
     trap - EXIT
     # In case a service got started anyway (e.g. a policy-rc.d that allowed it).
-    for svc in postgresql redis-server; do
-        case " ${missing[*]} " in
+    for svc in postgresql redis-server prometheus; do
+        case " ${missing[*]} ${opt_missing[*]} " in
             *" $svc "*)
                 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
                     as_root systemctl stop "$svc" >/dev/null 2>&1 || true
@@ -82,29 +110,36 @@ if [ "${#missing[@]}" -gt 0 ]; then
     log "packages installed"
 fi
 
-# Node modules for the LiveKit and S3 stand-ins used by the integration tests.
-STANDIN="$NC_ROOT/test/standin"
-if [ -f "$STANDIN/package.json" ]; then
-    stamp="$STANDIN/node_modules/.package-lock.json"
-    need=0
-    if [ ! -d "$STANDIN/node_modules" ] || [ ! -f "$stamp" ]; then
+[ "$BUILD_ONLY" = 1 ] && exit 0
+
+# node_modules of DIR from its package-lock.json (npm ci), when missing or stale.
+npm_deps() {
+    local dir=$1 what=$2 stamp need=0 npm_cmd
+    [ -f "$dir/package.json" ] || return 0
+    stamp="$dir/node_modules/.package-lock.json"
+    if [ ! -d "$dir/node_modules" ] || [ ! -f "$stamp" ]; then
         need=1
-    elif [ -f "$STANDIN/package-lock.json" ] && [ "$STANDIN/package-lock.json" -nt "$stamp" ]; then
+    elif [ -f "$dir/package-lock.json" ] && [ "$dir/package-lock.json" -nt "$stamp" ]; then
         need=1
-    elif [ "$STANDIN/package.json" -nt "$stamp" ]; then
+    elif [ "$dir/package.json" -nt "$stamp" ]; then
         need=1
     fi
-    if [ "$need" = 1 ]; then
-        command -v npm >/dev/null 2>&1 || die "npm not found (needed for test/standin)"
-        if [ -f "$STANDIN/package-lock.json" ]; then
-            npm_cmd=(npm ci --no-audit --no-fund)
-        else
-            npm_cmd=(npm install --no-audit --no-fund)
-        fi
-        log "installing stand-in node modules (${npm_cmd[*]})"
-        (cd "$STANDIN" && run_logged "$LOG_DIR/deps-npm.log" "${npm_cmd[@]}") ||
-            die "${npm_cmd[*]} failed in test/standin"
-        touch "$stamp"
+    [ "$need" = 1 ] || return 0
+    command -v npm >/dev/null 2>&1 || die "npm not found (needed for ${dir#"$NC_ROOT"/})"
+    if [ -f "$dir/package-lock.json" ]; then
+        npm_cmd=(npm ci --no-audit --no-fund)
+    else
+        npm_cmd=(npm install --no-audit --no-fund)
     fi
-fi
+    log "installing $what node modules (${npm_cmd[*]})"
+    (cd "$dir" && run_logged "$LOG_DIR/deps-npm.log" "${npm_cmd[@]}") ||
+        die "${npm_cmd[*]} failed in ${dir#"$NC_ROOT"/}"
+    touch "$stamp"
+}
+
+# The LiveKit and S3 stand-ins used by the integration tests; the OpenAPI
+# tools, typed client and headless-browser driver of the contract tests
+# (playwright-core drives Debian's chromium and downloads no browser).
+npm_deps "$NC_ROOT/test/standin" stand-in
+PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm_deps "$NC_ROOT/test/contract" contract-test
 exit 0

@@ -71,6 +71,7 @@ if [ -n "$TESTS" ]; then
         t=${t#check_}
         [ -f "test/unit/check_$t.c" ] || [ -f "test/integration/check_$t.c" ] ||
             [ -f "test/deploy/check_$t.sh" ] || [ "$t" = fuzz ] || [ "$t" = valgrind ] ||
+            [ "$t" = contract ] || [ "$t" = browser ] ||
             setup_fail "TESTS: no test/unit or test/integration source named check_$t.c"
     done
 fi
@@ -184,6 +185,11 @@ run_script() {
     fi
     RAN_CASES=$((RAN_CASES + p + f))
     PASSED=$((PASSED + p))
+    # A script that could not run its checks here says why on a SKIP line.
+    if [ "$rc" -eq 0 ] && [ "$((p + f))" -eq 0 ] && grep -q '^SKIP ' "$logf"; then
+        printf '  SKIP  %-28s %s (%s)\n' "$name" "$kind" "$(grep '^SKIP ' "$logf" | head -n1 | cut -c6-120)"
+        return
+    fi
     if [ "$rc" -eq 0 ] && [ "$f" -eq 0 ]; then
         printf '  ok    %-28s %s, %d checks, %ss\n' "$name" "$kind" "$((p + f))" "$secs"
         return
@@ -228,6 +234,15 @@ for src in test/deploy/check_*.sh; do
     selected "$name" || continue
     run_script deploy "$name" bash "$src"
 done
+# The frontend's side: etc/openapi.yaml through two validators, the generated TypeScript
+# types and the typed client (tsc --strict), that client against the service with every
+# response checked against the document; then headless Chromium (CORS, EventSource).
+if selected contract; then
+    run_script contract contract bash test/contract/check.sh contract
+fi
+if selected browser; then
+    run_script browser browser bash test/contract/check.sh browser
+fi
 # The unit suites and the calls suite once more with the service under valgrind memcheck
 # (release build: valgrind sees real allocations, not ASan's).
 if selected valgrind; then

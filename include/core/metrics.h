@@ -26,12 +26,20 @@ enum metric_counter {
 void metrics_inc(enum metric_counter c);
 /* One answered HTTP request (route pattern or NULL for unrouted). */
 void metrics_http(const char *route, const char *method, int status, double ms);
-/* One LiveKit Twirp call: method name, whether it succeeded, its latency. */
-void metrics_livekit(const char *method, bool ok, double ms);
+/* The same request by route class (the rate-limit class: default, initiate, join, chat,
+ * reactions, stats, exempt; "unmatched" for no route): counted by status class, timed. */
+void metrics_http_class(const char *route_class, int status, double ms);
+/* One LiveKit Twirp call: method name, outcome (ok; error: LiveKit answered with an
+ * error; unavailable: unreachable, timed out or not configured), its latency. */
+void metrics_livekit(const char *method, const char *outcome, double ms);
+/* Seconds from a webhook's createdAt to its arrival. */
+void metrics_webhook_lag(double seconds);
 /* One LiveKit webhook: event name and outcome (applied, duplicate, ignored, rejected, error). */
 void metrics_webhook(const char *event, const char *outcome);
 /* A sweep result: sweep name, result kind, count. */
 void metrics_sweep(const char *sweep, const char *result, long n);
+/* The unix time of a sweep's last successful run (set at scrape time). */
+void metrics_set_sweep_last(const char *sweep, double unix_s);
 /* Gauges sampled at render time. */
 void metrics_set_gauge(const char *name, double value);
 

@@ -18,6 +18,7 @@
 #include "calls/calls.h"
 #include "core/uuid.h"
 #include "core/metrics.h"
+#include "store/sweep_mark.h"
 #include "recordings/recordings.h"
 #include "http/http.h"
 #include "livekit/lk.h"
@@ -348,11 +349,15 @@ void calls_periodic(struct req *r)
 	struct calls_sweep_stats st;
 	struct nc_error err = {0};
 
-	if (calls_sweep(r->w, &st, &err) != NC_OK)
+	if (calls_sweep(r->w, &st, &err) != NC_OK) {
 		log_warn("sweep-calls: %s", err.msg);
-	else if (st.missed || st.ended || st.participants_closed || st.recordings_fixed)
-		log_info("sweep-calls: %d missed, %d ended, %d participants closed, %d recordings fixed",
-			 st.missed, st.ended, st.participants_closed, st.recordings_fixed);
+	} else {
+		if (!st.skipped)
+			sweep_record_success(r->w->rds_ok ? &r->w->rds : NULL, r->cfg, "calls");
+		if (st.missed || st.ended || st.participants_closed || st.recordings_fixed)
+			log_info("sweep-calls: %d missed, %d ended, %d participants closed, %d recordings fixed",
+				 st.missed, st.ended, st.participants_closed, st.recordings_fixed);
+	}
 	resp_json(r, 204, NULL);
 }
 
@@ -377,6 +382,7 @@ int cmd_sweep_calls(int argc, char **argv, const struct nc_config *cfg)
 	} else if (st.skipped) {
 		printf("sweep-calls: skipped, another instance is sweeping\n");
 	} else {
+		sweep_record_success(w.rds_ok ? &w.rds : NULL, cfg, "calls");
 		printf("sweep-calls: %d missed, %d ended, %d participants closed, %d recordings fixed\n",
 		       st.missed, st.ended, st.participants_closed, st.recordings_fixed);
 	}

@@ -45,6 +45,10 @@ static struct family f_http_lat = {"nchat_http_request_duration_seconds", "Time 
 static struct family f_lk = {"nchat_livekit_requests_total", "LiveKit Twirp calls, by method and outcome.", "counter", NULL, 0, 0};
 static struct family f_lk_lat = {"nchat_livekit_request_duration_seconds", "LiveKit Twirp call latency, by method.", "histogram", NULL, 0, 0};
 static struct family f_wh = {"nchat_livekit_webhook_events_total", "LiveKit webhook events, by event and outcome.", "counter", NULL, 0, 0};
+static struct family f_http_cls = {"nchat_http_class_requests_total", "HTTP requests answered, by route class and status class (2xx..5xx).", "counter", NULL, 0, 0};
+static struct family f_http_cls_lat = {"nchat_http_class_request_duration_seconds", "Time from request read to response queued, by route class.", "histogram", NULL, 0, 0};
+static struct family f_wh_lag = {"nchat_livekit_webhook_lag_seconds", "Seconds from a LiveKit webhook's createdAt to its arrival.", "histogram", NULL, 0, 0};
+static struct family f_sweep_last = {"nchat_sweep_last_success_timestamp_seconds", "Unix time of the last run of each sweep that finished without error (any host; from Redis).", "gauge", NULL, 0, 0};
 static struct family f_sweep = {"nchat_sweep_items_total", "Items handled by sweeps run inside this process, by sweep and result.", "counter", NULL, 0, 0};
 static struct family f_gauge = {"", "", "gauge", NULL, 0, 0}; /* each series is its own gauge name */
 
@@ -135,14 +139,41 @@ void metrics_http(const char *route, const char *method, int status, double ms)
 	pthread_mutex_unlock(&mu);
 }
 
-void metrics_livekit(const char *method, bool ok, double ms)
+void metrics_http_class(const char *route_class, int status, double ms)
+{
+	char l1[192] = "", l2[192] = "", sc[8];
+	struct series *s;
+
+	snprintf(sc, sizeof(sc), "%dxx", status >= 100 && status < 600 ? status / 100 : 5);
+	label(l1, sizeof(l1), "class", route_class ? route_class : "unmatched", true);
+	snprintf(l2, sizeof(l2), "%s", l1);
+	label(l1, sizeof(l1), "code", sc, false);
+	pthread_mutex_lock(&mu);
+	if ((s = series_get(&f_http_cls, l1)) != NULL)
+		s->value += 1;
+	if ((s = series_get(&f_http_cls_lat, l2)) != NULL)
+		observe(s, ms / 1000.0);
+	pthread_mutex_unlock(&mu);
+}
+
+void metrics_webhook_lag(double seconds)
+{
+	struct series *s;
+
+	pthread_mutex_lock(&mu);
+	if ((s = series_get(&f_wh_lag, "")) != NULL)
+		observe(s, seconds < 0 ? 0 : seconds);
+	pthread_mutex_unlock(&mu);
+}
+
+void metrics_livekit(const char *method, const char *outcome, double ms)
 {
 	char l1[192] = "", l2[192] = "";
 	struct series *s;
 
 	label(l1, sizeof(l1), "method", method, true);
 	snprintf(l2, sizeof(l2), "%s", l1);
-	label(l1, sizeof(l1), "outcome", ok ? "ok" : "error", false);
+	label(l1, sizeof(l1), "outcome", outcome, false);
 	pthread_mutex_lock(&mu);
 	if ((s = series_get(&f_lk, l1)) != NULL)
 		s->value += 1;
@@ -230,25 +261,32 @@ static void outf(struct out *o, const char *fmt, ...)
 	}
 }
 
+/*
+ * Every family is declared (HELP and TYPE) even before its first series, so
+ * dashboards and alert rules can rely on the names from the start.
+ */
 static void render_family(struct out *o, const struct family *f)
 {
-	if (f->n == 0)
-		return;
 	outf(o, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, f->type);
 	for (size_t i = 0; i < f->n; i++) {
 		const struct series *s = &f->s[i];
+		const char *sep = s->labels[0] ? "," : "";
 
 		if (strcmp(f->type, "histogram") != 0) {
 			outf(o, "%s{%s} %.17g\n", f->name, s->labels, s->value);
 			continue;
 		}
 		for (int b = 0; b < N_BUCKETS; b++)
-			outf(o, "%s_bucket{%s,le=\"%g\"} %llu\n", f->name, s->labels, buckets_s[b],
+			outf(o, "%s_bucket{%s%sle=\"%g\"} %llu\n", f->name, s->labels, sep, buckets_s[b],
 			     (unsigned long long)s->bucket[b]);
-		outf(o, "%s_bucket{%s,le=\"+Inf\"} %llu\n", f->name, s->labels,
+		outf(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", f->name, s->labels, sep,
 		     (unsigned long long)s->count);
-		outf(o, "%s_sum{%s} %.17g\n%s_count{%s} %llu\n", f->name, s->labels, s->value, f->name,
-		     s->labels, (unsigned long long)s->count);
+		if (s->labels[0] == '\0')
+			outf(o, "%s_sum %.17g\n%s_count %llu\n", f->name, s->value, f->name,
+			     (unsigned long long)s->count);
+		else
+			outf(o, "%s_sum{%s} %.17g\n%s_count{%s} %llu\n", f->name, s->labels, s->value,
+			     f->name, s->labels, (unsigned long long)s->count);
 	}
 }
 
@@ -264,13 +302,29 @@ char *metrics_render(void)
 		     (unsigned long long)counter_val[i]);
 	render_family(&o, &f_http);
 	render_family(&o, &f_http_lat);
+	render_family(&o, &f_http_cls);
+	render_family(&o, &f_http_cls_lat);
 	render_family(&o, &f_lk);
 	render_family(&o, &f_lk_lat);
 	render_family(&o, &f_wh);
+	render_family(&o, &f_wh_lag);
 	render_family(&o, &f_sweep);
+	render_family(&o, &f_sweep_last);
 	for (size_t i = 0; i < f_gauge.n; i++)
 		outf(&o, "# TYPE %s gauge\n%s %.17g\n", f_gauge.s[i].labels, f_gauge.s[i].labels,
 		     f_gauge.s[i].value);
 	pthread_mutex_unlock(&mu);
 	return o.p;
+}
+/* The time of a sweep's last successful run (read from Redis at scrape time). */
+void metrics_set_sweep_last(const char *sweep, double unix_s)
+{
+	char l[64] = "";
+	struct series *s;
+
+	label(l, sizeof(l), "sweep", sweep, true);
+	pthread_mutex_lock(&mu);
+	if ((s = series_get(&f_sweep_last, l)) != NULL)
+		s->value = unix_s;
+	pthread_mutex_unlock(&mu);
 }

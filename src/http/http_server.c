@@ -599,6 +599,8 @@ static void finish(struct http_server *srv, struct req *r)
 		evbuffer_free(buf);
 		ms = (double)(mono_us() - r->start_us) / 1000.0;
 		metrics_http(r->match.route ? r->match.route->pattern : NULL, r->method_name, r->status, ms);
+		metrics_http_class(r->match.route ? rl_class_name(rl_classify(r->match.route->pattern, r->method))
+						  : NULL, r->status, ms);
 		log_set_request_id(r->request_id);
 		log_access(r->method_name, r->match.route ? r->match.route->pattern : NULL, r->path,
 			   r->status, ms, r->client_addr);

@@ -383,7 +383,9 @@ static void *call(struct lk_client *c, const struct rpc *r, const char *room,
 		res = perform(c, r, room, url, buf, len, st, &out);
 		st->attempts++;
 	} while (res == ATTEMPT_RETRY && st->attempts < max);
-	metrics_livekit(r->method, res == ATTEMPT_OK, (double)(now_ms() - t0));
+	metrics_livekit(r->method,
+			res == ATTEMPT_OK ? "ok" : st->err == NC_ELIVEKIT_DOWN ? "unavailable" : "error",
+			(double)(now_ms() - t0));
 	if (res != ATTEMPT_OK)
 		log_warn("livekit %s/%s failed after %d attempt(s): %s %s", r->service,
 			 r->method, st->attempts, st->twirp_code[0] ? st->twirp_code : "-", st->msg);

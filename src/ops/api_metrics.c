@@ -1,43 +1,79 @@
 /*
  * api_metrics.c - GET /metrics: the counters of core/metrics.c plus the
- * business gauges, sampled from the database at scrape time.
+ * gauges sampled at scrape time.
  */
 #include "ops/ops.h"
 #include "core/metrics.h"
 #include "http/worker.h"
+#include "store/sweep_mark.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Business gauges come from the database at scrape time. */
-static void sample_db_gauges(struct req *r)
+static const char *const sweep_names[] = {"calls", "recordings", "data"};
+
+/* Gauges sampled at scrape time: the database's state, Redis's reachability and the
+ * sweeps' last runs.  A dependency that is down gives its *_up gauge 0. */
+static void sample_scrape_gauges(struct req *r)
 {
 	struct nc_error err = {0};
-	PGresult *res;
+	PGresult *res = NULL;
+	redisReply *rep = NULL;
+	bool pg_ok = false, redis_ok = false;
 
-	if (db_begin_service(&r->w->db, &err) != NC_OK)
-		return;
-	res = db_exec(&r->w->db,
-		      "SELECT (SELECT count(*) FROM nchat_calls WHERE status IN ('ringing', 'active')),"
-		      " (SELECT count(*) FROM nchat_streams WHERE status = 'live'),"
-		      " (SELECT count(*) FROM nchat_rtc_outbound_webhooks WHERE status = 'pending'),"
-		      " (SELECT count(*) FROM nchat_rtc_outbound_webhooks WHERE status = 'dead')",
-		      0, NULL, &err);
-	db_rollback(&r->w->db);
-	if (res == NULL)
-		return;
-	metrics_set_gauge("nchat_active_calls", atof(PQgetvalue(res, 0, 0)));
-	metrics_set_gauge("nchat_live_streams", atof(PQgetvalue(res, 0, 1)));
-	metrics_set_gauge("nchat_outbound_webhooks_pending", atof(PQgetvalue(res, 0, 2)));
-	metrics_set_gauge("nchat_outbound_webhooks_dead", atof(PQgetvalue(res, 0, 3)));
-	PQclear(res);
+	if (db_begin_service(&r->w->db, &err) == NC_OK) {
+		res = db_exec(&r->w->db,
+			      "SELECT (SELECT count(*) FROM nchat_calls WHERE status IN ('ringing', 'active')),"
+			      " (SELECT count(*) FROM nchat_streams WHERE status = 'live'),"
+			      " (SELECT count(*) FROM nchat_rtc_outbound_webhooks WHERE status = 'pending'),"
+			      " (SELECT count(*) FROM nchat_rtc_outbound_webhooks WHERE status = 'dead'),"
+			      " (SELECT count(*) FROM nchat_call_participants p JOIN nchat_calls c"
+			      "   ON c.id = p.call_id WHERE p.status = 'joined' AND c.status IN ('ringing', 'active')),"
+			      " (SELECT count(*) FROM nchat_call_recordings WHERE status = 'starting'),"
+			      " (SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)"
+			      "   FROM nchat_call_recordings WHERE status = 'starting')",
+			      0, NULL, &err);
+		db_rollback(&r->w->db);
+	}
+	if (res != NULL) {
+		pg_ok = true;
+		metrics_set_gauge("nchat_active_calls", atof(PQgetvalue(res, 0, 0)));
+		metrics_set_gauge("nchat_live_streams", atof(PQgetvalue(res, 0, 1)));
+		metrics_set_gauge("nchat_outbound_webhooks_pending", atof(PQgetvalue(res, 0, 2)));
+		metrics_set_gauge("nchat_outbound_webhooks_dead", atof(PQgetvalue(res, 0, 3)));
+		metrics_set_gauge("nchat_active_call_participants", atof(PQgetvalue(res, 0, 4)));
+		metrics_set_gauge("nchat_recordings_starting", atof(PQgetvalue(res, 0, 5)));
+		metrics_set_gauge("nchat_recordings_starting_oldest_seconds", atof(PQgetvalue(res, 0, 6)));
+		PQclear(res);
+	}
+	metrics_set_gauge("nchat_postgres_up", pg_ok ? 1 : 0);
+
+	if (r->w->rds_ok) {
+		const char *argv[1 + NC_ARRAY_LEN(sweep_names)];
+		char keys[NC_ARRAY_LEN(sweep_names)][48];
+
+		argv[0] = "MGET";
+		for (size_t i = 0; i < NC_ARRAY_LEN(sweep_names); i++) {
+			snprintf(keys[i], sizeof(keys[i]), SWEEP_KEY "%s", sweep_names[i]);
+			argv[i + 1] = keys[i];
+		}
+		rep = rds_cmdv(&r->w->rds, (int)NC_ARRAY_LEN(argv), argv, NULL, &err);
+		redis_ok = rep != NULL && rep->type == REDIS_REPLY_ARRAY &&
+			   rep->elements == NC_ARRAY_LEN(sweep_names);
+		for (size_t i = 0; redis_ok && i < rep->elements; i++)
+			if (rep->element[i]->type == REDIS_REPLY_STRING)
+				metrics_set_sweep_last(sweep_names[i], atof(rep->element[i]->str));
+		freeReplyObject(rep);
+	}
+	metrics_set_gauge("nchat_redis_up", redis_ok ? 1 : 0);
 }
 
 void api_metrics(struct req *r)
 {
 	char *text;
 
-	sample_db_gauges(r);
+	sample_scrape_gauges(r);
 	text = metrics_render();
 	resp_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
 	free(text);

@@ -16,6 +16,8 @@
 #include "store/db.h"
 #include "ops/gdpr.h"
 #include "core/log.h"
+#include "core/metrics.h"
+#include "store/sweep_mark.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +128,8 @@ int cmd_sweep_data(int argc, char **argv, const struct nc_config *cfg)
 			break;
 		off += (size_t)n;
 	}
+	if (rc == 0)
+		sweep_record_success(NULL, cfg, "data");
 	printf("sweep-data: %s%s\n", rc ? "FAILED: " : "deleted ", line);
 	db_cleanup(&db);
 	return rc;

@@ -518,7 +518,9 @@ static void api_webhook_livekit(struct req *r)
 		return;
 	}
 	created_at = json_i64(json_object_get(ev, "createdAt"));
-	if (created_at <= 0)
+	if (created_at > 0)
+		metrics_webhook_lag((double)(now_unix() - created_at));
+	else
 		created_at = now_unix();
 	snprintf(created, sizeof(created), "%lld", (long long)created_at);
 	memset(&eff, 0, sizeof(eff));

@@ -34,6 +34,8 @@
 #include "recordings/recordings.h"
 #include "s3/s3.h"
 #include "http/worker.h"
+#include "core/metrics.h"
+#include "store/sweep_mark.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -390,6 +392,8 @@ int cmd_sweep_recordings(int argc, char **argv, const struct nc_config *cfg)
 		}
 		if (c.failed)
 			rc = 1;
+		if (rc == 0)
+			sweep_record_success(w.rds_ok ? &w.rds : NULL, cfg, "recordings");
 		printf("sweep-recordings: found %ld, deleted %ld, failed %ld\n", c.found, c.deleted,
 		       c.failed);
 	}

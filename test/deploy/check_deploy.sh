@@ -4,7 +4,8 @@
 # each file goes through the checker that exists for it):
 #
 #   * every YAML file (docker-compose.yml, livekit.yaml, egress.yaml,
-#     ingress.yaml, openapi.yaml, openapi.d/*.yaml) through a real YAML parser
+#     ingress.yaml, openapi.yaml, openapi.d/*.yaml, prometheus/*.yml,
+#     grafana/provisioning) through a real YAML parser
 #     plus Compose structure and .env.example cross-checks
 #     (test/standin/yamlcheck.js, npm package `yaml`);
 #   * `docker compose config` when the Compose plugin is installed;
@@ -68,6 +69,9 @@ else
     [ -f "$ETC/openapi.yaml" ] && yaml_files+=(etc/openapi.yaml)
     for f in "$ETC"/openapi.d/*.yaml; do
         [ -f "$f" ] && yaml_files+=("etc/openapi.d/${f##*/}")
+    done
+    for f in "$ETC"/prometheus/*.yml "$ETC"/grafana/provisioning/*/*.yml; do
+        [ -f "$f" ] && yaml_files+=("${f#"$ROOT"/}")
     done
     run_yamlcheck --compose etc/docker-compose.yml --env-example etc/.env.example \
         --livekit etc/livekit.yaml --egress etc/egress.yaml --ingress etc/ingress.yaml \

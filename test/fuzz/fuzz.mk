@@ -14,7 +14,7 @@ FUZZ_BUILD := build/fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) \
 	-Wall -Wextra -Wno-unused-parameter -Iinclude -I$(FUZZ_BUILD)/gen \
-	$(shell pkg-config --cflags $(PKGS))
+	$(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 FUZZ_SRCS := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRCS))
 FUZZ_GEN_C := $(patsubst proto/%.proto,$(FUZZ_BUILD)/gen/%.pb-c.c,$(PROTOS))
@@ -36,7 +36,7 @@ fuzz-ci: fuzz-bins
 
 $(FUZZ_BUILD)/gen/%.pb-c.c $(FUZZ_BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(FUZZ_BUILD)/gen
-	protoc-c --c_out=$(FUZZ_BUILD)/gen -Iproto $<
+	$(PROTOC_C) --c_out=$(FUZZ_BUILD)/gen -Iproto $<
 
 $(FUZZ_BUILD)/obj/gen/%.o: $(FUZZ_BUILD)/gen/%.c $(FUZZ_GEN_H)
 	@mkdir -p $(dir $@)
