@@ -16,6 +16,7 @@
  * then leave the loop (bounded by a drain timeout) and join the workers.
  */
 #include "http.h"
+#include "http_framing.h"
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
@@ -52,6 +53,22 @@
 #define MAX_PERIODIC 4
 #define GUARD_BUCKETS 4096
 
+/*
+ * Every method reaches on_request, so that the ones no route serves get a
+ * JSON 501 rather than evhttp's HTML page.  libevent 2.1 gives a method it
+ * does not know the type EVHTTP_REQ_UNKNOWN_ (1 << 15, http-internal.h) and
+ * lets it through only when that bit is among the allowed methods.
+ */
+#if defined(LIBEVENT_VERSION_NUMBER) && LIBEVENT_VERSION_NUMBER >= 0x02020000
+#define NC_EVHTTP_REQ_UNKNOWN 0
+#else
+#define NC_EVHTTP_REQ_UNKNOWN (1 << 15)
+#endif
+#define ALLOWED_METHODS                                                                        \
+	(EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH | \
+	 EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |            \
+	 NC_EVHTTP_REQ_UNKNOWN)
+
 struct periodic {
 	struct http_server *srv;
 	struct event *ev;
@@ -64,11 +81,19 @@ struct periodic {
 
 /* One client connection, as seen through the bufferevent libevent gives it. */
 struct guard_entry {
+	struct http_server *srv;
 	struct bufferevent *bev;  /* we hold a reference until libevent is done with it */
 	int64_t since_ms;         /* opened, or last request answered */
 	int busy;                 /* requests being handled (or 1 for an event stream) */
 	bool stream;              /* an event stream: exempt from the idle limit */
 	bool doomed;              /* over the connection limit: close on the next tick */
+	/* Framing check of every byte received (see "Request framing" below). */
+	struct evbuffer_cb_entry *in_cb;
+	struct http_framer fr;
+	unsigned n_req;           /* requests evhttp has handed to on_request */
+	unsigned bad_req;         /* with frame_bad: this request and later ones never run */
+	bool frame_bad;
+	bool frame_answered;      /* the 400 went out directly; later input is discarded */
 	struct guard_entry *next;
 };
 
@@ -110,6 +135,7 @@ struct http_server {
 
 static void guard_mark(struct http_server *srv, struct evhttp_request *evreq, int delta,
 		       bool stream);
+static struct guard_entry *guard_of(struct http_server *srv, struct evhttp_request *evreq);
 
 static int64_t mono_us(void)
 {
@@ -676,6 +702,8 @@ static const char *method_name(enum evhttp_cmd_type t)
 	case EVHTTP_REQ_PATCH: return "PATCH";
 	case EVHTTP_REQ_HEAD: return "HEAD";
 	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
 	default: return "OTHER";
 	}
 }
@@ -713,6 +741,27 @@ static void on_request(struct evhttp_request *evreq, void *arg)
 	else
 		uuid_v4(r->request_id);
 	client_addr(evreq, srv->cfg, r->client_addr, sizeof(r->client_addr));
+
+	{
+		struct guard_entry *g = guard_of(srv, evreq);
+		unsigned idx = g != NULL ? g->n_req++ : 0;
+
+		if (g != NULL && g->frame_bad && idx >= g->bad_req) {
+			/* Framing this request broke (http_framing.h): nothing on this connection runs. */
+			r->path = xstrdup(rawpath && *rawpath ? rawpath : "/");
+			resp_header(r, "Connection", "close");
+			resp_error(r, NC_EBADREQ, "malformed request framing: %s", g->fr.error);
+			answer_now(srv, r);
+			return;
+		}
+	}
+	if (r->method == 0) {
+		/* TRACE, CONNECT, PROPFIND, ...: no route serves them. */
+		r->path = xstrdup(rawpath && *rawpath ? rawpath : "/");
+		resp_error(r, NC_ENOTIMPL, "method %s is not implemented", r->method_name);
+		answer_now(srv, r);
+		return;
+	}
 
 	r->path = evhttp_uridecode(rawpath && *rawpath ? rawpath : "/", 0, &dlen);
 	if (r->path == NULL)
@@ -880,6 +929,127 @@ void http_server_add_periodic(struct http_server *srv, int interval_s, route_han
  * its normal way.
  */
 
+/* ------------------------------------------------------------------ */
+/* Request framing                                                     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * evhttp frames requests leniently (http_framing.h), so every byte a client
+ * sends also goes through our own strict framer, from a callback on the
+ * connection's input buffer: it runs as the bytes arrive, before evhttp's
+ * read callback parses them.  At the first violation the connection is
+ * lost for good (RFC 9112 6.3: answer 400, then close):
+ *   - when nothing earlier on the connection is still unanswered, the 400
+ *     is written at once, the buffered input is discarded (so evhttp never
+ *     completes the request, nor anything behind it) and the socket is shut
+ *     for writing; the guard closes it shortly after;
+ *   - otherwise the earlier requests are answered as usual and on_request
+ *     answers the broken one (and anything after it) 400 with
+ *     "Connection: close", without running it.
+ * A framing evhttp itself cannot parse also ends in evhttp's own 400 and a
+ * closed connection; either way the bytes behind it never run.
+ */
+#define FRAMING_LINGER_MS 2000
+
+static void framing_answer(struct guard_entry *g)
+{
+	evutil_socket_t fd = bufferevent_getfd(g->bev);
+	char msg[160], head[256];
+	json_t *e;
+	char *body;
+	int hn;
+
+	if (fd < 0)
+		return;
+	snprintf(msg, sizeof(msg), "malformed request framing: %s", g->fr.error);
+	e = json_pack("{s:{s:s, s:s}}", "error", "code", err_code_name(NC_EBADREQ), "message", msg);
+	body = e ? json_dumps(e, JSON_COMPACT) : NULL;
+	json_decref(e);
+	if (body == NULL)
+		fatal("out of memory (framing error body)");
+	hn = snprintf(head, sizeof(head),
+		      "HTTP/1.1 400 Bad Request\r\n"
+		      "Content-Type: application/json; charset=utf-8\r\n"
+		      "Content-Length: %zu\r\n"
+		      "Connection: close\r\n"
+		      "X-Content-Type-Options: nosniff\r\n"
+		      "Cache-Control: no-store\r\n\r\n",
+		      strlen(body));
+	/* A few hundred bytes into an idle socket: one send, nothing queued. */
+	if (hn > 0 && send(fd, head, (size_t)hn, MSG_NOSIGNAL | MSG_DONTWAIT) == hn)
+		(void)!send(fd, body, strlen(body), MSG_NOSIGNAL | MSG_DONTWAIT);
+	free(body);
+	shutdown(fd, SHUT_WR);
+}
+
+static void framing_refused(struct guard_entry *g, struct evbuffer *in)
+{
+	struct http_server *srv = g->srv;
+	char peer[64] = "?";
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	evutil_socket_t fd = bufferevent_getfd(g->bev);
+
+	g->frame_bad = true;
+	g->bad_req = g->fr.requests > 0 ? g->fr.requests - 1 : 0;
+	metrics_inc(M_BAD_FRAMING);
+	if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, peer, sizeof(peer));
+		else if (ss.ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, peer, sizeof(peer));
+	}
+	log_warn("request framing refused from %s (%s): 400, connection closed", peer, g->fr.error);
+	if (g->busy == 0 && g->n_req == g->bad_req &&
+	    evbuffer_get_length(bufferevent_get_output(g->bev)) == 0) {
+		framing_answer(g);
+		g->frame_answered = true;
+		evbuffer_drain(in, evbuffer_get_length(in));
+		/* let the client read the answer, then the guard closes the socket */
+		g->since_ms = now_ms() - (int64_t)srv->cfg->conn_idle_timeout_s * 1000 + FRAMING_LINGER_MS;
+	}
+}
+
+static void on_conn_input(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct guard_entry *g = arg;
+	size_t len = evbuffer_get_length(in), left = info->n_added;
+	struct evbuffer_ptr pos;
+
+	if (left == 0)
+		return;
+	if (g->frame_answered) {
+		evbuffer_drain(in, len);
+		return;
+	}
+	if (g->frame_bad || left > len)
+		return;
+	if (evbuffer_ptr_set(in, &pos, len - left, EVBUFFER_PTR_SET) != 0)
+		return;
+	while (left > 0) {
+		struct evbuffer_iovec v[8];
+		int n = evbuffer_peek(in, (ev_ssize_t)left, &pos, v, 8);
+		size_t done = 0;
+
+		if (n <= 0)
+			return;
+		for (int i = 0; i < n && i < 8 && done < left; i++) {
+			size_t take = v[i].iov_len < left - done ? v[i].iov_len : left - done;
+
+			if (http_framer_feed(&g->fr, v[i].iov_base, take) != 0) {
+				framing_refused(g, in);
+				return;
+			}
+			done += take;
+		}
+		if (done == 0)
+			return;
+		left -= done;
+		if (left > 0 && evbuffer_ptr_set(in, &pos, done, EVBUFFER_PTR_ADD) != 0)
+			return;
+	}
+}
+
 static unsigned guard_hash(const void *p)
 {
 	return (unsigned)(((uintptr_t)p >> 4) % GUARD_BUCKETS);
@@ -903,8 +1073,13 @@ static struct bufferevent *guard_new_bev(struct event_base *base, void *arg)
 	if (bev == NULL)
 		return NULL;
 	g = xcalloc(1, sizeof(*g));
+	g->srv = srv;
 	g->bev = bev;
 	g->since_ms = now_ms();
+	http_framer_init(&g->fr);
+	g->in_cb = evbuffer_add_cb(bufferevent_get_input(bev), on_conn_input, g);
+	if (g->in_cb == NULL)
+		fatal("out of memory (evbuffer_add_cb)");
 	bufferevent_incref(bev);
 	h = guard_hash(bev);
 	g->next = srv->guard[h];
@@ -925,11 +1100,17 @@ static void guard_close(struct guard_entry *g)
 		shutdown(fd, SHUT_RDWR);
 }
 
+static struct guard_entry *guard_of(struct http_server *srv, struct evhttp_request *evreq)
+{
+	struct evhttp_connection *con = evreq ? evhttp_request_get_connection(evreq) : NULL;
+
+	return con ? guard_find(srv, evhttp_connection_get_bufferevent(con)) : NULL;
+}
+
 static void guard_mark(struct http_server *srv, struct evhttp_request *evreq, int delta,
 		       bool stream)
 {
-	struct evhttp_connection *con = evreq ? evhttp_request_get_connection(evreq) : NULL;
-	struct guard_entry *g = con ? guard_find(srv, evhttp_connection_get_bufferevent(con)) : NULL;
+	struct guard_entry *g = guard_of(srv, evreq);
 
 	if (g == NULL)
 		return;
@@ -968,6 +1149,7 @@ static void on_guard(evutil_socket_t fd, short what, void *arg)
 			if (ecb == NULL && now - g->since_ms > 100) {
 				/* evhttp freed the connection: release our hold. */
 				*pp = g->next;
+				evbuffer_remove_cb_entry(bufferevent_get_input(g->bev), g->in_cb);
 				bufferevent_decref(g->bev);
 				free(g);
 				srv->n_conns--;
@@ -994,6 +1176,7 @@ static void guard_free(struct http_server *srv)
 		while (srv->guard[h] != NULL) {
 			struct guard_entry *g = srv->guard[h];
 			srv->guard[h] = g->next;
+			evbuffer_remove_cb_entry(bufferevent_get_input(g->bev), g->in_cb);
 			bufferevent_decref(g->bev);
 			free(g);
 		}
@@ -1097,9 +1280,7 @@ int http_server_run(struct http_server *srv)
 	evhttp_set_max_body_size(srv->http, HARD_BODY_LIMIT);
 	evhttp_set_max_headers_size(srv->http, MAX_HEADERS_SIZE);
 	evhttp_set_timeout(srv->http, srv->cfg->request_timeout_s);
-	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-						      EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
-						      EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+	evhttp_set_allowed_methods(srv->http, ALLOWED_METHODS);
 	evhttp_set_gencb(srv->http, on_request, srv);
 	evhttp_set_bevcb(srv->http, guard_new_bev, srv);
 	srv->ev_guard = event_new(srv->base, -1, EV_PERSIST, on_guard, srv);

@@ -60,6 +60,7 @@ static const struct {
 	[M_RATE_LIMITED] = {"nchat_rate_limited_total", "Requests answered 429."},
 	[M_SSE_DROPPED_SLOW] = {"nchat_sse_dropped_slow_total", "Event streams closed because the client did not read."},
 	[M_CONN_CLOSED_IDLE] = {"nchat_connections_closed_idle_total", "Connections closed for not completing a request in time."},
+	[M_BAD_FRAMING] = {"nchat_http_bad_framing_total", "Requests refused for malformed or ambiguous framing (possible request smuggling)."},
 };
 static uint64_t counter_val[M_COUNTER_MAX];
 

@@ -1,0 +1,419 @@
+/*
+ * Integration tests of the front door (issue 15), against the real server,
+ * Postgres and Redis, over raw sockets where the bytes matter: request
+ * smuggling (the smuggled request never runs: no row, connection closed),
+ * methods no route serves, routing on the raw path, the acting role,
+ * X-Forwarded-For over several lines, CORS with a wildcard, the anonymous
+ * event-stream cap, the metrics listener and token, upstream error text.
+ * The smuggling cases run with the service logged in as its member role and
+ * as the database superuser.
+ */
+#include "harness.h"
+#include "common.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <curl/curl.h>
+#include <jwt.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct it_server srv;
+static PGconn *db;
+static char *ch, *u_b, *u_m, *t_b, *t_m; /* channel, broadcaster, member and their tokens */
+static char *stream_id;                   /* a stream in ch (preparing) */
+
+/* ------------------------------------------------------------ raw sockets */
+
+static int raw_connect(int port)
+{
+	struct sockaddr_in sa;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	ck_assert_int_ge(fd, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+struct exchange {
+	char buf[65536];
+	size_t len;
+	bool closed;    /* the server closed the connection (EOF or reset) */
+};
+
+/* Send len bytes on a new connection; read until the server closes or timeout_ms of quiet. */
+static void exchange(int port, const char *req, size_t len, int timeout_ms, struct exchange *x)
+{
+	int fd = raw_connect(port);
+	struct pollfd p = {fd, POLLIN, 0};
+
+	memset(x, 0, sizeof(*x));
+	ck_assert_int_eq(send(fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
+	while (poll(&p, 1, timeout_ms) > 0) {
+		ssize_t n = read(fd, x->buf + x->len, sizeof(x->buf) - 1 - x->len);
+
+		if (n <= 0) {
+			x->closed = true;
+			break;
+		}
+		x->len += (size_t)n;
+		x->buf[x->len] = '\0';
+	}
+	close(fd);
+}
+
+/* Number of HTTP responses in x (status lines). */
+static int responses(const struct exchange *x)
+{
+	int n = 0;
+
+	for (const char *p = x->buf; (p = strstr(p, "HTTP/1.")) != NULL; p++)
+		if (p == x->buf || p[-1] == '\n' || p[-1] == '}')
+			n++;
+	return n;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static json_t *call(const struct it_server *s, const char *method, const char *path,
+		    const char *token, const char *body, long want)
+{
+	struct it_resp r;
+	json_t *out;
+
+	ck_assert_int_eq(it_req(s, method, path, token, body, &r), 0);
+	ck_assert_msg(r.status == want, "%s %s: %ld %s", method, path, r.status, r.body);
+	out = json_incref(r.json);
+	it_resp_free(&r);
+	return out;
+}
+
+static long chat_rows(const char *marker)
+{
+	const char *p[] = {marker};
+
+	return it_sql_long(db, "SELECT count(*) FROM nchat_stream_chat_messages WHERE content = $1", 1,
+			   p);
+}
+
+/* The chat POST another user smuggles: a complete request of its own. */
+static char *smuggled_chat(const char *marker, const char *token)
+{
+	char body[256], *req;
+
+	snprintf(body, sizeof(body), "{\"content\":\"%s\"}", marker);
+	ck_assert(asprintf(&req,
+			   "POST /api/streams/%s/chat HTTP/1.1\r\nHost: t\r\n"
+			   "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+			   "Content-Length: %zu\r\n\r\n%s",
+			   stream_id, token, strlen(body), body) > 0);
+	return req;
+}
+
+static void unique_marker(char *out, size_t len, const char *what)
+{
+	static int n;
+
+	snprintf(out, len, "smuggled-%s-%d-%d", what, (int)getpid(), ++n);
+}
+
+/* One smuggling attempt: exactly one 400 (JSON), the connection closed, no row. */
+static void refused_and_closed(const struct it_server *s, const char *what, const char *req,
+			       size_t len, const char *marker)
+{
+	struct exchange x;
+
+	exchange(s->port, req, len, 3000, &x);
+	ck_assert_msg(strncmp(x.buf, "HTTP/1.1 400 ", 13) == 0, "%s: answered %.80s", what, x.buf);
+	ck_assert_msg(strstr(x.buf, "\"bad_request\"") != NULL, "%s: no JSON error: %s", what, x.buf);
+	ck_assert_msg(responses(&x) == 1, "%s: %d responses: %s", what, responses(&x), x.buf);
+	ck_assert_msg(x.closed, "%s: the connection stayed open", what);
+	usleep(100 * 1000);
+	ck_assert_msg(chat_rows(marker) == 0, "%s: the smuggled request ran", what);
+}
+
+/* ------------------------------------------------------------ smuggling */
+
+static void smuggling_cases(const struct it_server *s)
+{
+	char marker[64], *smug, *req, leave[160];
+	int n;
+
+	snprintf(leave, sizeof(leave), "/api/streams/%s/viewers/leave", stream_id);
+
+	/* control: the request we smuggle is valid and runs when sent on its own */
+	unique_marker(marker, sizeof(marker), "control");
+	smug = smuggled_chat(marker, t_m);
+	{
+		struct exchange x;
+		exchange(s->port, smug, strlen(smug), 1500, &x);
+		ck_assert_msg(strncmp(x.buf, "HTTP/1.1 201 ", 13) == 0, "control: %.200s", x.buf);
+		ck_assert_int_eq(chat_rows(marker), 1);
+	}
+	free(smug);
+
+	/* two different Content-Length values (the issue's exact shape) */
+	unique_marker(marker, sizeof(marker), "two-cl");
+	smug = smuggled_chat(marker, t_m);
+	n = asprintf(&req,
+		     "POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		     "Content-Length: 7\r\nContent-Length: %zu\r\n\r\n{\"x\":1}%s",
+		     leave, 7 + strlen(smug), smug);
+	refused_and_closed(s, "two Content-Length", req, (size_t)n, marker);
+	free(req);
+	/* the same value twice */
+	n = asprintf(&req,
+		     "POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: 7\r\nContent-Length: 7\r\n\r\n"
+		     "{\"x\":1}%s", leave, smug);
+	refused_and_closed(s, "duplicate Content-Length", req, (size_t)n, marker);
+	free(req);
+	/* a sign, a list */
+	n = asprintf(&req, "POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: +7\r\n\r\n{\"x\":1}%s",
+		     leave, smug);
+	refused_and_closed(s, "Content-Length +7", req, (size_t)n, marker);
+	free(req);
+	n = asprintf(&req, "POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: 7, 7\r\n\r\n{\"x\":1}%s",
+		     leave, smug);
+	refused_and_closed(s, "Content-Length list", req, (size_t)n, marker);
+	free(req);
+	/* white space before the colon: evhttp sees no Content-Length, a proxy a body */
+	n = asprintf(&req, "POST %s HTTP/1.1\r\nHost: t\r\nContent-Length : %zu\r\n\r\n%s", leave,
+		     strlen(smug), smug);
+	refused_and_closed(s, "Content-Length with space", req, (size_t)n, marker);
+	free(req);
+	/* HEAD with a body: evhttp reads none, so the body would run as a request */
+	n = asprintf(&req, "HEAD /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n%s",
+		     strlen(smug), smug);
+	refused_and_closed(s, "HEAD with a body", req, (size_t)n, marker);
+	free(req);
+	/* a Transfer-Encoding evhttp does not take for chunked, with Content-Length 0 */
+	n = asprintf(&req,
+		     "POST %s HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n"
+		     "Content-Length: 0\r\n\r\n%s", leave, smug);
+	refused_and_closed(s, "Transfer-Encoding gzip, chunked", req, (size_t)n, marker);
+	free(req);
+	/* chunked with a chunk extension evhttp cannot read */
+	n = asprintf(&req,
+		     "POST %s HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+		     "7;x=1\r\n{\"x\":1}\r\n0\r\n\r\n%s", leave, smug);
+	refused_and_closed(s, "chunk extension", req, (size_t)n, marker);
+	free(req);
+	/* a good request first: answered; then the bad one: 400 and closed */
+	n = asprintf(&req,
+		     "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+		     "POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: 7\r\nContent-Length: %zu\r\n\r\n"
+		     "{\"x\":1}%s", leave, 7 + strlen(smug), smug);
+	{
+		struct exchange x;
+		const char *second;
+
+		exchange(s->port, req, (size_t)n, 3000, &x);
+		ck_assert_msg(strncmp(x.buf, "HTTP/1.1 200 ", 13) == 0, "pipelined: %.80s", x.buf);
+		second = strstr(x.buf + 1, "HTTP/1.1 ");
+		ck_assert_ptr_nonnull(second);
+		ck_assert_msg(strncmp(second, "HTTP/1.1 400 ", 13) == 0, "pipelined: %s", x.buf);
+		ck_assert_int_eq(responses(&x), 2);
+		ck_assert(x.closed);
+		usleep(100 * 1000);
+		ck_assert_int_eq(chat_rows(marker), 0);
+	}
+	free(req);
+	free(smug);
+
+	/* an obs-folded Authorization header on the chat request itself */
+	unique_marker(marker, sizeof(marker), "obs-fold");
+	{
+		char body[128];
+
+		snprintf(body, sizeof(body), "{\"content\":\"%s\"}", marker);
+		n = asprintf(&req,
+			     "POST /api/streams/%s/chat HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer\r\n"
+			     " %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+			     stream_id, t_m, strlen(body), body);
+		refused_and_closed(s, "obs-fold", req, (size_t)n, marker);
+		free(req);
+	}
+	/* the server still serves new connections normally */
+	{
+		struct it_resp r;
+		ck_assert_int_eq(it_req(s, "GET", "/healthz", NULL, NULL, &r), 0);
+		ck_assert_int_eq(r.status, 200);
+		it_resp_free(&r);
+	}
+}
+
+START_TEST(smuggling_member_role)
+{
+	smuggling_cases(&srv);
+}
+END_TEST
+
+START_TEST(smuggling_superuser)
+{
+	struct it_server s2;
+	char url[256], env_db[300];
+	const char *admin = it_env("NC_TEST_ADMIN_URL");
+	const char *env[] = {env_db, NULL};
+	char *slash;
+
+	/* the superuser on the service's database (the admin URL names the maintenance db) */
+	snprintf(url, sizeof(url), "%s", admin);
+	slash = strrchr(url, '/');
+	ck_assert_ptr_nonnull(slash);
+	snprintf(slash, sizeof(url) - (size_t)(slash - url), "/nchat");
+	snprintf(env_db, sizeof(env_db), "DATABASE_URL=%s", url);
+	ck_assert_int_eq(it_server_start(&s2, env), 0);
+	smuggling_cases(&s2);
+	ck_assert_int_eq(it_server_stop(&s2), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------ methods */
+
+START_TEST(unserved_methods_answer_json)
+{
+	static const char *const methods[] = {"TRACE", "CONNECT", "PROPFIND", "BREW", NULL};
+
+	for (int i = 0; methods[i] != NULL; i++) {
+		struct exchange x;
+		char req[256];
+		int n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: t\r\n\r\n", methods[i],
+				 strcmp(methods[i], "CONNECT") == 0 ? "example.com:443" : "/api/me");
+
+		exchange(srv.port, req, (size_t)n, 1000, &x);
+		ck_assert_msg(strncmp(x.buf, "HTTP/1.1 501 ", 13) == 0, "%s: %.80s", methods[i], x.buf);
+		ck_assert_msg(strstr(x.buf, "application/json") != NULL, "%s: %s", methods[i], x.buf);
+		ck_assert_msg(strstr(x.buf, "{\"error\":{\"code\":\"not_implemented\"") != NULL,
+			      "%s: %s", methods[i], x.buf);
+		ck_assert_msg(strstr(x.buf, "<HTML>") == NULL, "%s: %s", methods[i], x.buf);
+	}
+	/* a method we serve, on a path that does not take it: still 405 with Allow */
+	{
+		struct it_resp r;
+		ck_assert_int_eq(it_req(&srv, "DELETE", "/healthz", NULL, NULL, &r), 0);
+		ck_assert_int_eq(r.status, 405);
+		it_resp_free(&r);
+	}
+}
+END_TEST
+
+/* ------------------------------------------------------------ roles */
+
+/* An HS256 user token with the given Hasura claims object text (inner JSON). */
+static char *hasura_token(const char *user, const char *inner)
+{
+	const char *secret = it_env("AUTH_JWT_SECRET");
+	char claims[1024];
+	jwt_t *jwt = NULL;
+	char *out;
+
+	snprintf(claims, sizeof(claims),
+		 "{\"sub\":\"%s\",\"exp\":%lld,\"https://hasura.io/jwt/claims\":"
+		 "{\"x-hasura-user-id\":\"%s\"%s}}",
+		 user, (long long)time(NULL) + 600, user, inner);
+	ck_assert_int_eq(jwt_new(&jwt), 0);
+	ck_assert_int_eq(jwt_add_grants_json(jwt, claims), 0);
+	ck_assert_int_eq(jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret,
+				     (int)strlen(secret)), 0);
+	out = jwt_encode_str(jwt);
+	jwt_free(jwt);
+	ck_assert_ptr_nonnull(out);
+	return out;
+}
+
+START_TEST(default_role_outside_allowed_roles_is_refused)
+{
+	char *esc = hasura_token(u_m, ",\"x-hasura-allowed-roles\":[\"user\"],"
+				      "\"x-hasura-default-role\":\"admin\"");
+	char *bare = hasura_token(u_m, ",\"x-hasura-default-role\":\"admin\"");
+	char *ok = hasura_token(u_m, ",\"x-hasura-allowed-roles\":[\"user\",\"admin\"],"
+				     "\"x-hasura-default-role\":\"user\"");
+	json_t *me;
+
+	json_decref(call(&srv, "GET", "/api/me", esc, NULL, 401));
+	json_decref(call(&srv, "GET", "/api/audit", esc, NULL, 401));
+	json_decref(call(&srv, "GET", "/api/admin/outbound-webhooks", esc, NULL, 401));
+	json_decref(call(&srv, "GET", "/api/me", bare, NULL, 401));
+	json_decref(call(&srv, "GET", "/api/audit", bare, NULL, 401));
+	/* the event stream takes the token from the query too: same rule */
+	{
+		char path[1200];
+		snprintf(path, sizeof(path), "/api/events?access_token=%s", esc);
+		json_decref(call(&srv, "GET", path, NULL, NULL, 401));
+	}
+	/* a default role among the allowed ones is fine, and holds the allowed roles */
+	me = call(&srv, "GET", "/api/me", ok, NULL, 200);
+	ck_assert_int_eq(json_array_size(json_object_get(me, "roles")), 2);
+	json_decref(me);
+	json_decref(call(&srv, "GET", "/api/audit", ok, NULL, 200));
+	free(esc);
+	free(bare);
+	free(ok);
+}
+END_TEST
+
+int main(void)
+{
+	const char *need[] = {"NC_BIN", "DATABASE_URL", "REDIS_URL", "AUTH_JWT_SECRET",
+			      "DATABASE_MIGRATE_URL", "NC_TEST_ADMIN_URL", "LK_STANDIN_URL",
+			      "LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", NULL};
+	Suite *s = suite_create("frontdoor");
+	TCase *tc = tcase_create("frontdoor");
+	SRunner *sr;
+	int failed;
+
+	it_require(need);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	db = it_db();
+	ch = it_new_channel(db, "front door");
+	u_b = it_new_user(db, "Broadcaster");
+	u_m = it_new_user(db, "Member");
+	it_add_member(db, ch, u_b, "member");
+	it_add_member(db, ch, u_m, "member");
+	t_b = it_user_token(u_b, NULL, 3600);
+	t_m = it_user_token(u_m, NULL, 3600);
+	json_decref(it_standin("POST", "/_test/fault/clear", NULL));
+	if (it_server_start(&srv, NULL) != 0) {
+		fprintf(stderr, "cannot start the server\n");
+		return 1;
+	}
+	{
+		char body[256];
+		struct it_resp r;
+
+		snprintf(body, sizeof(body), "{\"channelId\":\"%s\",\"title\":\"front door %d\"}", ch,
+			 (int)getpid());
+		if (it_req(&srv, "POST", "/api/streams/create", t_b, body, &r) != 0 || r.status != 201 ||
+		    json_string_value(json_object_get(r.json, "id")) == NULL) {
+			fprintf(stderr, "cannot create a stream: %ld %s\n", r.status, r.body);
+			return 1;
+		}
+		stream_id = strdup(json_string_value(json_object_get(r.json, "id")));
+		it_resp_free(&r);
+	}
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, smuggling_member_role);
+	tcase_add_test(tc, smuggling_superuser);
+	tcase_add_test(tc, unserved_methods_answer_json);
+	tcase_add_test(tc, default_role_outside_allowed_roles_is_refused);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	if (it_server_stop(&srv) != 0)
+		failed++;
+	PQfinish(db);
+	curl_global_cleanup();
+	return failed == 0 ? 0 : 1;
+}
