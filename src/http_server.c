@@ -723,7 +723,7 @@ static void on_request(struct evhttp_request *evreq, void *arg)
 	const char *rawq = uri ? evhttp_uri_get_query(uri) : NULL;
 	const char *rid;
 	struct req *r = xcalloc(1, sizeof(*r));
-	size_t dlen = 0, blen;
+	size_t blen;
 	enum route_result rr;
 
 	r->srv = srv;
@@ -758,21 +758,18 @@ static void on_request(struct evhttp_request *evreq, void *arg)
 	if (r->method == 0) {
 		/* TRACE, CONNECT, PROPFIND, ...: no route serves them. */
 		r->path = xstrdup(rawpath && *rawpath ? rawpath : "/");
-		resp_error(r, NC_ENOTIMPL, "method %s is not implemented", r->method_name);
+		if (strcmp(r->method_name, "OTHER") == 0)
+			resp_error(r, NC_ENOTIMPL, "this method is not implemented");
+		else
+			resp_error(r, NC_ENOTIMPL, "method %s is not implemented", r->method_name);
 		answer_now(srv, r);
 		return;
 	}
 
-	r->path = evhttp_uridecode(rawpath && *rawpath ? rawpath : "/", 0, &dlen);
-	if (r->path == NULL)
-		fatal("out of memory (uridecode)");
+	/* The raw path: route_match decodes it one segment at a time (router.h). */
+	r->path = xstrdup(rawpath && *rawpath ? rawpath : "/");
 	if (rawq != NULL)
 		r->query = xstrdup(rawq);
-	if (strlen(r->path) != dlen) {
-		resp_error(r, NC_EBADREQ, "malformed path");
-		answer_now(srv, r);
-		return;
-	}
 
 	if (r->method == RM_OPTIONS && req_header(r, "Origin") != NULL) {
 		/* CORS preflight: answered for every path. */
@@ -801,6 +798,11 @@ static void on_request(struct evhttp_request *evreq, void *arg)
 
 	r->path_buf = xstrdup(r->path);
 	rr = route_match(srv->routes, r->method, r->path_buf, &r->match);
+	if (rr == ROUTE_BAD_PATH) {
+		resp_error(r, NC_EBADREQ, "malformed path");
+		answer_now(srv, r);
+		return;
+	}
 	if (rr == ROUTE_NOT_FOUND) {
 		resp_error(r, NC_ENOTFOUND, "no such endpoint");
 		answer_now(srv, r);

@@ -362,6 +362,35 @@ START_TEST(default_role_outside_allowed_roles_is_refused)
 }
 END_TEST
 
+/* ------------------------------------------------------------ raw path */
+
+START_TEST(encoded_slash_never_routes)
+{
+	char *admin = it_user_token(u_m, "user,admin", 600), path[200];
+	char id[37];
+	struct it_resp r;
+
+	uuid_v4(id);
+	json_decref(call(&srv, "GET", "/api/admin/outbound-webhooks", admin, NULL, 200));
+	json_decref(call(&srv, "GET", "/api%2fadmin%2foutbound-webhooks", admin, NULL, 404));
+	json_decref(call(&srv, "GET", "/api%2Fadmin%2Foutbound-webhooks", admin, NULL, 404));
+	json_decref(call(&srv, "GET", "/api/admin%2foutbound-webhooks", admin, NULL, 404));
+	json_decref(call(&srv, "GET", "/api/me%2f", admin, NULL, 404));
+	snprintf(path, sizeof(path), "/api/calls/%s%%2fjoin", id);
+	json_decref(call(&srv, "POST", path, admin, "{}", 404));
+	json_decref(call(&srv, "GET", path, admin, NULL, 404));
+	ck_assert_int_eq(it_req(&srv, "POST", path, admin, "{}", &r), 0);
+	ck_assert_str_eq(it_err_code(&r), "not_found");
+	ck_assert_ptr_null(strstr(r.body, "call")); /* the router's 404, not the join handler's */
+	it_resp_free(&r);
+	/* other escapes are decoded within their segment; malformed ones are 400 */
+	json_decref(call(&srv, "GET", "/api/%6De", admin, NULL, 200));
+	json_decref(call(&srv, "GET", "/api/calls/%zz", admin, NULL, 400));
+	json_decref(call(&srv, "GET", "/healthz%00", NULL, NULL, 400));
+	free(admin);
+}
+END_TEST
+
 int main(void)
 {
 	const char *need[] = {"NC_BIN", "DATABASE_URL", "REDIS_URL", "AUTH_JWT_SECRET",
@@ -406,6 +435,7 @@ int main(void)
 	tcase_add_test(tc, smuggling_superuser);
 	tcase_add_test(tc, unserved_methods_answer_json);
 	tcase_add_test(tc, default_role_outside_allowed_roles_is_refused);
+	tcase_add_test(tc, encoded_slash_never_routes);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
