@@ -467,10 +467,18 @@ static bool enqueue(struct http_server *srv, struct req *r)
 /* Loop side                                                           */
 /* ------------------------------------------------------------------ */
 
-static bool origin_allowed(const struct nc_config *cfg, const char *origin)
+enum cors_match { CORS_NONE, CORS_ANY, CORS_EXACT };
+
+/*
+ * How CORS_ORIGINS admits origin: an entry equal to it (compared exactly,
+ * so "null" only when "null" is listed), or "*" for any origin.  An exact
+ * entry wins over "*".
+ */
+static enum cors_match origin_allowed(const struct nc_config *cfg, const char *origin)
 {
 	const char *p = cfg->cors_origins;
 	size_t olen = strlen(origin);
+	enum cors_match m = CORS_NONE;
 
 	while (p != NULL && *p != '\0') {
 		const char *end = strchr(p, ',');
@@ -480,28 +488,41 @@ static bool origin_allowed(const struct nc_config *cfg, const char *origin)
 			p++, len--;
 		while (len > 0 && p[len - 1] == ' ')
 			len--;
-		if ((len == 1 && *p == '*') || (len == olen && memcmp(p, origin, len) == 0))
-			return true;
+		if (len == olen && memcmp(p, origin, len) == 0)
+			return CORS_EXACT;
+		if (len == 1 && *p == '*')
+			m = CORS_ANY;
 		p = end ? end + 1 : NULL;
 	}
-	return false;
+	return m;
 }
 
+/*
+ * Every response carries the security headers.  CORS: a listed origin is
+ * echoed with Access-Control-Allow-Credentials; with "*" any other origin
+ * gets "Access-Control-Allow-Origin: *" and never the credentials flag
+ * (browsers then send no cookies or HTTP auth, and no origin is reflected).
+ */
 static void add_common_headers(struct req *r, struct evkeyvalq *out)
 {
 	const char *origin = req_header(r, "Origin");
+	enum cors_match cm = origin != NULL ? origin_allowed(r->cfg, origin) : CORS_NONE;
 
 	evhttp_add_header(out, "X-Request-Id", r->request_id);
 	evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
 	evhttp_add_header(out, "X-Frame-Options", "DENY");
 	evhttp_add_header(out, "Referrer-Policy", "no-referrer");
 	evhttp_add_header(out, "Cache-Control", "no-store");
-	if (origin != NULL && origin_allowed(r->cfg, origin)) {
+	if (cm == CORS_EXACT) {
 		evhttp_add_header(out, "Access-Control-Allow-Origin", origin);
 		evhttp_add_header(out, "Vary", "Origin");
 		evhttp_add_header(out, "Access-Control-Allow-Credentials", "true");
-		evhttp_add_header(out, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
+	} else if (cm == CORS_ANY) {
+		evhttp_add_header(out, "Access-Control-Allow-Origin", "*");
+		evhttp_add_header(out, "Vary", "Origin");
 	}
+	if (cm != CORS_NONE)
+		evhttp_add_header(out, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
 }
 
 /*

@@ -391,6 +391,76 @@ START_TEST(encoded_slash_never_routes)
 }
 END_TEST
 
+/* ------------------------------------------------------------ CORS */
+
+/* ACAO and ACAC of a request from origin (NULL when absent), malloc'd. */
+static void cors_of(const struct it_server *s, const char *method, const char *path,
+		    const char *origin, char **acao, char **acac, long *status)
+{
+	char url[256], oh[256];
+	const char *hdrs[] = {oh, "Access-Control-Request-Method: GET", NULL};
+	struct it_resp r;
+
+	snprintf(url, sizeof(url), "%s%s", s->base, path);
+	snprintf(oh, sizeof(oh), "Origin: %s", origin);
+	ck_assert_int_eq(it_http(method, url, NULL, NULL, hdrs, &r), 0);
+	*acao = it_resp_header(&r, "Access-Control-Allow-Origin");
+	*acac = it_resp_header(&r, "Access-Control-Allow-Credentials");
+	if (status != NULL)
+		*status = r.status;
+	it_resp_free(&r);
+}
+
+START_TEST(cors_wildcard_never_reflects_or_allows_credentials)
+{
+	struct it_server s2;
+	const char *env_any[] = {"CORS_ORIGINS=*", NULL};
+	const char *env_list[] = {"CORS_ORIGINS=https://chat.example.com, null", NULL};
+	static const char *const origins[] = {"https://evil.example.net", "null", NULL};
+	char *acao, *acac;
+	long st;
+
+	ck_assert_int_eq(it_server_start(&s2, env_any), 0);
+	for (int i = 0; origins[i] != NULL; i++) {
+		cors_of(&s2, "GET", "/healthz", origins[i], &acao, &acac, NULL);
+		ck_assert_msg(acao != NULL && strcmp(acao, "*") == 0, "%s: ACAO %s", origins[i], acao);
+		ck_assert_msg(acac == NULL, "%s: credentials %s", origins[i], acac);
+		free(acao);
+		free(acac);
+		/* preflight to an admin endpoint */
+		cors_of(&s2, "OPTIONS", "/api/admin/outbound-webhooks", origins[i], &acao, &acac, &st);
+		ck_assert_int_eq(st, 204);
+		ck_assert_msg(acao != NULL && strcmp(acao, "*") == 0, "%s: ACAO %s", origins[i], acao);
+		ck_assert_msg(acac == NULL, "%s: preflight credentials %s", origins[i], acac);
+		free(acao);
+		free(acac);
+	}
+	ck_assert_int_eq(it_server_stop(&s2), 0);
+
+	/* exact entries: echoed with credentials; "null" only because it is listed */
+	ck_assert_int_eq(it_server_start(&s2, env_list), 0);
+	cors_of(&s2, "GET", "/healthz", "https://chat.example.com", &acao, &acac, NULL);
+	ck_assert_str_eq(acao, "https://chat.example.com");
+	ck_assert_str_eq(acac, "true");
+	free(acao);
+	free(acac);
+	cors_of(&s2, "GET", "/healthz", "null", &acao, &acac, NULL);
+	ck_assert_str_eq(acao, "null");
+	free(acao);
+	free(acac);
+	cors_of(&s2, "GET", "/healthz", "https://chat.example.com.evil.net", &acao, &acac, NULL);
+	ck_assert_ptr_null(acao);
+	ck_assert_ptr_null(acac);
+	cors_of(&s2, "GET", "/healthz", "https://CHAT.example.com", &acao, &acac, NULL);
+	ck_assert_ptr_null(acao);
+	ck_assert_int_eq(it_server_stop(&s2), 0);
+	/* and the suite's own server (no CORS_ORIGINS) never echoes null */
+	cors_of(&srv, "GET", "/healthz", "null", &acao, &acac, NULL);
+	ck_assert_ptr_null(acao);
+	ck_assert_ptr_null(acac);
+}
+END_TEST
+
 int main(void)
 {
 	const char *need[] = {"NC_BIN", "DATABASE_URL", "REDIS_URL", "AUTH_JWT_SECRET",
@@ -436,6 +506,7 @@ int main(void)
 	tcase_add_test(tc, unserved_methods_answer_json);
 	tcase_add_test(tc, default_role_outside_allowed_roles_is_refused);
 	tcase_add_test(tc, encoded_slash_never_routes);
+	tcase_add_test(tc, cors_wildcard_never_reflects_or_allows_credentials);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
