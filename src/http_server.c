@@ -666,17 +666,36 @@ static bool in_list(const char *list, const char *addr, size_t alen)
 	return false;
 }
 
+/* Is the text an IPv4 or IPv6 address? */
+static bool is_ip(const char *s, size_t len)
+{
+	char tmp[INET6_ADDRSTRLEN + 1];
+	unsigned char bin[sizeof(struct in6_addr)];
+
+	if (len == 0 || len >= sizeof(tmp))
+		return false;
+	memcpy(tmp, s, len);
+	tmp[len] = '\0';
+	return inet_pton(AF_INET, tmp, bin) == 1 || inet_pton(AF_INET6, tmp, bin) == 1;
+}
+
 /*
  * The client's address: the TCP peer, or, when the peer is a trusted proxy,
  * the right-most X-Forwarded-For entry that is not itself a trusted proxy
- * (entries to the left of it could have been written by the client).
+ * (entries to the left of it could have been written by the client).  The
+ * header may come as several lines (the client's own, then the proxy's):
+ * they are one list, in order, so the last line's entries are the right-most.
+ * If that entry is not an IP address, or every entry is a trusted proxy, the
+ * peer's address is used.
  */
 static void client_addr(struct evhttp_request *evreq, const struct nc_config *cfg, char *out,
 			size_t outlen)
 {
 	struct evhttp_connection *con = evhttp_request_get_connection(evreq);
-	const char *xff;
-	char *addr = NULL;
+	struct evkeyvalq *hdrs = evhttp_request_get_input_headers(evreq);
+	struct evkeyval *kv;
+	char *xff = NULL, *addr = NULL;
+	size_t xlen = 0;
 	ev_uint16_t port = 0;
 
 	out[0] = '\0';
@@ -688,29 +707,45 @@ static void client_addr(struct evhttp_request *evreq, const struct nc_config *cf
 	if (cfg->trusted_proxies == NULL || *cfg->trusted_proxies == '\0' ||
 	    !in_list(cfg->trusted_proxies, addr, strlen(addr)))
 		return;
-	xff = evhttp_find_header(evhttp_request_get_input_headers(evreq), "X-Forwarded-For");
+	TAILQ_FOREACH(kv, hdrs, next) {
+		size_t vl;
+
+		if (strcasecmp(kv->key, "X-Forwarded-For") != 0)
+			continue;
+		vl = strlen(kv->value);
+		xff = xrealloc(xff, xlen + vl + 2);
+		if (xlen > 0)
+			xff[xlen++] = ',';
+		memcpy(xff + xlen, kv->value, vl);
+		xlen += vl;
+		xff[xlen] = '\0';
+	}
 	if (xff == NULL)
 		return;
-	for (const char *end = xff + strlen(xff); end > xff;) {
-		const char *start = end;
+	for (const char *end = xff + xlen;;) {
+		const char *start = end, *e;
 		size_t len;
 
 		while (start > xff && start[-1] != ',')
 			start--;
+		e = start;
 		len = (size_t)(end - start);
-		while (len > 0 && *start == ' ')
-			start++, len--;
-		while (len > 0 && start[len - 1] == ' ')
+		while (len > 0 && (*e == ' ' || *e == '\t'))
+			e++, len--;
+		while (len > 0 && (e[len - 1] == ' ' || e[len - 1] == '\t'))
 			len--;
-		if (len > 0 && len < outlen && !in_list(cfg->trusted_proxies, start, len)) {
-			memcpy(out, start, len);
-			out[len] = '\0';
-			return;
+		if (len > 0 && !in_list(cfg->trusted_proxies, e, len)) {
+			if (is_ip(e, len) && len < outlen) {
+				memcpy(out, e, len);
+				out[len] = '\0';
+			}
+			break;
 		}
-		end = start > xff ? start - 1 : xff;
 		if (start == xff)
 			break;
+		end = start - 1; /* before the comma */
 	}
+	free(xff);
 }
 
 static const char *method_name(enum evhttp_cmd_type t)

@@ -461,6 +461,76 @@ START_TEST(cors_wildcard_never_reflects_or_allows_credentials)
 }
 END_TEST
 
+/* ------------------------------------------------------------ X-Forwarded-For */
+
+static long me_with_xff(const struct it_server *s, const char *tok, const char *const *hdrs)
+{
+	char url[256];
+	struct it_resp r;
+	long st;
+
+	snprintf(url, sizeof(url), "%s/api/me", s->base);
+	ck_assert_int_eq(it_http("GET", url, tok, NULL, hdrs, &r), 0);
+	st = r.status;
+	it_resp_free(&r);
+	return st;
+}
+
+static bool log_has(const struct it_server *s, const char *needle)
+{
+	FILE *f = fopen(s->log_path, "r");
+	char line[4096];
+	bool found = false;
+
+	ck_assert_ptr_nonnull(f);
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = strstr(line, needle) != NULL;
+	fclose(f);
+	return found;
+}
+
+START_TEST(forwarded_for_over_several_lines)
+{
+	struct it_server s2;
+	const char *env[] = {"TRUSTED_PROXIES=127.0.0.1", "RATE_LIMIT_IP=3/60", NULL};
+	char *tok = it_user_token(u_m, NULL, 600), forged[64];
+	const char *hdrs[] = {forged, "X-Forwarded-For: 203.0.113.7", NULL};
+
+	ck_assert_int_eq(it_server_start(&s2, env), 0);
+	/* the client forges a fresh address on its own line each time; the proxy appends its line */
+	for (int i = 0; i < 3; i++) {
+		snprintf(forged, sizeof(forged), "X-Forwarded-For: 10.0.0.%d", i + 1);
+		ck_assert_int_eq(me_with_xff(&s2, tok, hdrs), 200);
+	}
+	snprintf(forged, sizeof(forged), "X-Forwarded-For: 10.0.0.99");
+	ck_assert_int_eq(me_with_xff(&s2, tok, hdrs), 429); /* all four came from 203.0.113.7 */
+	ck_assert(log_has(&s2, "client=203.0.113.7"));
+	ck_assert(!log_has(&s2, "client=10.0.0."));
+	/* one line, a trusted hop at the right: the entry before it */
+	{
+		const char *one[] = {"X-Forwarded-For: 10.1.1.1, 198.51.100.4, 127.0.0.1", NULL};
+		ck_assert_int_eq(me_with_xff(&s2, tok, one), 200);
+		ck_assert(log_has(&s2, "client=198.51.100.4"));
+	}
+	/* across lines, with the trusted hop on a line of its own */
+	{
+		const char *two[] = {"X-Forwarded-For: 10.2.2.2, 198.51.100.5",
+				     "X-Forwarded-For: 127.0.0.1", NULL};
+		ck_assert_int_eq(me_with_xff(&s2, tok, two), 200);
+		ck_assert(log_has(&s2, "client=198.51.100.5"));
+	}
+	/* something that is not an address: the proxy's own address counts */
+	{
+		const char *junk[] = {"X-Forwarded-For: 10.3.3.3", "X-Forwarded-For: not-an-ip", NULL};
+		ck_assert_int_eq(me_with_xff(&s2, tok, junk), 200);
+		ck_assert(!log_has(&s2, "client=not-an-ip"));
+		ck_assert(!log_has(&s2, "client=10.3.3.3"));
+	}
+	ck_assert_int_eq(it_server_stop(&s2), 0);
+	free(tok);
+}
+END_TEST
+
 int main(void)
 {
 	const char *need[] = {"NC_BIN", "DATABASE_URL", "REDIS_URL", "AUTH_JWT_SECRET",
@@ -507,6 +577,7 @@ int main(void)
 	tcase_add_test(tc, default_role_outside_allowed_roles_is_refused);
 	tcase_add_test(tc, encoded_slash_never_routes);
 	tcase_add_test(tc, cors_wildcard_never_reflects_or_allows_credentials);
+	tcase_add_test(tc, forwarded_for_over_several_lines);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
