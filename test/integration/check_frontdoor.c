@@ -493,41 +493,134 @@ START_TEST(forwarded_for_over_several_lines)
 {
 	struct it_server s2;
 	const char *env[] = {"TRUSTED_PROXIES=127.0.0.1", "RATE_LIMIT_IP=3/60", NULL};
-	char *tok = it_user_token(u_m, NULL, 600), forged[64];
-	const char *hdrs[] = {forged, "X-Forwarded-For: 203.0.113.7", NULL};
+	char *tok = it_user_token(u_m, NULL, 600), forged[64], proxy_line[64], want[64];
+	const char *hdrs[] = {forged, proxy_line, NULL};
+	/* addresses of this run only: the address buckets live in Redis for a minute */
+	int a = (int)(getpid() / 250 % 250) + 1, b = (int)(getpid() % 250) + 1;
+	char l1[96], l2[96], l3[96], l4[96];
 
 	ck_assert_int_eq(it_server_start(&s2, env), 0);
 	/* the client forges a fresh address on its own line each time; the proxy appends its line */
-	for (int i = 0; i < 3; i++) {
-		snprintf(forged, sizeof(forged), "X-Forwarded-For: 10.0.0.%d", i + 1);
-		ck_assert_int_eq(me_with_xff(&s2, tok, hdrs), 200);
+	snprintf(proxy_line, sizeof(proxy_line), "X-Forwarded-For: 203.%d.%d.7", a, b);
+	for (int i = 0; i < 4; i++) {
+		snprintf(forged, sizeof(forged), "X-Forwarded-For: 10.%d.%d.%d", a, b, i + 1);
+		ck_assert_int_eq(me_with_xff(&s2, tok, hdrs), i < 3 ? 200 : 429);
 	}
-	snprintf(forged, sizeof(forged), "X-Forwarded-For: 10.0.0.99");
-	ck_assert_int_eq(me_with_xff(&s2, tok, hdrs), 429); /* all four came from 203.0.113.7 */
-	ck_assert(log_has(&s2, "client=203.0.113.7"));
-	ck_assert(!log_has(&s2, "client=10.0.0."));
+	/* all four came from the proxy's entry */
+	snprintf(want, sizeof(want), "client=203.%d.%d.7", a, b);
+	ck_assert(log_has(&s2, want));
+	snprintf(want, sizeof(want), "client=10.%d.%d.", a, b);
+	ck_assert(!log_has(&s2, want));
 	/* one line, a trusted hop at the right: the entry before it */
+	snprintf(l1, sizeof(l1), "X-Forwarded-For: 10.%d.%d.200, 198.%d.%d.4, 127.0.0.1", a, b, a, b);
 	{
-		const char *one[] = {"X-Forwarded-For: 10.1.1.1, 198.51.100.4, 127.0.0.1", NULL};
+		const char *one[] = {l1, NULL};
 		ck_assert_int_eq(me_with_xff(&s2, tok, one), 200);
-		ck_assert(log_has(&s2, "client=198.51.100.4"));
+		snprintf(want, sizeof(want), "client=198.%d.%d.4", a, b);
+		ck_assert(log_has(&s2, want));
 	}
 	/* across lines, with the trusted hop on a line of its own */
+	snprintf(l2, sizeof(l2), "X-Forwarded-For: 10.%d.%d.201, 198.%d.%d.5", a, b, a, b);
 	{
-		const char *two[] = {"X-Forwarded-For: 10.2.2.2, 198.51.100.5",
-				     "X-Forwarded-For: 127.0.0.1", NULL};
+		const char *two[] = {l2, "X-Forwarded-For: 127.0.0.1", NULL};
 		ck_assert_int_eq(me_with_xff(&s2, tok, two), 200);
-		ck_assert(log_has(&s2, "client=198.51.100.5"));
+		snprintf(want, sizeof(want), "client=198.%d.%d.5", a, b);
+		ck_assert(log_has(&s2, want));
 	}
 	/* something that is not an address: the proxy's own address counts */
+	snprintf(l3, sizeof(l3), "X-Forwarded-For: 10.%d.%d.202", a, b);
+	snprintf(l4, sizeof(l4), "X-Forwarded-For: not-an-ip-%d-%d", a, b);
 	{
-		const char *junk[] = {"X-Forwarded-For: 10.3.3.3", "X-Forwarded-For: not-an-ip", NULL};
+		const char *junk[] = {l3, l4, NULL};
 		ck_assert_int_eq(me_with_xff(&s2, tok, junk), 200);
 		ck_assert(!log_has(&s2, "client=not-an-ip"));
-		ck_assert(!log_has(&s2, "client=10.3.3.3"));
+		snprintf(want, sizeof(want), "client=10.%d.%d.202", a, b);
+		ck_assert(!log_has(&s2, want));
 	}
 	ck_assert_int_eq(it_server_stop(&s2), 0);
 	free(tok);
+}
+END_TEST
+
+/* ------------------------------------------------------------ upstream errors */
+
+static json_t *s3ctl(const char *path, const char *body)
+{
+	char url[512];
+	struct it_resp r;
+	json_t *j;
+
+	snprintf(url, sizeof url, "%s%s", it_env("S3_ENDPOINT"), path);
+	ck_assert_int_eq(it_http("POST", url, NULL, body, NULL, &r), 0);
+	j = json_incref(r.json);
+	it_resp_free(&r);
+	return j;
+}
+
+START_TEST(upstream_error_text_stays_in_the_log)
+{
+	char secret[64], body[256], path[128];
+	json_t *f;
+	struct it_resp r;
+
+	/* LiveKit answers an error with its own text: the client gets a fixed message */
+	snprintf(secret, sizeof(secret), "lk-internal-detail-%d", (int)getpid());
+	f = json_pack("{s:s, s:s, s:i, s:s, s:i, s:s}", "method", "CreateRoom", "mode", "error",
+		      "count", -1, "code", "internal", "status", 500, "msg", secret);
+	json_decref(it_standin("POST", "/_test/fault/clear", NULL));
+	json_decref(it_standin("POST", "/_test/fault", f));
+	json_decref(f);
+	snprintf(body, sizeof(body), "{\"targetUserId\":\"%s\",\"type\":\"audio\"}", u_b);
+	ck_assert_int_eq(it_req(&srv, "POST", "/api/calls/initiate", t_m, body, &r), 0);
+	json_decref(it_standin("POST", "/_test/fault/clear", NULL));
+	ck_assert_int_eq(r.status, 502);
+	ck_assert_str_eq(it_err_code(&r), "livekit_unavailable");
+	ck_assert_msg(strstr(r.body, secret) == NULL, "%s", r.body);
+	ck_assert_msg(strstr(r.body, "internal") == NULL || strstr(r.body, "\"internal\"") == NULL,
+		      "%s", r.body);
+	ck_assert_msg(strstr(r.body, "\\\"code\\\"") == NULL, "%s", r.body);
+	it_resp_free(&r);
+	ck_assert(log_has(&srv, secret)); /* the detail is in the log */
+
+	/* S3 refuses: a fixed message, the code and text only in the log */
+	if (it_env("S3_ENDPOINT") != NULL) {
+		const char *p[3];
+		char *call, *rec, room[80], msg[64];
+
+		snprintf(room, sizeof(room), "call-frontdoor-%d-%ld", (int)getpid(), (long)time(NULL));
+		p[0] = room;
+		p[1] = u_m;
+		call = it_sql(db, "INSERT INTO nchat_calls (livekit_room_name, call_type, status,"
+				  " initiator_id, started_at) VALUES ($1, 'video', 'ended', $2, now())"
+				  " RETURNING id", 2, p);
+		p[0] = call;
+		free(it_sql(db, "INSERT INTO nchat_call_participants (call_id, user_id, role, status)"
+				" VALUES ($1, $2, 'initiator', 'left')", 2, p));
+		rec = it_sql(db, "INSERT INTO nchat_call_recordings (call_id, status, object_key,"
+				 " started_by, started_at, ended_at) VALUES ($1::uuid, 'completed',"
+				 " 'recordings/frontdoor/' || $1::text || '.mp4', $2, now(), now())"
+				 " RETURNING id",
+			     2, p);
+		snprintf(msg, sizeof(msg), "s3-internal-detail-%d", (int)getpid());
+		snprintf(body, sizeof(body),
+			 "{\"mode\":\"error\",\"status\":403,\"code\":\"AccessDenied\",\"msg\":\"%s\","
+			 "\"count\":1}", msg);
+		json_decref(s3ctl("/_test/fault", body));
+		snprintf(path, sizeof(path), "/api/recordings/%s", rec);
+		ck_assert_int_eq(it_req(&srv, "DELETE", path, t_m, NULL, &r), 0);
+		json_decref(s3ctl("/_test/reset", "{}"));
+		ck_assert_msg(r.status == 503, "%ld %s", r.status, r.body);
+		ck_assert_str_eq(it_err_code(&r), "storage_unavailable");
+		ck_assert_msg(strstr(r.body, "AccessDenied") == NULL && strstr(r.body, "403") == NULL &&
+			      strstr(r.body, msg) == NULL, "%s", r.body);
+		it_resp_free(&r);
+		ck_assert(log_has(&srv, "AccessDenied"));
+		p[0] = rec;
+		ck_assert_int_eq(it_sql_long(db, "SELECT count(*) FROM nchat_call_recordings WHERE id = $1"
+					     " AND status = 'completed'", 1, p), 1);
+		free(call);
+		free(rec);
+	}
 }
 END_TEST
 
@@ -578,6 +671,7 @@ int main(void)
 	tcase_add_test(tc, encoded_slash_never_routes);
 	tcase_add_test(tc, cors_wildcard_never_reflects_or_allows_credentials);
 	tcase_add_test(tc, forwarded_for_over_several_lines);
+	tcase_add_test(tc, upstream_error_text_stays_in_the_log);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
