@@ -360,11 +360,11 @@ enum nc_err recordings_start(struct nc_worker *w, const struct principal *user,
 	rq.file_outputs = files;
 	info = lk_start_room_composite_egress(w->lk, &rq, &st);
 	if (info == NULL) {
-		/* LiveKit's own text is in the log (lk_call), not in the row clients read. */
-		lk_status_error(&st, err);
-		why = xasprintf("failed to start: %s", err->msg);
+		why = xasprintf("failed to start: %s%s%s", st.twirp_code[0] ? st.twirp_code : "",
+				st.twirp_code[0] ? ": " : "", st.msg);
 		mark_failed(w, rec_id, why);
 		free(why);
+		lk_status_error(&st, err);
 		/* Whatever LiveKit said, the caller sees a LiveKit failure (502/503). */
 		if (err->code != NC_ELIVEKIT_DOWN)
 			err->code = NC_ELIVEKIT;
