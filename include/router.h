@@ -38,6 +38,7 @@ enum route_flags {
 	ROUTE_ON_LOOP = 1 << 2,       /**< cheap, touches no connection: run on the loop thread */
 	ROUTE_RAW_BODY = 1 << 3,      /**< body is not JSON (webhooks): no content-type check */
 	ROUTE_QUERY_TOKEN = 1 << 4,   /**< ?access_token= accepted (EventSource) */
+	ROUTE_METRICS = 1 << 5,       /**< served on the METRICS_ADDR listener (the only route there) */
 };
 
 struct route {

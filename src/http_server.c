@@ -103,6 +103,8 @@ struct http_server {
 	struct event_base *base;
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound;
+	struct evhttp *mhttp;                /* METRICS_ADDR listener, or NULL */
+	struct evhttp_bound_socket *mbound;
 
 	/* Work queue: loop -> workers. */
 	pthread_mutex_t q_mu;
@@ -770,9 +772,9 @@ static void answer_now(struct http_server *srv, struct req *r)
 	finish(srv, r);
 }
 
-static void on_request(struct evhttp_request *evreq, void *arg)
+static void handle_request(struct http_server *srv, struct evhttp_request *evreq,
+			   bool metrics_listener)
 {
-	struct http_server *srv = arg;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(evreq);
 	struct evbuffer *in = evhttp_request_get_input_buffer(evreq);
 	const char *rawpath = uri ? evhttp_uri_get_path(uri) : NULL;
@@ -785,6 +787,7 @@ static void on_request(struct evhttp_request *evreq, void *arg)
 	r->srv = srv;
 	r->cfg = srv->cfg;
 	r->evreq = evreq;
+	r->metrics_listener = metrics_listener;
 	r->start_us = mono_us();
 	r->method_name = method_name(evhttp_request_get_command(evreq));
 	r->method = route_method_bit(r->method_name);
@@ -854,6 +857,14 @@ static void on_request(struct evhttp_request *evreq, void *arg)
 
 	r->path_buf = xstrdup(r->path);
 	rr = route_match(srv->routes, r->method, r->path_buf, &r->match);
+	if (metrics_listener && rr != ROUTE_BAD_PATH &&
+	    (rr != ROUTE_FOUND || !(r->match.route->flags & ROUTE_METRICS))) {
+		/* the metrics listener serves GET /metrics and nothing else */
+		memset(&r->match, 0, sizeof(r->match));
+		resp_error(r, NC_ENOTFOUND, "no such endpoint");
+		answer_now(srv, r);
+		return;
+	}
 	if (rr == ROUTE_BAD_PATH) {
 		resp_error(r, NC_EBADREQ, "malformed path");
 		answer_now(srv, r);
@@ -887,6 +898,16 @@ static void on_request(struct evhttp_request *evreq, void *arg)
 	}
 }
 
+static void on_request(struct evhttp_request *evreq, void *arg)
+{
+	handle_request(arg, evreq, false);
+}
+
+static void on_metrics_request(struct evhttp_request *evreq, void *arg)
+{
+	handle_request(arg, evreq, true);
+}
+
 static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_server *srv = arg;
@@ -910,6 +931,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	if (srv->bound != NULL) {
 		evhttp_del_accept_socket(srv->http, srv->bound);
 		srv->bound = NULL;
+	}
+	if (srv->mbound != NULL) {
+		evhttp_del_accept_socket(srv->mhttp, srv->mbound);
+		srv->mbound = NULL;
 	}
 	for (int i = 0; i < srv->n_periodic; i++)
 		event_del(srv->periodic[i].ev);
@@ -1308,6 +1333,42 @@ static int bound_port(struct evhttp_bound_socket *b)
 	return -1;
 }
 
+/*
+ * GET /metrics on its own listener (METRICS_ADDR, loopback by default), so
+ * that the public port does not serve it (metrics.c decides who may read).
+ * Same loop, same connection guard and framing check; no other route.
+ */
+static int metrics_listen(struct http_server *srv)
+{
+	const char *addr = srv->cfg->metrics_addr;
+	char host[256];
+	ev_uint16_t port;
+
+	if (addr == NULL || *addr == '\0' || strcasecmp(addr, "off") == 0)
+		return 0;
+	if (split_listen(addr, host, sizeof(host), &port) != 0) {
+		log_error("config: METRICS_ADDR must be host:port or off");
+		return -1;
+	}
+	srv->mhttp = evhttp_new(srv->base);
+	if (srv->mhttp == NULL)
+		return -1;
+	evhttp_set_max_body_size(srv->mhttp, 4096);
+	evhttp_set_max_headers_size(srv->mhttp, MAX_HEADERS_SIZE);
+	evhttp_set_timeout(srv->mhttp, srv->cfg->request_timeout_s);
+	evhttp_set_allowed_methods(srv->mhttp, ALLOWED_METHODS);
+	evhttp_set_gencb(srv->mhttp, on_metrics_request, srv);
+	evhttp_set_bevcb(srv->mhttp, guard_new_bev, srv);
+	srv->mbound = evhttp_bind_socket_with_handle(srv->mhttp, host, port);
+	if (srv->mbound == NULL) {
+		log_error("cannot listen on METRICS_ADDR %s: %s", addr, strerror(errno));
+		return -1;
+	}
+	log_info("metrics on %s:%d (GET /metrics%s)", host, bound_port(srv->mbound),
+		 srv->cfg->metrics_token && *srv->cfg->metrics_token ? ", bearer token required" : "");
+	return 0;
+}
+
 int http_server_run(struct http_server *srv)
 {
 	char host[256];
@@ -1355,6 +1416,8 @@ int http_server_run(struct http_server *srv)
 		log_error("cannot listen on %s: %s", srv->cfg->listen_addr, strerror(errno));
 		return -1;
 	}
+	if (metrics_listen(srv) != 0)
+		return -1;
 
 	srv->n_workers = worker_count(srv->cfg);
 	srv->workers = xcalloc((size_t)srv->n_workers, sizeof(*srv->workers));
@@ -1409,6 +1472,8 @@ void http_server_free(struct http_server *srv)
 		event_free(srv->d_ev);
 	if (srv->http != NULL)
 		evhttp_free(srv->http);
+	if (srv->mhttp != NULL)
+		evhttp_free(srv->mhttp);
 	guard_free(srv);
 	if (srv->ev_guard != NULL)
 		event_free(srv->ev_guard);

@@ -624,6 +624,66 @@ START_TEST(upstream_error_text_stays_in_the_log)
 }
 END_TEST
 
+/* ------------------------------------------------------------ metrics */
+
+static long get_status(const char *base, const char *path, const char *token, char **body)
+{
+	char url[256];
+	struct it_resp r;
+	long st;
+
+	snprintf(url, sizeof(url), "%s%s", base, path);
+	ck_assert_int_eq(it_http("GET", url, token, NULL, NULL, &r), 0);
+	st = r.status;
+	if (body != NULL)
+		*body = strdup(r.body ? r.body : "");
+	it_resp_free(&r);
+	return st;
+}
+
+START_TEST(metrics_not_on_the_public_listener)
+{
+	struct it_server s2;
+	const char *tokv = "metrics-test-token-0123456789";
+	char env_tok[96];
+	const char *env[] = {env_tok, NULL};
+	char *body;
+
+	/* no token configured: only the metrics listener serves it, and only it */
+	ck_assert_int_eq(get_status(srv.base, "/metrics", NULL, NULL), 404);
+	ck_assert_int_eq(get_status(srv.metrics_base, "/metrics", NULL, &body), 200);
+	ck_assert_ptr_nonnull(strstr(body, "nchat_http_requests_total"));
+	ck_assert_ptr_nonnull(strstr(body, "nchat_http_bad_framing_total"));
+	free(body);
+	ck_assert_int_eq(get_status(srv.metrics_base, "/api/me", t_m, NULL), 404);
+	ck_assert_int_eq(get_status(srv.metrics_base, "/healthz", NULL, NULL), 404);
+	ck_assert_int_eq(get_status(srv.metrics_base, "/api/admin/outbound-webhooks", t_m, NULL), 404);
+
+	/* with METRICS_TOKEN: the bearer token on either listener, nothing without it */
+	snprintf(env_tok, sizeof(env_tok), "METRICS_TOKEN=%s", tokv);
+	ck_assert_int_eq(it_server_start(&s2, env), 0);
+	ck_assert_int_eq(get_status(s2.base, "/metrics", NULL, NULL), 401);
+	ck_assert_int_eq(get_status(s2.base, "/metrics", "metrics-test-token-012345678", NULL), 401);
+	ck_assert_int_eq(get_status(s2.base, "/metrics", t_m, NULL), 401); /* a user token is no key */
+	ck_assert_int_eq(get_status(s2.metrics_base, "/metrics", NULL, NULL), 401);
+	ck_assert_int_eq(get_status(s2.base, "/metrics", tokv, &body), 200);
+	ck_assert_ptr_nonnull(strstr(body, "nchat_workers "));
+	free(body);
+	ck_assert_int_eq(get_status(s2.metrics_base, "/metrics", tokv, NULL), 200);
+	ck_assert_int_eq(it_server_stop(&s2), 0);
+
+	/* a METRICS_ADDR already in use stops start-up */
+	{
+		char busy[64];
+		const char *env2[] = {busy, NULL};
+
+		snprintf(busy, sizeof(busy), "METRICS_ADDR=127.0.0.1:%d", srv.port);
+		ck_assert_int_eq(it_server_start(&s2, env2), -1);
+		ck_assert(log_has(&s2, "cannot listen on METRICS_ADDR"));
+	}
+}
+END_TEST
+
 int main(void)
 {
 	const char *need[] = {"NC_BIN", "DATABASE_URL", "REDIS_URL", "AUTH_JWT_SECRET",
@@ -672,6 +732,7 @@ int main(void)
 	tcase_add_test(tc, cors_wildcard_never_reflects_or_allows_credentials);
 	tcase_add_test(tc, forwarded_for_over_several_lines);
 	tcase_add_test(tc, upstream_error_text_stays_in_the_log);
+	tcase_add_test(tc, metrics_not_on_the_public_listener);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
