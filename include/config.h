@@ -142,6 +142,7 @@ struct nc_config {
 	/* Server-Sent Events */
 	int sse_heartbeat_s;        /* SSE_HEARTBEAT_SECONDS */
 	int sse_max_per_user;       /* SSE_MAX_PER_USER */
+	int sse_max_anon_per_addr;  /* SSE_MAX_ANONYMOUS_PER_ADDRESS: anonymous streams per client address */
 	int sse_max_connections;    /* SSE_MAX_CONNECTIONS (per instance) */
 	int sse_max_buffer_bytes;   /* SSE_MAX_BUFFER_BYTES: a slower client is dropped */
 	int sse_reaction_batch_ms;  /* SSE_REACTION_BATCH_MS */

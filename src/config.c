@@ -114,6 +114,7 @@ static const struct key_def keys[] = {
 
 	I("SSE_HEARTBEAT_SECONDS", sse_heartbeat_s, "15", 1, 300),
 	I("SSE_MAX_PER_USER", sse_max_per_user, "8", 1, 1000),
+	I("SSE_MAX_ANONYMOUS_PER_ADDRESS", sse_max_anon_per_addr, "16", 1, 100000),
 	I("SSE_MAX_CONNECTIONS", sse_max_connections, "50000", 1, 1000000),
 	I("SSE_MAX_BUFFER_BYTES", sse_max_buffer_bytes, "262144", 4096, 67108864),
 	I("SSE_REACTION_BATCH_MS", sse_reaction_batch_ms, "500", 50, 10000),

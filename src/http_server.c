@@ -551,6 +551,7 @@ static void finish(struct http_server *srv, struct req *r)
 		int st;
 
 		add_common_headers(r, evhttp_request_get_output_headers(r->evreq));
+		snprintf(r->sse->client_addr, sizeof(r->sse->client_addr), "%s", r->client_addr);
 		st = sse_hub_attach(srv->hub, r->evreq, r->sse);
 		if (st == 0) {
 			guard_mark(srv, r->evreq, 0, true);
@@ -562,8 +563,12 @@ static void finish(struct http_server *srv, struct req *r)
 			evhttp_clear_headers(evhttp_request_get_output_headers(r->evreq));
 			if (st == 429)
 				resp_header(r, "Retry-After", "5");
-			resp_error(r, st == 429 ? NC_ERATELIMIT : NC_EUNAVAILABLE,
-				   st == 429 ? "too many event streams for this user" : "cannot open an event stream now");
+			if (st == 429)
+				resp_error(r, NC_ERATELIMIT, r->sse->user_id[0] != '\0'
+							     ? "too many event streams for this user"
+							     : "too many anonymous event streams from this address");
+			else
+				resp_error(r, NC_EUNAVAILABLE, "cannot open an event stream now");
 		}
 	}
 	if (r->evreq != NULL) {

@@ -44,8 +44,16 @@
 #define REPLAY_MAX 1000
 #define MAX_QUEUED 256
 #define RECONNECT_MS 1000
+#define ANON_BUCKETS 1024
 
 struct topic;
+
+/* Open anonymous event streams from one client address. */
+struct anon_count {
+	char addr[64];
+	int n;
+	struct anon_count *next;
+};
 
 struct queued_ev {
 	int slot;          /* topic slot of the connection the event belongs to */
@@ -65,6 +73,7 @@ struct sse_conn {
 	struct sse_conn *all_next, *all_prev;
 	char positions[SSE_MAX_TOPICS][48];
 	char user_id[37];
+	char anon_addr[64];          /* anonymous viewer: its client address (counted) */
 	struct event *exp_timer;
 	int replay_pending;          /* XRANGE replies still to come */
 	bool replay_failed;
@@ -93,6 +102,7 @@ struct sse_hub {
 	size_t n_conns;
 	bool shutting_down;
 	bool lost_redis;             /* the subscription dropped since the last (re)subscribe */
+	struct anon_count *anon[ANON_BUCKETS]; /* anonymous streams per client address */
 	struct event *heartbeat;
 	struct event *batch_timer;
 	struct topic *batch_list;
@@ -255,6 +265,59 @@ static void queue_free(struct sse_conn *c)
 	c->q_len = 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* Anonymous viewers per client address                                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Anonymous viewers need no account, so their streams are capped per client
+ * address (SSE_MAX_ANONYMOUS_PER_ADDRESS; the address is the one rate limits
+ * use, X-Forwarded-For resolved through TRUSTED_PROXIES), as signed-in users
+ * are per user (SSE_MAX_PER_USER).
+ */
+static struct anon_count **anon_slot(struct sse_hub *hub, const char *addr)
+{
+	struct anon_count **pp = &hub->anon[hash_str(addr) % ANON_BUCKETS];
+
+	while (*pp != NULL && strcmp((*pp)->addr, addr) != 0)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static bool anon_full(struct sse_hub *hub, const char *addr)
+{
+	struct anon_count *a = *anon_slot(hub, addr);
+
+	return a != NULL && a->n >= hub->cfg->sse_max_anon_per_addr;
+}
+
+static void anon_take(struct sse_hub *hub, struct sse_conn *c, const char *addr)
+{
+	struct anon_count **pp = anon_slot(hub, addr);
+
+	if (*pp == NULL) {
+		*pp = xcalloc(1, sizeof(**pp));
+		snprintf((*pp)->addr, sizeof((*pp)->addr), "%s", addr);
+	}
+	(*pp)->n++;
+	snprintf(c->anon_addr, sizeof(c->anon_addr), "%s", addr);
+}
+
+static void anon_release(struct sse_hub *hub, struct sse_conn *c)
+{
+	struct anon_count **pp, *a;
+
+	if (c->anon_addr[0] == '\0')
+		return;
+	pp = anon_slot(hub, c->anon_addr);
+	a = *pp;
+	c->anon_addr[0] = '\0';
+	if (a != NULL && --a->n <= 0) {
+		*pp = a->next;
+		free(a);
+	}
+}
+
 /* Unlink c from the hub; its memory is freed now or when its replay ends. */
 static void conn_detach(struct sse_conn *c)
 {
@@ -292,6 +355,7 @@ static void conn_detach(struct sse_conn *c)
 	if (c->all_next != NULL)
 		c->all_next->all_prev = c->all_prev;
 	hub->n_conns--;
+	anon_release(hub, c);
 	if (c->exp_timer != NULL) {
 		event_free(c->exp_timer);
 		c->exp_timer = NULL;
@@ -871,12 +935,16 @@ int sse_hub_attach(struct sse_hub *hub, struct evhttp_request *evreq, const stru
 		t = topic_find(hub, name);
 		if (t != NULL && t->n_conns >= (size_t)hub->cfg->sse_max_per_user)
 			return 429;
+	} else if (anon_full(hub, spec->client_addr)) {
+		return 429;
 	}
 	c = xcalloc(1, sizeof(*c));
 	c->hub = hub;
 	c->req = evreq;
 	c->evcon = evcon;
 	snprintf(c->user_id, sizeof(c->user_id), "%s", spec->user_id);
+	if (spec->user_id[0] == '\0')
+		anon_take(hub, c, spec->client_addr);
 	c->n_topics = spec->n_topics;
 	for (int i = 0; i < spec->n_topics; i++) {
 		struct topic *t = topic_get(hub, spec->topics[i]);
@@ -959,6 +1027,12 @@ void sse_hub_free(struct sse_hub *hub)
 		t->batch_queued = false;
 		topic_release(hub, t);
 	}
+	for (int i = 0; i < ANON_BUCKETS; i++)
+		while (hub->anon[i] != NULL) {
+			struct anon_count *a = hub->anon[i];
+			hub->anon[i] = a->next;
+			free(a);
+		}
 	event_free(hub->heartbeat);
 	event_free(hub->batch_timer);
 	event_free(hub->reconnect);

@@ -684,6 +684,93 @@ START_TEST(metrics_not_on_the_public_listener)
 }
 END_TEST
 
+/* ------------------------------------------------------------ anonymous event streams */
+
+/* Open GET path on a new connection; the HTTP status, fd left open in *fd. */
+static int sse_open(int port, const char *path, const char *token, const char *xff, int *fd)
+{
+	char req[2048], buf[4096];
+	size_t len = 0;
+	int n, status = 0;
+	struct pollfd p;
+
+	*fd = raw_connect(port);
+	n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\n%s%s%s%s%s%s\r\n", path,
+		     token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "",
+		     xff ? "X-Forwarded-For: " : "", xff ? xff : "", xff ? "\r\n" : "");
+	ck_assert_int_eq(send(*fd, req, (size_t)n, MSG_NOSIGNAL), n);
+	p.fd = *fd;
+	p.events = POLLIN;
+	buf[0] = '\0';
+	while (strstr(buf, "\r\n\r\n") == NULL && len < sizeof(buf) - 1) {
+		ssize_t got;
+
+		if (poll(&p, 1, 5000) <= 0)
+			break;
+		got = read(*fd, buf + len, sizeof(buf) - 1 - len);
+		if (got <= 0)
+			break;
+		len += (size_t)got;
+		buf[len] = '\0';
+	}
+	sscanf(buf, "HTTP/1.%*d %d", &status);
+	return status;
+}
+
+START_TEST(anonymous_event_streams_capped_per_address)
+{
+	struct it_server s2;
+	const char *env[] = {"SSE_MAX_ANONYMOUS_PER_ADDRESS=3", "TRUSTED_PROXIES=127.0.0.1", NULL};
+	char path[160], body[256], *live;
+	int fds[6], n = 0, fd;
+	json_t *st;
+
+	ck_assert_int_eq(it_server_start(&s2, env), 0);
+	/* a live stream of a channel: anyone may watch it (STREAMS_PUBLIC_WHILE_LIVE) */
+	snprintf(body, sizeof(body), "{\"channelId\":\"%s\",\"title\":\"live %d\"}", ch, (int)getpid());
+	st = call(&s2, "POST", "/api/streams/create", t_b, body, 201);
+	live = strdup(json_string_value(json_object_get(st, "id")));
+	json_decref(st);
+	snprintf(path, sizeof(path), "/api/streams/%s/start", live);
+	json_decref(call(&s2, "POST", path, t_b, "{}", 200));
+	snprintf(path, sizeof(path), "/api/events?stream=%s", live);
+
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(sse_open(s2.port, path, NULL, NULL, &fds[n]), 200);
+		n++;
+	}
+	/* the fourth from the same address: 429 */
+	ck_assert_int_eq(sse_open(s2.port, path, NULL, NULL, &fd), 429);
+	close(fd);
+	/* signed-in viewers have their own (per-user) cap */
+	ck_assert_int_eq(sse_open(s2.port, path, t_m, NULL, &fds[n]), 200);
+	n++;
+	/* another client address behind the trusted proxy has its own budget */
+	ck_assert_int_eq(sse_open(s2.port, path, NULL, "198.18.0.9", &fds[n]), 200);
+	n++;
+	/* a closed stream frees its place */
+	close(fds[0]);
+	fds[0] = -1;
+	{
+		int got = 0;
+
+		for (int i = 0; i < 30 && got != 200; i++) {
+			usleep(100 * 1000);
+			got = sse_open(s2.port, path, NULL, NULL, &fd);
+			if (got != 200)
+				close(fd);
+		}
+		ck_assert_int_eq(got, 200);
+		close(fd);
+	}
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	ck_assert_int_eq(it_server_stop(&s2), 0);
+	free(live);
+}
+END_TEST
+
 int main(void)
 {
 	const char *need[] = {"NC_BIN", "DATABASE_URL", "REDIS_URL", "AUTH_JWT_SECRET",
@@ -733,6 +820,7 @@ int main(void)
 	tcase_add_test(tc, forwarded_for_over_several_lines);
 	tcase_add_test(tc, upstream_error_text_stays_in_the_log);
 	tcase_add_test(tc, metrics_not_on_the_public_listener);
+	tcase_add_test(tc, anonymous_event_streams_capped_per_address);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
