@@ -87,6 +87,7 @@ struct topic {
 	struct topic *hash_next;
 	struct sse_conn *conns;
 	size_t n_conns;
+	char seen_id[48];            /* last event of this topic that reached this hub live */
 	/* pending reaction batch */
 	json_t *batch;               /* reactionType -> count */
 	char batch_id[48];
@@ -586,6 +587,7 @@ static void on_pmessage(struct sse_hub *hub, const char *channel, const char *pa
 	if (t == NULL)
 		return; /* nobody here listens to it */
 	snprintf(id, sizeof(id), "%.*s", (int)(sp - payload), payload);
+	snprintf(t->seen_id, sizeof(t->seen_id), "%s", id);
 	ev = json_loads(sp + 1, 0, NULL);
 	type = json_string_value(json_object_get(ev, "type"));
 	data = json_object_get(ev, "data");
@@ -606,10 +608,41 @@ static void redis_connect(struct sse_hub *hub);
 static void start_replay(struct sse_hub *hub, struct sse_conn *c);
 
 /*
+ * A connection that has received nothing yet on a topic has no position to
+ * replay from.  If this hub saw an event of the topic live before the
+ * outage, nothing after that one reached anybody here, so that event is
+ * the connection's position: the replay brings exactly what was missed.
+ * Otherwise nothing marks where the connection stood: it is told to
+ * refetch (event "events.resync", data {"topics": ["user"|"stream", ...]}).
+ * True when c needs that event.
+ */
+static bool adopt_outage_positions(struct sse_conn *c, json_t *unknown)
+{
+	bool any = false;
+
+	for (int i = 0; i < c->n_topics; i++) {
+		struct topic *t = c->topics[i];
+
+		if (c->positions[i][0] != '\0')
+			continue;
+		if (t->seen_id[0] != '\0') {
+			snprintf(c->positions[i], sizeof(c->positions[i]), "%s", t->seen_id);
+			continue;
+		}
+		json_array_append_new(unknown, json_string(strncmp(t->name, "user:", 5) == 0 ? "user"
+											 : "stream"));
+		any = true;
+	}
+	return any;
+}
+
+/*
  * The pattern subscription is active again after Redis went away: whatever
- * was published meanwhile is in the replay log, so every stream that has
- * seen an event catches up from its own position (live events arriving
- * during that replay are queued and de-duplicated by id as on a reconnect).
+ * was published meanwhile is in the replay log, so every stream catches up
+ * from its own position (live events arriving during that replay are
+ * queued and de-duplicated by id as on a reconnect); a stream without one
+ * either adopts the topic's last live event as its position or is told to
+ * refetch (adopt_outage_positions).
  */
 static void resume_after_outage(struct sse_hub *hub)
 {
@@ -617,9 +650,36 @@ static void resume_after_outage(struct sse_hub *hub)
 
 	hub->lost_redis = false;
 	for (c = hub->all; c != NULL; c = next) {
+		json_t *unknown;
+		bool resync;
+
 		next = c->all_next;
-		if (c->replay_pending == 0)
-			start_replay(hub, c);
+		if (c->replay_pending != 0)
+			continue;
+		unknown = json_array();
+		if (unknown == NULL)
+			fatal("out of memory (sse resync)");
+		resync = adopt_outage_positions(c, unknown);
+		if (resync) {
+			json_t *o = json_pack("{s:O}", "topics", unknown);
+			char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+			if (text == NULL)
+				fatal("out of memory (sse resync)");
+			/* a slow client may be dropped by the write: hold c's memory meanwhile */
+			c->replay_pending++;
+			conn_send(c, -1, NULL, "events.resync", text);
+			c->replay_pending--;
+			free(text);
+			json_decref(o);
+		}
+		json_decref(unknown);
+		if (c->dead) {
+			if (c->replay_pending == 0)
+				free(c);
+			continue;
+		}
+		start_replay(hub, c);
 	}
 }
 
