@@ -19,7 +19,13 @@ info:
     Calls speak camelCase, streams speak snake_case (as the frontend does). Errors are
     {"error": {"code", "message"}}; bodies over 64 KiB are 413; unknown JSON fields are
     ignored and wrong types are 400 naming the field. Rate-limited requests get 429 with
-    Retry-After (budgets per user and route class, and per client address).
+    Retry-After (budgets per user and route class, and per client address). Paths are
+    matched raw, segment by segment, before percent-decoding: an encoded slash (%2F) inside
+    a segment matches nothing (404), a malformed escape or %00 is 400. Methods no endpoint
+    serves (TRACE, CONNECT, PROPFIND, ...) are 501 not_implemented. Ambiguous request framing
+    (repeated or malformed Content-Length, obs-fold, Transfer-Encoding other than chunked or
+    with Content-Length, a body on HEAD) is 400 and the connection is closed. A token whose
+    x-hasura-default-role is not among its x-hasura-allowed-roles is 401.
 servers:
   - url: http://localhost:8080
 components:
