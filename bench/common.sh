@@ -86,7 +86,8 @@ start_service() {
     local workers=$1 i
     stop_service
     SVC_PORT=$(free_port)
-    export LISTEN_ADDR="127.0.0.1:$SVC_PORT" WORKERS="$workers"
+    METRICS_PORT=$(free_port)
+    export LISTEN_ADDR="127.0.0.1:$SVC_PORT" WORKERS="$workers" METRICS_ADDR="127.0.0.1:$METRICS_PORT"
     BASE="http://127.0.0.1:$SVC_PORT"
     export BASE
     "$NC_BIN" serve >>"$RUN_DIR/service.log" 2>&1 </dev/null &

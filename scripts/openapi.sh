@@ -25,8 +25,14 @@ info:
     (budgets per user and route class, and per client address). Any request may be 503
     when the instance is draining or its worker queue is full (Retry-After: 1), or when
     Postgres or Redis is down. Unknown paths are 404 and known paths with another method
-    405 with Allow. Browsers: CORS_ORIGINS lists the allowed origins; preflights (OPTIONS
-    with Origin) are answered 204 on every path.
+    405 with Allow. Paths are matched raw, segment by segment, before percent-decoding: an
+    encoded slash (%2F) inside a segment matches nothing (404), a malformed escape or %00 is
+    400. Methods no endpoint serves (TRACE, CONNECT, PROPFIND, ...) are 501 not_implemented.
+    Ambiguous request framing (repeated or malformed Content-Length, obs-fold,
+    Transfer-Encoding other than chunked or with Content-Length, a body on HEAD) is 400 and
+    the connection is closed. A token whose x-hasura-default-role is not among its
+    x-hasura-allowed-roles is 401. Browsers: CORS_ORIGINS lists the allowed origins;
+    preflights (OPTIONS with Origin) are answered 204 on every path.
   license:
     name: Proprietary
     identifier: LicenseRef-Proprietary

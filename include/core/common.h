@@ -41,6 +41,7 @@ enum nc_err {
 	NC_ELIVEKIT_DOWN,  /**< 503 livekit_unavailable: LiveKit unreachable / timed out */
 	NC_ESTORAGE,       /**< 503 storage_unavailable (S3) */
 	NC_EUNAVAILABLE,   /**< 503 unavailable: Postgres or Redis down */
+	NC_ENOTIMPL,       /**< 501 not_implemented: a method this server never serves */
 	NC_ERR_MAX
 };
 

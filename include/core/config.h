@@ -61,6 +61,8 @@ struct nc_config {
 	char *log_format;           /* LOG_FORMAT text|json */
 	char *cors_origins;         /* CORS_ORIGINS comma-separated, "" = none */
 	char *trusted_proxies;      /* TRUSTED_PROXIES: peers whose X-Forwarded-For is believed */
+	char *metrics_addr;         /* METRICS_ADDR host:port of the metrics listener, "off" = none */
+	char *metrics_token;        /* METRICS_TOKEN: bearer token for GET /metrics, "" = none */
 	char *rate_limits_raw;      /* RATE_LIMITS per user: class=N/SECONDS,... */
 	char *rate_limit_ip_raw;    /* RATE_LIMIT_IP per client address: N/SECONDS or off */
 	struct rl_config rl;        /* parsed from the two above */
@@ -140,6 +142,7 @@ struct nc_config {
 	/* Server-Sent Events */
 	int sse_heartbeat_s;        /* SSE_HEARTBEAT_SECONDS */
 	int sse_max_per_user;       /* SSE_MAX_PER_USER */
+	int sse_max_anon_per_addr;  /* SSE_MAX_ANONYMOUS_PER_ADDRESS: anonymous streams per client address */
 	int sse_max_connections;    /* SSE_MAX_CONNECTIONS (per instance) */
 	int sse_max_buffer_bytes;   /* SSE_MAX_BUFFER_BYTES: a slower client is dropped */
 	int sse_reaction_batch_ms;  /* SSE_REACTION_BATCH_MS */

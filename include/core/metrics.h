@@ -20,6 +20,7 @@ enum metric_counter {
 	M_RATE_LIMITED,          /* requests answered 429 */
 	M_SSE_DROPPED_SLOW,      /* event streams cut for not reading */
 	M_CONN_CLOSED_IDLE,      /* connections cut by the idle/slow-request guard */
+	M_BAD_FRAMING,           /* requests refused for ambiguous framing (400, connection closed) */
 	M_COUNTER_MAX
 };
 

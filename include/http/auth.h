@@ -5,9 +5,10 @@
  * fixed by configuration and a token whose header names another algorithm is
  * refused (no algorithm confusion).  The user id is
  * claims["https://hasura.io/jwt/claims"]["x-hasura-user-id"], falling back to
- * "sub", and must be a UUID.  Roles are the union of x-hasura-allowed-roles
- * and x-hasura-default-role.  exp (required) and nbf are enforced with the
- * configured leeway.
+ * "sub", and must be a UUID.  Roles are x-hasura-allowed-roles; by Hasura's
+ * rule x-hasura-default-role must be one of them, else the token is refused
+ * (a default role alone grants nothing).  No Hasura claims: role user.  exp
+ * (required) and nbf are enforced with the configured leeway.
  */
 #ifndef NC_AUTH_H
 #define NC_AUTH_H

@@ -34,7 +34,7 @@ struct req {
 	/* Request: read-only for handlers. */
 	unsigned method;              /* enum route_method bit */
 	const char *method_name;
-	char *path;                   /* decoded path, as received */
+	char *path;                   /* raw path, as received (route_match decodes segments) */
 	char *query;                  /* raw query string (no '?'), or NULL */
 	struct http_header *headers;
 	size_t n_headers;
@@ -51,6 +51,7 @@ struct req {
 	struct nc_worker *w;          /* the worker running the handler (NULL on loop) */
 	json_t *json;                 /* the parsed body of a ROUTE_JSON route (server-owned) */
 	const struct nc_config *cfg;
+	bool metrics_listener;        /* arrived on METRICS_ADDR, not LISTEN_ADDR */
 
 	/* Response: filled by the handler through resp_*. */
 	int status;

@@ -2,7 +2,10 @@
  * router.h - method + path table with {param} segments.
  *
  * Patterns are absolute paths whose segments are either literal text or
- * "{name}", which matches exactly one non-empty segment.  A path that matches
+ * "{name}", which matches exactly one non-empty segment.  Matching works on
+ * the raw (still percent-encoded) request path: it is cut at its '/'s first,
+ * and only then is each segment percent-decoded, so "%2F" can never act as
+ * a separator ("/api%2fadmin" is one segment and matches nothing).  A path that matches
  * some pattern but not with the request's method is a 405 (the caller gets
  * the allowed methods for the Allow header); no pattern at all is a 404.
  * Matching allocates nothing: parameters point into a caller-owned copy of
@@ -48,6 +51,7 @@ enum route_flags {
 	ROUTE_JSON = 1 << 6,          /**< body parsed as a JSON object before the handler (empty: {}) */
 	ROUTE_ADMIN = 1 << 7,         /**< the caller must hold the admin role (else 403) */
 	ROUTE_FN = 1 << 8,            /**< the handler is a route_fn (see RUN) */
+	ROUTE_METRICS = 1 << 9,       /**< served on the METRICS_ADDR listener (the only route there) */
 };
 
 struct route {
@@ -79,7 +83,7 @@ struct route_match {
 	unsigned allowed;                      /* on 405: methods that would match */
 };
 
-enum route_result { ROUTE_FOUND, ROUTE_NOT_FOUND, ROUTE_BAD_METHOD };
+enum route_result { ROUTE_FOUND, ROUTE_NOT_FOUND, ROUTE_BAD_METHOD, ROUTE_BAD_PATH };
 
 /* Method name ("GET") to bit; 0 if unknown. */
 unsigned route_method_bit(const char *name);
@@ -87,8 +91,11 @@ unsigned route_method_bit(const char *name);
 void route_allow_header(unsigned methods, char *out, size_t outlen);
 
 /*
- * Match path (modified in place: '/' separators become NULs) against the
- * table.  routes ends with an entry whose pattern is NULL.
+ * Match the raw path (modified in place: '/' separators become NULs and
+ * each segment is percent-decoded) against the table.  A segment holding an
+ * encoded '/' (%2F, %2f) is ROUTE_NOT_FOUND; an encoded NUL or a malformed
+ * escape ('%' not followed by two hex digits) is ROUTE_BAD_PATH.  Parameter
+ * values are decoded.  routes ends with an entry whose pattern is NULL.
  */
 enum route_result route_match(const struct route *routes, unsigned method, char *path,
 			      struct route_match *m);

@@ -45,13 +45,15 @@ struct sse_spec {
 	int n_topics;
 	char topics[SSE_MAX_TOPICS][64];  /* "user:<id>", "stream:<id>" */
 	char positions[SSE_MAX_TOPICS][48]; /* from Last-Event-ID, "" = live only */
+	char client_addr[64];             /* the client's address (set by the server) */
 };
 
 struct sse_hub *sse_hub_new(struct event_base *base, const struct nc_config *cfg);
 /*
  * Take over evreq as an event stream described by spec (copied).  Returns 0,
- * or an HTTP status (429 too many connections, 503 shutting down) for the
- * caller to answer normally instead.
+ * or an HTTP status (429 too many connections: SSE_MAX_PER_USER for a user,
+ * SSE_MAX_ANONYMOUS_PER_ADDRESS for anonymous viewers from one client
+ * address; 503 shutting down) for the caller to answer normally instead.
  */
 int sse_hub_attach(struct sse_hub *hub, struct evhttp_request *evreq, const struct sse_spec *spec);
 /* End every stream politely (server shutdown); new attaches are refused. */

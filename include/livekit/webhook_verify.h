@@ -13,6 +13,8 @@
 #include "core/common.h"
 #include "core/config.h"
 
+#include <jansson.h>
+
 /*
  * Verify a webhook's Authorization value against keys (several pairs for
  * rotation) at time now with leeway_s for exp/nbf.  0 when valid; -1 with a

@@ -41,6 +41,7 @@ static const struct {
 	[NC_ELIVEKIT_DOWN] = {503, "livekit_unavailable"},
 	[NC_ESTORAGE] = {503, "storage_unavailable"},
 	[NC_EUNAVAILABLE] = {503, "unavailable"},
+	[NC_ENOTIMPL] = {501, "not_implemented"},
 };
 
 enum nc_err err_set(struct nc_error *e, enum nc_err code, const char *fmt, ...)

@@ -46,6 +46,8 @@ static const struct key_def keys[] = {
 	S("LOG_FORMAT", log_format, "text"),
 	S("CORS_ORIGINS", cors_origins, ""),
 	S("TRUSTED_PROXIES", trusted_proxies, ""),
+	S("METRICS_ADDR", metrics_addr, "127.0.0.1:9464"),
+	SECRET("METRICS_TOKEN", metrics_token),
 	S("RATE_LIMITS", rate_limits_raw, ""),
 	S("RATE_LIMIT_IP", rate_limit_ip_raw, ""),
 
@@ -109,6 +111,7 @@ static const struct key_def keys[] = {
 
 	I("SSE_HEARTBEAT_SECONDS", sse_heartbeat_s, "15", 1, 300),
 	I("SSE_MAX_PER_USER", sse_max_per_user, "8", 1, 1000),
+	I("SSE_MAX_ANONYMOUS_PER_ADDRESS", sse_max_anon_per_addr, "16", 1, 100000),
 	I("SSE_MAX_CONNECTIONS", sse_max_connections, "50000", 1, 1000000),
 	I("SSE_MAX_BUFFER_BYTES", sse_max_buffer_bytes, "262144", 4096, 67108864),
 	I("SSE_REACTION_BATCH_MS", sse_reaction_batch_ms, "500", 50, 10000),
@@ -369,6 +372,15 @@ struct nc_config *cfg_load(const char *path, char *errbuf, size_t errlen)
 	}
 	if (strchr(c->listen_addr, ':') == NULL) {
 		snprintf(errbuf, errlen, "config: LISTEN_ADDR must be host:port");
+		goto fail;
+	}
+	if (c->metrics_addr != NULL && *c->metrics_addr != '\0' &&
+	    strcasecmp(c->metrics_addr, "off") != 0 && strchr(c->metrics_addr, ':') == NULL) {
+		snprintf(errbuf, errlen, "config: METRICS_ADDR must be host:port or off");
+		goto fail;
+	}
+	if (c->metrics_token != NULL && *c->metrics_token != '\0' && strlen(c->metrics_token) < 16) {
+		snprintf(errbuf, errlen, "config: METRICS_TOKEN must be at least 16 characters");
 		goto fail;
 	}
 	if (parse_webhook_keys(c, errbuf, errlen) != 0 || resolve_auth(c, errbuf, errlen) != 0 ||

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_SERIES 2000
 #define N_BUCKETS 14
@@ -62,6 +63,7 @@ static const struct {
 	[M_RATE_LIMITED] = {"nchat_rate_limited_total", "Requests answered 429."},
 	[M_SSE_DROPPED_SLOW] = {"nchat_sse_dropped_slow_total", "Event streams closed because the client did not read."},
 	[M_CONN_CLOSED_IDLE] = {"nchat_connections_closed_idle_total", "Connections closed for not completing a request in time."},
+	[M_BAD_FRAMING] = {"nchat_http_bad_framing_total", "Requests refused for malformed or ambiguous framing (possible request smuggling)."},
 };
 static uint64_t counter_val[M_COUNTER_MAX];
 
@@ -316,6 +318,7 @@ char *metrics_render(void)
 	pthread_mutex_unlock(&mu);
 	return o.p;
 }
+
 /* The time of a sweep's last successful run (read from Redis at scrape time). */
 void metrics_set_sweep_last(const char *sweep, double unix_s)
 {

@@ -34,12 +34,18 @@ static unsigned role_bit(const char *name)
 	return 0;
 }
 
-/* The Hasura namespace may be an object or (claims_format stringified_json) a string. */
-static json_t *hasura_claims(json_t *claims, json_t **owned)
+/*
+ * The Hasura namespace may be an object or (claims_format stringified_json) a
+ * string.  *bad is set when the claim is there but is neither.
+ */
+static json_t *hasura_claims(json_t *claims, json_t **owned, bool *bad)
 {
 	json_t *ns = json_object_get(claims, HASURA_NS);
 
 	*owned = NULL;
+	*bad = false;
+	if (ns == NULL)
+		return NULL;
 	if (json_is_object(ns))
 		return ns;
 	if (json_is_string(ns)) {
@@ -47,7 +53,46 @@ static json_t *hasura_claims(json_t *claims, json_t **owned)
 		if (json_is_object(*owned))
 			return *owned;
 	}
+	*bad = true;
 	return NULL;
+}
+
+/*
+ * Roles from the Hasura claims, by Hasura's own rule: x-hasura-allowed-roles
+ * is a list of role names, and x-hasura-default-role (the role a request acts
+ * as) must be one of them.  The principal holds every allowed role this
+ * service knows.  -1 (err set) when the claims break the rule.
+ */
+static int hasura_roles(json_t *hc, unsigned *roles, struct nc_error *err)
+{
+	json_t *allowed = json_object_get(hc, "x-hasura-allowed-roles");
+	json_t *def = json_object_get(hc, "x-hasura-default-role");
+	bool def_allowed = false;
+	size_t i;
+	json_t *r;
+
+	if (allowed != NULL && !json_is_array(allowed)) {
+		err_set(err, NC_EUNAUTH, "x-hasura-allowed-roles must be a list of role names");
+		return -1;
+	}
+	if (def != NULL && !json_is_string(def)) {
+		err_set(err, NC_EUNAUTH, "x-hasura-default-role must be a role name");
+		return -1;
+	}
+	json_array_foreach(allowed, i, r) {
+		if (!json_is_string(r)) {
+			err_set(err, NC_EUNAUTH, "x-hasura-allowed-roles must be a list of role names");
+			return -1;
+		}
+		if (def != NULL && strcmp(json_string_value(r), json_string_value(def)) == 0)
+			def_allowed = true;
+		*roles |= role_bit(json_string_value(r));
+	}
+	if (def != NULL && !def_allowed) {
+		err_set(err, NC_EUNAUTH, "x-hasura-default-role is not one of x-hasura-allowed-roles");
+		return -1;
+	}
+	return 0;
 }
 
 #define NUMERIC_DATE_MAX (INT64_C(1) << 53)
@@ -82,7 +127,8 @@ static int numeric_claim(json_t *claims, const char *name, int64_t *out, bool *p
 static enum nc_err check_claims(const struct nc_config *cfg, json_t *claims, int64_t now,
 				struct principal *out, struct nc_error *err)
 {
-	json_t *owned = NULL, *hc = hasura_claims(claims, &owned);
+	bool hc_bad;
+	json_t *owned = NULL, *hc = hasura_claims(claims, &owned, &hc_bad);
 	const char *uid = NULL;
 	int64_t exp, nbf;
 	bool has_exp, has_nbf;
@@ -105,6 +151,10 @@ static enum nc_err check_claims(const struct nc_config *cfg, json_t *claims, int
 		err_set(err, NC_EUNAUTH, "token not yet valid");
 		goto out;
 	}
+	if (hc_bad) {
+		err_set(err, NC_EUNAUTH, "token has malformed Hasura claims");
+		goto out;
+	}
 	if (hc != NULL)
 		uid = json_string_value(json_object_get(hc, "x-hasura-user-id"));
 	if (uid == NULL)
@@ -116,14 +166,9 @@ static enum nc_err check_claims(const struct nc_config *cfg, json_t *claims, int
 	memset(out, 0, sizeof(*out));
 	uuid_lower(uid, out->user_id);
 	out->exp = exp;
-	if (hc != NULL) {
-		json_t *allowed = json_object_get(hc, "x-hasura-allowed-roles");
-		size_t i;
-		json_t *r;
-
-		json_array_foreach(allowed, i, r)
-			out->roles |= role_bit(json_string_value(r));
-		out->roles |= role_bit(json_string_value(json_object_get(hc, "x-hasura-default-role")));
+	if (hc != NULL && hasura_roles(hc, &out->roles, err) != 0) {
+		memset(out, 0, sizeof(*out));
+		goto out;
 	}
 	if (out->roles == 0)
 		out->roles = ROLE_USER;

@@ -22,6 +22,7 @@
 #include "http/ratelimit.h"
 #include "http/sse.h"
 #include "http/worker.h"
+#include "http/http_framing.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -53,6 +54,22 @@
 #define MAX_PERIODIC 4
 #define GUARD_BUCKETS 4096
 
+/*
+ * Every method reaches on_request, so that the ones no route serves get a
+ * JSON 501 rather than evhttp's HTML page.  libevent 2.1 gives a method it
+ * does not know the type EVHTTP_REQ_UNKNOWN_ (1 << 15, http-internal.h) and
+ * lets it through only when that bit is among the allowed methods.
+ */
+#if defined(LIBEVENT_VERSION_NUMBER) && LIBEVENT_VERSION_NUMBER >= 0x02020000
+#define NC_EVHTTP_REQ_UNKNOWN 0
+#else
+#define NC_EVHTTP_REQ_UNKNOWN (1 << 15)
+#endif
+#define ALLOWED_METHODS                                                                        \
+	(EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH | \
+	 EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |            \
+	 NC_EVHTTP_REQ_UNKNOWN)
+
 struct periodic {
 	struct http_server *srv;
 	struct event *ev;
@@ -65,11 +82,19 @@ struct periodic {
 
 /* One client connection, as seen through the bufferevent libevent gives it. */
 struct guard_entry {
+	struct http_server *srv;
 	struct bufferevent *bev;  /* we hold a reference until libevent is done with it */
 	int64_t since_ms;         /* opened, or last request answered */
 	int busy;                 /* requests being handled (or 1 for an event stream) */
 	bool stream;              /* an event stream: exempt from the idle limit */
 	bool doomed;              /* over the connection limit: close on the next tick */
+	/* Framing check of every byte received (see "Request framing" below). */
+	struct evbuffer_cb_entry *in_cb;
+	struct http_framer fr;
+	unsigned n_req;           /* requests evhttp has handed to on_request */
+	unsigned bad_req;         /* with frame_bad: this request and later ones never run */
+	bool frame_bad;
+	bool frame_answered;      /* the 400 went out directly; later input is discarded */
 	struct guard_entry *next;
 };
 
@@ -79,6 +104,8 @@ struct http_server {
 	struct event_base *base;
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound;
+	struct evhttp *mhttp;                /* METRICS_ADDR listener, or NULL */
+	struct evhttp_bound_socket *mbound;
 
 	/* Work queue: loop -> workers. */
 	pthread_mutex_t q_mu;
@@ -111,6 +138,7 @@ struct http_server {
 
 static void guard_mark(struct http_server *srv, struct evhttp_request *evreq, int delta,
 		       bool stream);
+static struct guard_entry *guard_of(struct http_server *srv, struct evhttp_request *evreq);
 
 static int64_t mono_us(void)
 {
@@ -504,10 +532,18 @@ static bool enqueue(struct http_server *srv, struct req *r)
 /* Loop side                                                           */
 /* ------------------------------------------------------------------ */
 
-static bool origin_allowed(const struct nc_config *cfg, const char *origin)
+enum cors_match { CORS_NONE, CORS_ANY, CORS_EXACT };
+
+/*
+ * How CORS_ORIGINS admits origin: an entry equal to it (compared exactly,
+ * so "null" only when "null" is listed), or "*" for any origin.  An exact
+ * entry wins over "*".
+ */
+static enum cors_match origin_allowed(const struct nc_config *cfg, const char *origin)
 {
 	const char *p = cfg->cors_origins;
 	size_t olen = strlen(origin);
+	enum cors_match m = CORS_NONE;
 
 	while (p != NULL && *p != '\0') {
 		const char *end = strchr(p, ',');
@@ -517,28 +553,41 @@ static bool origin_allowed(const struct nc_config *cfg, const char *origin)
 			p++, len--;
 		while (len > 0 && p[len - 1] == ' ')
 			len--;
-		if ((len == 1 && *p == '*') || (len == olen && memcmp(p, origin, len) == 0))
-			return true;
+		if (len == olen && memcmp(p, origin, len) == 0)
+			return CORS_EXACT;
+		if (len == 1 && *p == '*')
+			m = CORS_ANY;
 		p = end ? end + 1 : NULL;
 	}
-	return false;
+	return m;
 }
 
+/*
+ * Every response carries the security headers.  CORS: a listed origin is
+ * echoed with Access-Control-Allow-Credentials; with "*" any other origin
+ * gets "Access-Control-Allow-Origin: *" and never the credentials flag
+ * (browsers then send no cookies or HTTP auth, and no origin is reflected).
+ */
 static void add_common_headers(struct req *r, struct evkeyvalq *out)
 {
 	const char *origin = req_header(r, "Origin");
+	enum cors_match cm = origin != NULL ? origin_allowed(r->cfg, origin) : CORS_NONE;
 
 	evhttp_add_header(out, "X-Request-Id", r->request_id);
 	evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
 	evhttp_add_header(out, "X-Frame-Options", "DENY");
 	evhttp_add_header(out, "Referrer-Policy", "no-referrer");
 	evhttp_add_header(out, "Cache-Control", "no-store");
-	if (origin != NULL && origin_allowed(r->cfg, origin)) {
+	if (cm == CORS_EXACT) {
 		evhttp_add_header(out, "Access-Control-Allow-Origin", origin);
 		evhttp_add_header(out, "Vary", "Origin");
 		evhttp_add_header(out, "Access-Control-Allow-Credentials", "true");
-		evhttp_add_header(out, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
+	} else if (cm == CORS_ANY) {
+		evhttp_add_header(out, "Access-Control-Allow-Origin", "*");
+		evhttp_add_header(out, "Vary", "Origin");
 	}
+	if (cm != CORS_NONE)
+		evhttp_add_header(out, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
 }
 
 /*
@@ -565,6 +614,7 @@ static void finish(struct http_server *srv, struct req *r)
 		int st;
 
 		add_common_headers(r, evhttp_request_get_output_headers(r->evreq));
+		snprintf(r->sse->client_addr, sizeof(r->sse->client_addr), "%s", r->client_addr);
 		st = sse_hub_attach(srv->hub, r->evreq, r->sse);
 		if (st == 0) {
 			guard_mark(srv, r->evreq, 0, true);
@@ -576,8 +626,12 @@ static void finish(struct http_server *srv, struct req *r)
 			evhttp_clear_headers(evhttp_request_get_output_headers(r->evreq));
 			if (st == 429)
 				resp_header(r, "Retry-After", "5");
-			resp_error(r, st == 429 ? NC_ERATELIMIT : NC_EUNAVAILABLE,
-				   st == 429 ? "too many event streams for this user" : "cannot open an event stream now");
+			if (st == 429)
+				resp_error(r, NC_ERATELIMIT, r->sse->user_id[0] != '\0'
+							     ? "too many event streams for this user"
+							     : "too many anonymous event streams from this address");
+			else
+				resp_error(r, NC_EUNAVAILABLE, "cannot open an event stream now");
 		}
 	}
 	if (r->evreq != NULL) {
@@ -684,17 +738,36 @@ static bool in_list(const char *list, const char *addr, size_t alen)
 	return false;
 }
 
+/* Is the text an IPv4 or IPv6 address? */
+static bool is_ip(const char *s, size_t len)
+{
+	char tmp[INET6_ADDRSTRLEN + 1];
+	unsigned char bin[sizeof(struct in6_addr)];
+
+	if (len == 0 || len >= sizeof(tmp))
+		return false;
+	memcpy(tmp, s, len);
+	tmp[len] = '\0';
+	return inet_pton(AF_INET, tmp, bin) == 1 || inet_pton(AF_INET6, tmp, bin) == 1;
+}
+
 /*
  * The client's address: the TCP peer, or, when the peer is a trusted proxy,
  * the right-most X-Forwarded-For entry that is not itself a trusted proxy
- * (entries to the left of it could have been written by the client).
+ * (entries to the left of it could have been written by the client).  The
+ * header may come as several lines (the client's own, then the proxy's):
+ * they are one list, in order, so the last line's entries are the right-most.
+ * If that entry is not an IP address, or every entry is a trusted proxy, the
+ * peer's address is used.
  */
 static void client_addr(struct evhttp_request *evreq, const struct nc_config *cfg, char *out,
 			size_t outlen)
 {
 	struct evhttp_connection *con = evhttp_request_get_connection(evreq);
-	const char *xff;
-	char *addr = NULL;
+	struct evkeyvalq *hdrs = evhttp_request_get_input_headers(evreq);
+	struct evkeyval *kv;
+	char *xff = NULL, *addr = NULL;
+	size_t xlen = 0;
 	ev_uint16_t port = 0;
 
 	out[0] = '\0';
@@ -706,29 +779,45 @@ static void client_addr(struct evhttp_request *evreq, const struct nc_config *cf
 	if (cfg->trusted_proxies == NULL || *cfg->trusted_proxies == '\0' ||
 	    !in_list(cfg->trusted_proxies, addr, strlen(addr)))
 		return;
-	xff = evhttp_find_header(evhttp_request_get_input_headers(evreq), "X-Forwarded-For");
+	TAILQ_FOREACH(kv, hdrs, next) {
+		size_t vl;
+
+		if (strcasecmp(kv->key, "X-Forwarded-For") != 0)
+			continue;
+		vl = strlen(kv->value);
+		xff = xrealloc(xff, xlen + vl + 2);
+		if (xlen > 0)
+			xff[xlen++] = ',';
+		memcpy(xff + xlen, kv->value, vl);
+		xlen += vl;
+		xff[xlen] = '\0';
+	}
 	if (xff == NULL)
 		return;
-	for (const char *end = xff + strlen(xff); end > xff;) {
-		const char *start = end;
+	for (const char *end = xff + xlen;;) {
+		const char *start = end, *e;
 		size_t len;
 
 		while (start > xff && start[-1] != ',')
 			start--;
+		e = start;
 		len = (size_t)(end - start);
-		while (len > 0 && *start == ' ')
-			start++, len--;
-		while (len > 0 && start[len - 1] == ' ')
+		while (len > 0 && (*e == ' ' || *e == '\t'))
+			e++, len--;
+		while (len > 0 && (e[len - 1] == ' ' || e[len - 1] == '\t'))
 			len--;
-		if (len > 0 && len < outlen && !in_list(cfg->trusted_proxies, start, len)) {
-			memcpy(out, start, len);
-			out[len] = '\0';
-			return;
+		if (len > 0 && !in_list(cfg->trusted_proxies, e, len)) {
+			if (is_ip(e, len) && len < outlen) {
+				memcpy(out, e, len);
+				out[len] = '\0';
+			}
+			break;
 		}
-		end = start > xff ? start - 1 : xff;
 		if (start == xff)
 			break;
+		end = start - 1; /* before the comma */
 	}
+	free(xff);
 }
 
 static const char *method_name(enum evhttp_cmd_type t)
@@ -741,6 +830,8 @@ static const char *method_name(enum evhttp_cmd_type t)
 	case EVHTTP_REQ_PATCH: return "PATCH";
 	case EVHTTP_REQ_HEAD: return "HEAD";
 	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
 	default: return "OTHER";
 	}
 }
@@ -751,21 +842,22 @@ static void answer_now(struct http_server *srv, struct req *r)
 	finish(srv, r);
 }
 
-static void on_request(struct evhttp_request *evreq, void *arg)
+static void handle_request(struct http_server *srv, struct evhttp_request *evreq,
+			   bool metrics_listener)
 {
-	struct http_server *srv = arg;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(evreq);
 	struct evbuffer *in = evhttp_request_get_input_buffer(evreq);
 	const char *rawpath = uri ? evhttp_uri_get_path(uri) : NULL;
 	const char *rawq = uri ? evhttp_uri_get_query(uri) : NULL;
 	const char *rid;
 	struct req *r = xcalloc(1, sizeof(*r));
-	size_t dlen = 0, blen;
+	size_t blen;
 	enum route_result rr;
 
 	r->srv = srv;
 	r->cfg = srv->cfg;
 	r->evreq = evreq;
+	r->metrics_listener = metrics_listener;
 	r->start_us = mono_us();
 	r->method_name = method_name(evhttp_request_get_command(evreq));
 	r->method = route_method_bit(r->method_name);
@@ -779,16 +871,34 @@ static void on_request(struct evhttp_request *evreq, void *arg)
 		uuid_v4(r->request_id);
 	client_addr(evreq, srv->cfg, r->client_addr, sizeof(r->client_addr));
 
-	r->path = evhttp_uridecode(rawpath && *rawpath ? rawpath : "/", 0, &dlen);
-	if (r->path == NULL)
-		fatal("out of memory (uridecode)");
-	if (rawq != NULL)
-		r->query = xstrdup(rawq);
-	if (strlen(r->path) != dlen) {
-		resp_error(r, NC_EBADREQ, "malformed path");
+	{
+		struct guard_entry *g = guard_of(srv, evreq);
+		unsigned idx = g != NULL ? g->n_req++ : 0;
+
+		if (g != NULL && g->frame_bad && idx >= g->bad_req) {
+			/* Framing this request broke (http_framing.h): nothing on this connection runs. */
+			r->path = xstrdup(rawpath && *rawpath ? rawpath : "/");
+			resp_header(r, "Connection", "close");
+			resp_error(r, NC_EBADREQ, "malformed request framing: %s", g->fr.error);
+			answer_now(srv, r);
+			return;
+		}
+	}
+	if (r->method == 0) {
+		/* TRACE, CONNECT, PROPFIND, ...: no route serves them. */
+		r->path = xstrdup(rawpath && *rawpath ? rawpath : "/");
+		if (strcmp(r->method_name, "OTHER") == 0)
+			resp_error(r, NC_ENOTIMPL, "this method is not implemented");
+		else
+			resp_error(r, NC_ENOTIMPL, "method %s is not implemented", r->method_name);
 		answer_now(srv, r);
 		return;
 	}
+
+	/* The raw path: route_match decodes it one segment at a time (router.h). */
+	r->path = xstrdup(rawpath && *rawpath ? rawpath : "/");
+	if (rawq != NULL)
+		r->query = xstrdup(rawq);
 
 	if (r->method == RM_OPTIONS && req_header(r, "Origin") != NULL) {
 		/* CORS preflight: answered for every path. */
@@ -817,6 +927,19 @@ static void on_request(struct evhttp_request *evreq, void *arg)
 
 	r->path_buf = xstrdup(r->path);
 	rr = route_match(srv->routes, r->method, r->path_buf, &r->match);
+	if (metrics_listener && rr != ROUTE_BAD_PATH &&
+	    (rr != ROUTE_FOUND || !(r->match.route->flags & ROUTE_METRICS))) {
+		/* the metrics listener serves GET /metrics and nothing else */
+		memset(&r->match, 0, sizeof(r->match));
+		resp_error(r, NC_ENOTFOUND, "no such endpoint");
+		answer_now(srv, r);
+		return;
+	}
+	if (rr == ROUTE_BAD_PATH) {
+		resp_error(r, NC_EBADREQ, "malformed path");
+		answer_now(srv, r);
+		return;
+	}
 	if (rr == ROUTE_NOT_FOUND) {
 		resp_error(r, NC_ENOTFOUND, "no such endpoint");
 		answer_now(srv, r);
@@ -845,6 +968,16 @@ static void on_request(struct evhttp_request *evreq, void *arg)
 	}
 }
 
+static void on_request(struct evhttp_request *evreq, void *arg)
+{
+	handle_request(arg, evreq, false);
+}
+
+static void on_metrics_request(struct evhttp_request *evreq, void *arg)
+{
+	handle_request(arg, evreq, true);
+}
+
 static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_server *srv = arg;
@@ -868,6 +1001,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	if (srv->bound != NULL) {
 		evhttp_del_accept_socket(srv->http, srv->bound);
 		srv->bound = NULL;
+	}
+	if (srv->mbound != NULL) {
+		evhttp_del_accept_socket(srv->mhttp, srv->mbound);
+		srv->mbound = NULL;
 	}
 	for (int i = 0; i < srv->n_periodic; i++)
 		event_del(srv->periodic[i].ev);
@@ -945,6 +1082,127 @@ void http_server_add_periodic(struct http_server *srv, int interval_s, route_han
  * its normal way.
  */
 
+/* ------------------------------------------------------------------ */
+/* Request framing                                                     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * evhttp frames requests leniently (http_framing.h), so every byte a client
+ * sends also goes through our own strict framer, from a callback on the
+ * connection's input buffer: it runs as the bytes arrive, before evhttp's
+ * read callback parses them.  At the first violation the connection is
+ * lost for good (RFC 9112 6.3: answer 400, then close):
+ *   - when nothing earlier on the connection is still unanswered, the 400
+ *     is written at once, the buffered input is discarded (so evhttp never
+ *     completes the request, nor anything behind it) and the socket is shut
+ *     for writing; the guard closes it shortly after;
+ *   - otherwise the earlier requests are answered as usual and on_request
+ *     answers the broken one (and anything after it) 400 with
+ *     "Connection: close", without running it.
+ * A framing evhttp itself cannot parse also ends in evhttp's own 400 and a
+ * closed connection; either way the bytes behind it never run.
+ */
+#define FRAMING_LINGER_MS 2000
+
+static void framing_answer(struct guard_entry *g)
+{
+	evutil_socket_t fd = bufferevent_getfd(g->bev);
+	char msg[160], head[256];
+	json_t *e;
+	char *body;
+	int hn;
+
+	if (fd < 0)
+		return;
+	snprintf(msg, sizeof(msg), "malformed request framing: %s", g->fr.error);
+	e = json_pack("{s:{s:s, s:s}}", "error", "code", err_code_name(NC_EBADREQ), "message", msg);
+	body = e ? json_dumps(e, JSON_COMPACT) : NULL;
+	json_decref(e);
+	if (body == NULL)
+		fatal("out of memory (framing error body)");
+	hn = snprintf(head, sizeof(head),
+		      "HTTP/1.1 400 Bad Request\r\n"
+		      "Content-Type: application/json; charset=utf-8\r\n"
+		      "Content-Length: %zu\r\n"
+		      "Connection: close\r\n"
+		      "X-Content-Type-Options: nosniff\r\n"
+		      "Cache-Control: no-store\r\n\r\n",
+		      strlen(body));
+	/* A few hundred bytes into an idle socket: one send, nothing queued. */
+	if (hn > 0 && send(fd, head, (size_t)hn, MSG_NOSIGNAL | MSG_DONTWAIT) == hn)
+		(void)!send(fd, body, strlen(body), MSG_NOSIGNAL | MSG_DONTWAIT);
+	free(body);
+	shutdown(fd, SHUT_WR);
+}
+
+static void framing_refused(struct guard_entry *g, struct evbuffer *in)
+{
+	struct http_server *srv = g->srv;
+	char peer[64] = "?";
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	evutil_socket_t fd = bufferevent_getfd(g->bev);
+
+	g->frame_bad = true;
+	g->bad_req = g->fr.requests > 0 ? g->fr.requests - 1 : 0;
+	metrics_inc(M_BAD_FRAMING);
+	if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, peer, sizeof(peer));
+		else if (ss.ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, peer, sizeof(peer));
+	}
+	log_warn("request framing refused from %s (%s): 400, connection closed", peer, g->fr.error);
+	if (g->busy == 0 && g->n_req == g->bad_req &&
+	    evbuffer_get_length(bufferevent_get_output(g->bev)) == 0) {
+		framing_answer(g);
+		g->frame_answered = true;
+		evbuffer_drain(in, evbuffer_get_length(in));
+		/* let the client read the answer, then the guard closes the socket */
+		g->since_ms = now_ms() - (int64_t)srv->cfg->conn_idle_timeout_s * 1000 + FRAMING_LINGER_MS;
+	}
+}
+
+static void on_conn_input(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct guard_entry *g = arg;
+	size_t len = evbuffer_get_length(in), left = info->n_added;
+	struct evbuffer_ptr pos;
+
+	if (left == 0)
+		return;
+	if (g->frame_answered) {
+		evbuffer_drain(in, len);
+		return;
+	}
+	if (g->frame_bad || left > len)
+		return;
+	if (evbuffer_ptr_set(in, &pos, len - left, EVBUFFER_PTR_SET) != 0)
+		return;
+	while (left > 0) {
+		struct evbuffer_iovec v[8];
+		int n = evbuffer_peek(in, (ev_ssize_t)left, &pos, v, 8);
+		size_t done = 0;
+
+		if (n <= 0)
+			return;
+		for (int i = 0; i < n && i < 8 && done < left; i++) {
+			size_t take = v[i].iov_len < left - done ? v[i].iov_len : left - done;
+
+			if (http_framer_feed(&g->fr, v[i].iov_base, take) != 0) {
+				framing_refused(g, in);
+				return;
+			}
+			done += take;
+		}
+		if (done == 0)
+			return;
+		left -= done;
+		if (left > 0 && evbuffer_ptr_set(in, &pos, done, EVBUFFER_PTR_ADD) != 0)
+			return;
+	}
+}
+
 static unsigned guard_hash(const void *p)
 {
 	return (unsigned)(((uintptr_t)p >> 4) % GUARD_BUCKETS);
@@ -968,8 +1226,13 @@ static struct bufferevent *guard_new_bev(struct event_base *base, void *arg)
 	if (bev == NULL)
 		return NULL;
 	g = xcalloc(1, sizeof(*g));
+	g->srv = srv;
 	g->bev = bev;
 	g->since_ms = now_ms();
+	http_framer_init(&g->fr);
+	g->in_cb = evbuffer_add_cb(bufferevent_get_input(bev), on_conn_input, g);
+	if (g->in_cb == NULL)
+		fatal("out of memory (evbuffer_add_cb)");
 	bufferevent_incref(bev);
 	h = guard_hash(bev);
 	g->next = srv->guard[h];
@@ -990,11 +1253,17 @@ static void guard_close(struct guard_entry *g)
 		shutdown(fd, SHUT_RDWR);
 }
 
+static struct guard_entry *guard_of(struct http_server *srv, struct evhttp_request *evreq)
+{
+	struct evhttp_connection *con = evreq ? evhttp_request_get_connection(evreq) : NULL;
+
+	return con ? guard_find(srv, evhttp_connection_get_bufferevent(con)) : NULL;
+}
+
 static void guard_mark(struct http_server *srv, struct evhttp_request *evreq, int delta,
 		       bool stream)
 {
-	struct evhttp_connection *con = evreq ? evhttp_request_get_connection(evreq) : NULL;
-	struct guard_entry *g = con ? guard_find(srv, evhttp_connection_get_bufferevent(con)) : NULL;
+	struct guard_entry *g = guard_of(srv, evreq);
 
 	if (g == NULL)
 		return;
@@ -1033,6 +1302,7 @@ static void on_guard(evutil_socket_t fd, short what, void *arg)
 			if (ecb == NULL && now - g->since_ms > 100) {
 				/* evhttp freed the connection: release our hold. */
 				*pp = g->next;
+				evbuffer_remove_cb_entry(bufferevent_get_input(g->bev), g->in_cb);
 				bufferevent_decref(g->bev);
 				free(g);
 				srv->n_conns--;
@@ -1059,6 +1329,7 @@ static void guard_free(struct http_server *srv)
 		while (srv->guard[h] != NULL) {
 			struct guard_entry *g = srv->guard[h];
 			srv->guard[h] = g->next;
+			evbuffer_remove_cb_entry(bufferevent_get_input(g->bev), g->in_cb);
 			bufferevent_decref(g->bev);
 			free(g);
 		}
@@ -1132,6 +1403,42 @@ static int bound_port(struct evhttp_bound_socket *b)
 	return -1;
 }
 
+/*
+ * GET /metrics on its own listener (METRICS_ADDR, loopback by default), so
+ * that the public port does not serve it (metrics.c decides who may read).
+ * Same loop, same connection guard and framing check; no other route.
+ */
+static int metrics_listen(struct http_server *srv)
+{
+	const char *addr = srv->cfg->metrics_addr;
+	char host[256];
+	ev_uint16_t port;
+
+	if (addr == NULL || *addr == '\0' || strcasecmp(addr, "off") == 0)
+		return 0;
+	if (split_listen(addr, host, sizeof(host), &port) != 0) {
+		log_error("config: METRICS_ADDR must be host:port or off");
+		return -1;
+	}
+	srv->mhttp = evhttp_new(srv->base);
+	if (srv->mhttp == NULL)
+		return -1;
+	evhttp_set_max_body_size(srv->mhttp, 4096);
+	evhttp_set_max_headers_size(srv->mhttp, MAX_HEADERS_SIZE);
+	evhttp_set_timeout(srv->mhttp, srv->cfg->request_timeout_s);
+	evhttp_set_allowed_methods(srv->mhttp, ALLOWED_METHODS);
+	evhttp_set_gencb(srv->mhttp, on_metrics_request, srv);
+	evhttp_set_bevcb(srv->mhttp, guard_new_bev, srv);
+	srv->mbound = evhttp_bind_socket_with_handle(srv->mhttp, host, port);
+	if (srv->mbound == NULL) {
+		log_error("cannot listen on METRICS_ADDR %s: %s", addr, strerror(errno));
+		return -1;
+	}
+	log_info("metrics on %s:%d (GET /metrics%s)", host, bound_port(srv->mbound),
+		 srv->cfg->metrics_token && *srv->cfg->metrics_token ? ", bearer token required" : "");
+	return 0;
+}
+
 int http_server_run(struct http_server *srv)
 {
 	char host[256];
@@ -1162,9 +1469,7 @@ int http_server_run(struct http_server *srv)
 	evhttp_set_max_body_size(srv->http, HARD_BODY_LIMIT);
 	evhttp_set_max_headers_size(srv->http, MAX_HEADERS_SIZE);
 	evhttp_set_timeout(srv->http, srv->cfg->request_timeout_s);
-	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-						      EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
-						      EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+	evhttp_set_allowed_methods(srv->http, ALLOWED_METHODS);
 	evhttp_set_gencb(srv->http, on_request, srv);
 	evhttp_set_bevcb(srv->http, guard_new_bev, srv);
 	srv->ev_guard = event_new(srv->base, -1, EV_PERSIST, on_guard, srv);
@@ -1181,6 +1486,8 @@ int http_server_run(struct http_server *srv)
 		log_error("cannot listen on %s: %s", srv->cfg->listen_addr, strerror(errno));
 		return -1;
 	}
+	if (metrics_listen(srv) != 0)
+		return -1;
 
 	srv->n_workers = worker_count(srv->cfg);
 	srv->workers = xcalloc((size_t)srv->n_workers, sizeof(*srv->workers));
@@ -1235,6 +1542,8 @@ void http_server_free(struct http_server *srv)
 		event_free(srv->d_ev);
 	if (srv->http != NULL)
 		evhttp_free(srv->http);
+	if (srv->mhttp != NULL)
+		evhttp_free(srv->mhttp);
 	guard_free(srv);
 	if (srv->ev_guard != NULL)
 		event_free(srv->ev_guard);

@@ -74,6 +74,47 @@ static bool match_one(const char *pattern, char *const *segs, int nsegs, struct 
 	return i == nsegs;
 }
 
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Percent-decode one raw segment in place.  An encoded '/' would join two
+ * segments into one: nothing can match it (ROUTE_NOT_FOUND).  An encoded NUL
+ * or a '%' without two hex digits is a malformed path (ROUTE_BAD_PATH).
+ */
+static enum route_result decode_segment(char *seg)
+{
+	char *in = seg, *out = seg;
+
+	while (*in != '\0') {
+		if (*in != '%') {
+			*out++ = *in++;
+			continue;
+		}
+		{
+			int hi = hex_digit(in[1]), lo = hi >= 0 ? hex_digit(in[2]) : -1;
+			int c = hi * 16 + lo;
+
+			if (hi < 0 || lo < 0 || c == 0)
+				return ROUTE_BAD_PATH;
+			if (c == '/')
+				return ROUTE_NOT_FOUND;
+			*out++ = (char)c;
+			in += 3;
+		}
+	}
+	*out = '\0';
+	return ROUTE_FOUND;
+}
+
 enum route_result route_match(const struct route *routes, unsigned method, char *path,
 			      struct route_match *m)
 {
@@ -98,6 +139,13 @@ enum route_result route_match(const struct route *routes, unsigned method, char 
 			while (*p != '\0' && *p != '/')
 				p++;
 		}
+	}
+	/* Only now, one segment at a time: an encoded '/' never splits a segment. */
+	for (int i = 0; i < nsegs; i++) {
+		enum route_result rr = decode_segment(segs[i]);
+
+		if (rr != ROUTE_FOUND)
+			return rr;
 	}
 	for (const struct route *r = routes; r->pattern != NULL; r++) {
 		struct route_match cand;

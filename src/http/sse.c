@@ -44,8 +44,16 @@
 #define REPLAY_MAX 1000
 #define MAX_QUEUED 256
 #define RECONNECT_MS 1000
+#define ANON_BUCKETS 1024
 
 struct topic;
+
+/* Open anonymous event streams from one client address. */
+struct anon_count {
+	char addr[64];
+	int n;
+	struct anon_count *next;
+};
 
 struct queued_ev {
 	int slot;          /* topic slot of the connection the event belongs to */
@@ -65,6 +73,7 @@ struct sse_conn {
 	struct sse_conn *all_next, *all_prev;
 	char positions[SSE_MAX_TOPICS][48];
 	char user_id[37];
+	char anon_addr[64];          /* anonymous viewer: its client address (counted) */
 	struct event *exp_timer;
 	int replay_pending;          /* XRANGE replies still to come */
 	bool replay_failed;
@@ -78,6 +87,7 @@ struct topic {
 	struct topic *hash_next;
 	struct sse_conn *conns;
 	size_t n_conns;
+	char seen_id[48];            /* last event of this topic that reached this hub live */
 	/* pending reaction batch */
 	json_t *batch;               /* reactionType -> count */
 	char batch_id[48];
@@ -93,6 +103,7 @@ struct sse_hub {
 	size_t n_conns;
 	bool shutting_down;
 	bool lost_redis;             /* the subscription dropped since the last (re)subscribe */
+	struct anon_count *anon[ANON_BUCKETS]; /* anonymous streams per client address */
 	struct event *heartbeat;
 	struct event *batch_timer;
 	struct topic *batch_list;
@@ -255,6 +266,59 @@ static void queue_free(struct sse_conn *c)
 	c->q_len = 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* Anonymous viewers per client address                                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Anonymous viewers need no account, so their streams are capped per client
+ * address (SSE_MAX_ANONYMOUS_PER_ADDRESS; the address is the one rate limits
+ * use, X-Forwarded-For resolved through TRUSTED_PROXIES), as signed-in users
+ * are per user (SSE_MAX_PER_USER).
+ */
+static struct anon_count **anon_slot(struct sse_hub *hub, const char *addr)
+{
+	struct anon_count **pp = &hub->anon[hash_str(addr) % ANON_BUCKETS];
+
+	while (*pp != NULL && strcmp((*pp)->addr, addr) != 0)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static bool anon_full(struct sse_hub *hub, const char *addr)
+{
+	struct anon_count *a = *anon_slot(hub, addr);
+
+	return a != NULL && a->n >= hub->cfg->sse_max_anon_per_addr;
+}
+
+static void anon_take(struct sse_hub *hub, struct sse_conn *c, const char *addr)
+{
+	struct anon_count **pp = anon_slot(hub, addr);
+
+	if (*pp == NULL) {
+		*pp = xcalloc(1, sizeof(**pp));
+		snprintf((*pp)->addr, sizeof((*pp)->addr), "%s", addr);
+	}
+	(*pp)->n++;
+	snprintf(c->anon_addr, sizeof(c->anon_addr), "%s", addr);
+}
+
+static void anon_release(struct sse_hub *hub, struct sse_conn *c)
+{
+	struct anon_count **pp, *a;
+
+	if (c->anon_addr[0] == '\0')
+		return;
+	pp = anon_slot(hub, c->anon_addr);
+	a = *pp;
+	c->anon_addr[0] = '\0';
+	if (a != NULL && --a->n <= 0) {
+		*pp = a->next;
+		free(a);
+	}
+}
+
 /* Unlink c from the hub; its memory is freed now or when its replay ends. */
 static void conn_detach(struct sse_conn *c)
 {
@@ -292,6 +356,7 @@ static void conn_detach(struct sse_conn *c)
 	if (c->all_next != NULL)
 		c->all_next->all_prev = c->all_prev;
 	hub->n_conns--;
+	anon_release(hub, c);
 	if (c->exp_timer != NULL) {
 		event_free(c->exp_timer);
 		c->exp_timer = NULL;
@@ -522,6 +587,7 @@ static void on_pmessage(struct sse_hub *hub, const char *channel, const char *pa
 	if (t == NULL)
 		return; /* nobody here listens to it */
 	snprintf(id, sizeof(id), "%.*s", (int)(sp - payload), payload);
+	snprintf(t->seen_id, sizeof(t->seen_id), "%s", id);
 	ev = json_loads(sp + 1, 0, NULL);
 	type = json_string_value(json_object_get(ev, "type"));
 	data = json_object_get(ev, "data");
@@ -542,10 +608,41 @@ static void redis_connect(struct sse_hub *hub);
 static void start_replay(struct sse_hub *hub, struct sse_conn *c);
 
 /*
+ * A connection that has received nothing yet on a topic has no position to
+ * replay from.  If this hub saw an event of the topic live before the
+ * outage, nothing after that one reached anybody here, so that event is
+ * the connection's position: the replay brings exactly what was missed.
+ * Otherwise nothing marks where the connection stood: it is told to
+ * refetch (event "events.resync", data {"topics": ["user"|"stream", ...]}).
+ * True when c needs that event.
+ */
+static bool adopt_outage_positions(struct sse_conn *c, json_t *unknown)
+{
+	bool any = false;
+
+	for (int i = 0; i < c->n_topics; i++) {
+		struct topic *t = c->topics[i];
+
+		if (c->positions[i][0] != '\0')
+			continue;
+		if (t->seen_id[0] != '\0') {
+			snprintf(c->positions[i], sizeof(c->positions[i]), "%s", t->seen_id);
+			continue;
+		}
+		json_array_append_new(unknown, json_string(strncmp(t->name, "user:", 5) == 0 ? "user"
+											 : "stream"));
+		any = true;
+	}
+	return any;
+}
+
+/*
  * The pattern subscription is active again after Redis went away: whatever
- * was published meanwhile is in the replay log, so every stream that has
- * seen an event catches up from its own position (live events arriving
- * during that replay are queued and de-duplicated by id as on a reconnect).
+ * was published meanwhile is in the replay log, so every stream catches up
+ * from its own position (live events arriving during that replay are
+ * queued and de-duplicated by id as on a reconnect); a stream without one
+ * either adopts the topic's last live event as its position or is told to
+ * refetch (adopt_outage_positions).
  */
 static void resume_after_outage(struct sse_hub *hub)
 {
@@ -553,9 +650,36 @@ static void resume_after_outage(struct sse_hub *hub)
 
 	hub->lost_redis = false;
 	for (c = hub->all; c != NULL; c = next) {
+		json_t *unknown;
+		bool resync;
+
 		next = c->all_next;
-		if (c->replay_pending == 0)
-			start_replay(hub, c);
+		if (c->replay_pending != 0)
+			continue;
+		unknown = json_array();
+		if (unknown == NULL)
+			fatal("out of memory (sse resync)");
+		resync = adopt_outage_positions(c, unknown);
+		if (resync) {
+			json_t *o = json_pack("{s:O}", "topics", unknown);
+			char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+			if (text == NULL)
+				fatal("out of memory (sse resync)");
+			/* a slow client may be dropped by the write: hold c's memory meanwhile */
+			c->replay_pending++;
+			conn_send(c, -1, NULL, "events.resync", text);
+			c->replay_pending--;
+			free(text);
+			json_decref(o);
+		}
+		json_decref(unknown);
+		if (c->dead) {
+			if (c->replay_pending == 0)
+				free(c);
+			continue;
+		}
+		start_replay(hub, c);
 	}
 }
 
@@ -871,12 +995,16 @@ int sse_hub_attach(struct sse_hub *hub, struct evhttp_request *evreq, const stru
 		t = topic_find(hub, name);
 		if (t != NULL && t->n_conns >= (size_t)hub->cfg->sse_max_per_user)
 			return 429;
+	} else if (anon_full(hub, spec->client_addr)) {
+		return 429;
 	}
 	c = xcalloc(1, sizeof(*c));
 	c->hub = hub;
 	c->req = evreq;
 	c->evcon = evcon;
 	snprintf(c->user_id, sizeof(c->user_id), "%s", spec->user_id);
+	if (spec->user_id[0] == '\0')
+		anon_take(hub, c, spec->client_addr);
 	c->n_topics = spec->n_topics;
 	for (int i = 0; i < spec->n_topics; i++) {
 		struct topic *t = topic_get(hub, spec->topics[i]);
@@ -959,6 +1087,12 @@ void sse_hub_free(struct sse_hub *hub)
 		t->batch_queued = false;
 		topic_release(hub, t);
 	}
+	for (int i = 0; i < ANON_BUCKETS; i++)
+		while (hub->anon[i] != NULL) {
+			struct anon_count *a = hub->anon[i];
+			hub->anon[i] = a->next;
+			free(a);
+		}
 	event_free(hub->heartbeat);
 	event_free(hub->batch_timer);
 	event_free(hub->reconnect);

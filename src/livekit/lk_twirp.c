@@ -151,12 +151,25 @@ bool lk_status_is(const struct lk_status *st, const char *code)
 	return st->err != NC_OK && strcmp(st->twirp_code, code) == 0;
 }
 
+/*
+ * A fixed message per error class: LiveKit's own code and text (which may
+ * name hosts, rooms or internals) went to the log where the call failed
+ * (lk_call) and never reach a client.
+ */
 enum nc_err lk_status_error(const struct lk_status *st, struct nc_error *e)
 {
-	if (st->err == NC_OK)
+	const char *msg;
+
+	switch (st->err) {
+	case NC_OK:
 		return NC_OK;
-	return err_set(e, st->err, "livekit %s: %s",
-		       st->twirp_code[0] ? st->twirp_code : "error", st->msg);
+	case NC_ENOTFOUND: msg = "LiveKit has no such room or participant"; break;
+	case NC_EBADREQ: msg = "LiveKit refused the request as invalid"; break;
+	case NC_ECONFLICT: msg = "LiveKit reported a conflict; try again"; break;
+	case NC_ELIVEKIT_DOWN: msg = "LiveKit is unavailable"; break;
+	default: msg = "LiveKit request failed"; break;
+	}
+	return err_set(e, st->err, "%s", msg);
 }
 
 /* Truncating copy (src may be NULL). */

@@ -51,6 +51,6 @@ const struct route health_routes[] = {
 	{RM_GET | RM_HEAD, "/healthz", api_healthz, ROUTE_ON_LOOP, NULL},
 	{RM_GET | RM_HEAD, "/readyz", api_readyz, 0, NULL},
 	{RM_GET, "/api/me", api_me, ROUTE_AUTH, NULL},
-	{RM_GET, "/metrics", api_metrics, 0, NULL},
+	{RM_GET, "/metrics", api_metrics, ROUTE_METRICS, NULL},
 	{0, NULL, NULL, 0, NULL},
 };

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const sweep_names[] = {"calls", "recordings", "data"};
 
@@ -69,10 +70,52 @@ static void sample_scrape_gauges(struct req *r)
 	metrics_set_gauge("nchat_redis_up", redis_ok ? 1 : 0);
 }
 
+/* Constant-time comparison of the presented bearer token with METRICS_TOKEN. */
+static bool token_matches(const char *given, const char *want)
+{
+	size_t gl = strlen(given), wl = strlen(want);
+	unsigned char diff = (unsigned char)(gl != wl);
+
+	for (size_t i = 0; i < wl; i++)
+		diff |= (unsigned char)(want[i] ^ (i < gl ? given[i] : 0));
+	return diff == 0;
+}
+
+/*
+ * Who may read the metrics: with METRICS_TOKEN set, whoever presents it as
+ * a bearer token, on either listener; without it, only clients of the
+ * METRICS_ADDR listener (loopback by default).  On LISTEN_ADDR the endpoint
+ * then does not exist (404).
+ */
+static bool metrics_allowed(struct req *r)
+{
+	const char *tok = r->cfg->metrics_token, *h;
+
+	if (tok == NULL || *tok == '\0') {
+		if (r->metrics_listener)
+			return true;
+		resp_error(r, NC_ENOTFOUND, "no such endpoint");
+		return false;
+	}
+	h = req_header(r, "Authorization");
+	if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0) {
+		h += 7;
+		while (*h == ' ')
+			h++;
+		if (token_matches(h, tok))
+			return true;
+	}
+	resp_header(r, "WWW-Authenticate", "Bearer realm=\"metrics\"");
+	resp_error(r, NC_EUNAUTH, "metrics need the bearer token (METRICS_TOKEN)");
+	return false;
+}
+
 void api_metrics(struct req *r)
 {
 	char *text;
 
+	if (!metrics_allowed(r))
+		return;
 	sample_scrape_gauges(r);
 	text = metrics_render();
 	resp_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));

@@ -42,6 +42,7 @@
 #include "core/metrics.h"
 #include "realtime/presence.h"
 #include "livekit/webhook_verify.h"
+#include "ops/webhook_event.h"
 #include "http/worker.h"
 
 #include <openssl/crypto.h>
@@ -80,34 +81,16 @@ struct wh_effect {
 	json_t *members;
 };
 
-/* An int64 that protojson writes as a string (or a plain number); 0 if absent. */
-static int64_t json_i64(json_t *v)
-{
-	long val;
-
-	if (json_is_integer(v))
-		return (int64_t)json_integer_value(v);
-	if (json_is_string(v) && parse_long(json_string_value(v), 0, INT64_MAX / 2, &val) == 0)
-		return (int64_t)val;
-	return 0;
-}
-
-static const char *jstr(json_t *obj, const char *key)
-{
-	const char *s = json_string_value(json_object_get(obj, key));
-
-	return s ? s : "";
-}
-
 /* Lock the call of a "call-<uuid>" room; 1 found (status filled), 0 not ours, -1 error. */
-static int lock_call(struct db_conn *db, json_t *ev, char id[37], char status[16],
+static int lock_call(struct db_conn *db, const struct wh_event *e, char id[37], char status[16],
 		     char initiator[37], struct nc_error *err)
 {
 	const char *params[1] = { id };
 	PGresult *res;
 
-	if (!calls_room_to_id(jstr(json_object_get(ev, "room"), "name"), id))
+	if (e->call_id[0] == '\0')
 		return 0;
+	snprintf(id, 37, "%s", e->call_id);
 	res = db_exec(db, "SELECT status, COALESCE(initiator_id::text, '') FROM nchat_calls"
 		      " WHERE id = $1 FOR UPDATE", 1, params, err);
 	if (res == NULL)
@@ -136,20 +119,19 @@ static enum nc_err touch_call(struct db_conn *db, const char *id, const char *cr
 	return NC_OK;
 }
 
-static int apply_participant(struct db_conn *db, json_t *ev, bool joined, const char *created,
+static int apply_participant(struct db_conn *db, const struct wh_event *e, const char *created,
 			     struct wh_effect *eff, struct nc_error *err)
 {
-	json_t *pi = json_object_get(ev, "participant");
-	const char *identity = jstr(pi, "identity"), *params[5];
+	const char *identity = e->identity, *params[5];
 	char id[37], status[16], initiator[37], joined_at[32] = "", pid[37], pstatus[16], role[16];
 	PGresult *res;
-	bool newer, not_older;
-	int64_t ja = json_i64(json_object_get(pi, "joinedAt"));
+	bool newer, not_older, joined = e->up;
+	int64_t ja = e->joined_at;
 	int n;
 
-	if (!is_uuid(identity))
+	if (identity == NULL)
 		return 0; /* egress/ingress/agent participants are not ours */
-	n = lock_call(db, ev, id, status, initiator, err);
+	n = lock_call(db, e, id, status, initiator, err);
 	if (n <= 0)
 		return n;
 	if (ja > 0)
@@ -180,7 +162,7 @@ static int apply_participant(struct db_conn *db, json_t *ev, bool joined, const 
 	params[1] = identity;
 	params[2] = created;
 	params[3] = joined_at[0] ? joined_at : NULL;
-	params[4] = jstr(pi, "sid");
+	params[4] = e->participant_sid;
 	if (joined) {
 		if (calls_status_terminal(status) || !newer || strcmp(pstatus, "removed") == 0)
 			return 0;
@@ -262,41 +244,19 @@ static int apply_participant(struct db_conn *db, json_t *ev, bool joined, const 
 	return 1;
 }
 
-/* The participant column a track of this source/type drives, or NULL. */
-static const char *track_column(json_t *track)
-{
-	const char *source = json_string_value(json_object_get(track, "source"));
-	const char *type = json_string_value(json_object_get(track, "type"));
-
-	if (source == NULL || strcmp(source, "UNKNOWN") == 0) {
-		/* absent = UNKNOWN; absent type = AUDIO (enum value 0) */
-		if (type == NULL || strcmp(type, "AUDIO") == 0)
-			return "is_audio_enabled";
-		if (strcmp(type, "VIDEO") == 0)
-			return "is_video_enabled";
-		return NULL;
-	}
-	if (strcmp(source, "MICROPHONE") == 0)
-		return "is_audio_enabled";
-	if (strcmp(source, "CAMERA") == 0)
-		return "is_video_enabled";
-	if (strcmp(source, "SCREEN_SHARE") == 0)
-		return "is_screen_sharing";
-	return NULL; /* SCREEN_SHARE_AUDIO and others: no column */
-}
-
-static int apply_track(struct db_conn *db, json_t *ev, bool published, const char *created,
+static int apply_track(struct db_conn *db, const struct wh_event *e, const char *created,
 		       struct wh_effect *eff, struct nc_error *err)
 {
-	const char *identity = jstr(json_object_get(ev, "participant"), "identity");
-	const char *col = track_column(json_object_get(ev, "track")), *params[4];
+	const char *identity = e->identity;
+	const char *col = e->track_column, *params[4];
 	char id[37], status[16], initiator[37], *sql;
 	PGresult *res;
+	bool published = e->up;
 	int n;
 
-	if (col == NULL || !is_uuid(identity))
+	if (col == NULL || identity == NULL)
 		return 0;
-	n = lock_call(db, ev, id, status, initiator, err);
+	n = lock_call(db, e, id, status, initiator, err);
 	if (n <= 0)
 		return n;
 	if (calls_status_terminal(status))
@@ -323,11 +283,12 @@ static int apply_track(struct db_conn *db, json_t *ev, bool published, const cha
 	return 1;
 }
 
-static int apply_room(const struct nc_config *cfg, struct db_conn *db, json_t *ev, bool finished, const char *created,
-		      struct wh_effect *eff, struct nc_error *err)
+static int apply_room(const struct nc_config *cfg, struct db_conn *db, const struct wh_event *e,
+		      const char *created, struct wh_effect *eff, struct nc_error *err)
 {
 	char id[37], status[16], initiator[37], at[32];
-	int n = lock_call(db, ev, id, status, initiator, err);
+	bool finished = !e->up;
+	int n = lock_call(db, e, id, status, initiator, err);
 
 	if (n <= 0)
 		return n;
@@ -350,7 +311,7 @@ static int apply_room(const struct nc_config *cfg, struct db_conn *db, json_t *e
 }
 
 /* 1 applied, 0 ignored, -1 error. */
-static int apply_event(struct nc_worker *w, const char *event, json_t *ev, int64_t created_at,
+static int apply_event(struct nc_worker *w, const struct wh_event *e, int64_t created_at,
 		       struct wh_effect *eff, struct nc_error *err)
 {
 	struct db_conn *db = &w->db;
@@ -358,35 +319,26 @@ static int apply_event(struct nc_worker *w, const char *event, json_t *ev, int64
 	int n;
 
 	snprintf(created, sizeof(created), "%lld", (long long)created_at);
-	if (strcmp(event, "participant_joined") == 0)
-		return apply_participant(db, ev, true, created, eff, err);
-	if (strcmp(event, "participant_left") == 0 ||
-	    strcmp(event, "participant_connection_aborted") == 0)
-		return apply_participant(db, ev, false, created, eff, err);
-	if (strcmp(event, "track_published") == 0)
-		return apply_track(db, ev, true, created, eff, err);
-	if (strcmp(event, "track_unpublished") == 0)
-		return apply_track(db, ev, false, created, eff, err);
-	if (strcmp(event, "room_started") == 0)
-		return apply_room(w->cfg, db, ev, false, created, eff, err);
-	if (strcmp(event, "room_finished") == 0)
-		return apply_room(w->cfg, db, ev, true, created, eff, err);
-	if (strncmp(event, "egress_", 7) == 0) {
-		json_t *info = json_object_get(ev, "egressInfo");
-
-		if (!json_is_object(info))
+	switch (e->kind) {
+	case WH_PARTICIPANT:
+		return apply_participant(db, e, created, eff, err);
+	case WH_TRACK:
+		return apply_track(db, e, created, eff, err);
+	case WH_ROOM:
+		return apply_room(w->cfg, db, e, created, eff, err);
+	case WH_EGRESS:
+		if (e->info == NULL)
 			return 0;
-		n = recordings_on_egress(w, event, info, created_at, err);
+		n = recordings_on_egress(w, e->event, e->info, created_at, err);
 		if (n == 0)
-			n = streams_on_egress(w, event, info, created_at, err);
+			n = streams_on_egress(w, e->event, e->info, created_at, err);
 		return n;
-	}
-	if (strncmp(event, "ingress_", 8) == 0) {
-		json_t *info = json_object_get(ev, "ingressInfo");
-
-		if (!json_is_object(info))
+	case WH_INGRESS:
+		if (e->info == NULL)
 			return 0;
-		return streams_on_ingress(w, event, info, created_at, err);
+		return streams_on_ingress(w, e->event, e->info, created_at, err);
+	case WH_OTHER:
+		break;
 	}
 	return 0; /* unknown event: ignored */
 }
@@ -487,10 +439,9 @@ static void api_webhook_livekit(struct req *r)
 	struct db_conn *db = &w->db;
 	struct nc_error err = {0};
 	struct wh_effect eff;
+	struct wh_event e;
 	char why[96], created[24];
 	const char *event, *id, *params[4];
-	json_t *ev;
-	json_error_t jerr;
 	PGresult *res;
 	int64_t created_at;
 	int n;
@@ -504,20 +455,14 @@ static void api_webhook_livekit(struct req *r)
 		resp_error(r, NC_EUNAUTH, "webhook signature invalid: %s", why);
 		return;
 	}
-	ev = r->body ? json_loadb(r->body, r->body_len, 0, &jerr) : NULL;
-	event = json_string_value(json_object_get(ev, "event"));
-	id = json_string_value(json_object_get(ev, "id"));
-	if (!json_is_object(ev) || event == NULL || *event == '\0') {
-		json_decref(ev);
-		resp_error(r, NC_EBADREQ, "not a LiveKit webhook event");
+	if (webhook_decode(r->body, r->body_len, &e, why, sizeof(why)) != 0) {
+		webhook_event_free(&e);
+		resp_error(r, NC_EBADREQ, "%s", why);
 		return;
 	}
-	if (id == NULL || *id == '\0' || strlen(id) > 200) {
-		json_decref(ev);
-		resp_error(r, NC_EBADREQ, "the event has no usable id");
-		return;
-	}
-	created_at = json_i64(json_object_get(ev, "createdAt"));
+	event = e.event;
+	id = e.id;
+	created_at = e.created_at;
 	if (created_at > 0)
 		metrics_webhook_lag((double)(now_unix() - created_at));
 	else
@@ -529,7 +474,7 @@ static void api_webhook_livekit(struct req *r)
 		goto fail;
 	params[0] = id;
 	params[1] = event;
-	params[2] = json_string_value(json_object_get(json_object_get(ev, "room"), "name"));
+	params[2] = e.room_name;
 	params[3] = created;
 	res = db_exec(db, "INSERT INTO nchat_livekit_webhook_events (event_id, event, room_name,"
 		      " created_at) VALUES ($1, $2, $3, to_timestamp($4::bigint))"
@@ -543,10 +488,10 @@ static void api_webhook_livekit(struct req *r)
 		log_debug("webhook: %s %s is a duplicate", event, id);
 		metrics_webhook(event, "duplicate");
 		resp_json(r, 200, json_pack("{s:s}", "status", "duplicate"));
-		json_decref(ev);
+		webhook_event_free(&e);
 		return;
 	}
-	n = apply_event(w, event, ev, created_at, &eff, &err);
+	n = apply_event(w, &e, created_at, &eff, &err);
 	if (n < 0)
 		goto fail;
 	if (db_commit(db, &err) != NC_OK)
@@ -556,12 +501,11 @@ static void api_webhook_livekit(struct req *r)
 	resp_json(r, 200, json_pack("{s:s}", "status", n > 0 ? "applied" : "ignored"));
 	after_commit(w, &eff);
 	if (n > 0)
-		publish_resource_change(w, event, ev);
+		publish_resource_change(w, event, e.root);
 	if (n > 0 && strcmp(event, "egress_ended") == 0)
-		recordings_after_egress(w, json_string_value(json_object_get(
-					       json_object_get(ev, "egressInfo"), "egressId")));
+		recordings_after_egress(w, json_string_value(json_object_get(e.info, "egressId")));
 	json_decref(eff.members);
-	json_decref(ev);
+	webhook_event_free(&e);
 	return;
 fail:
 	db_rollback(db);
@@ -571,7 +515,7 @@ fail:
 	metrics_webhook(event, "error");
 	resp_nc_error(r, &err);
 	json_decref(eff.members);
-	json_decref(ev);
+	webhook_event_free(&e);
 }
 
 const struct route webhook_routes[] = {

@@ -460,21 +460,25 @@ static enum nc_err s3_request(struct s3_client *c, const char *method, const cha
 	if (status_out)
 		*status_out = http;
 
+	/*
+	 * The storage's own answer (curl's text with host names, the S3 error
+	 * code) goes to the log; the caller's error carries a fixed message.
+	 */
 	if (rc != CURLE_OK) {
-		res = err_set(err, NC_ESTORAGE, "storage unreachable: %s",
-			      c->body_overflow ? "response too large"
-					       : (c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc)));
+		log_warn("s3: %s %s: storage unreachable: %s", method, key ? key : "(bucket)",
+			 c->body_overflow ? "response too large"
+					  : (c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc)));
+		res = err_set(err, NC_ESTORAGE, "storage is unavailable");
 	} else if (http >= 200 && http < 300) {
 		res = NC_OK;
 	} else if (http == 404 && allow_404) {
 		res = err_set(err, NC_ENOTFOUND, "object not found");
 	} else {
 		xml_code(c->body, code, sizeof code);
-		res = err_set(err, NC_ESTORAGE, "storage answered %ld%s%s", http, code[0] ? " " : "",
-			      code);
+		log_warn("s3: %s %s: storage answered %ld%s%s", method, key ? key : "(bucket)", http,
+			 code[0] ? " " : "", code);
+		res = err_set(err, NC_ESTORAGE, "storage refused the request");
 	}
-	if (res != NC_OK && res != NC_ENOTFOUND)
-		log_warn("s3: %s %s: %s", method, key ? key : "(bucket)", err ? err->msg : "");
 	curl_slist_free_all(hl);
 	free(bucket);
 	free(kenc);

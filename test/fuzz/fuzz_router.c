@@ -1,8 +1,9 @@
 /*
  * fuzz_router.c - libFuzzer target for route_match over the real route table.
  *
- * The decoded request path is attacker text and route_match cuts it up in
- * place, so it must stay inside the buffer for any path and method.  The
+ * The raw request path is attacker text and route_match cuts it up and
+ * percent-decodes it in place, so it must stay inside the buffer for any
+ * path and method.  The
  * table is the service's own (api_routes(), every module linked in).  Input:
  * first byte picks the method bits, the rest is the path.  Invariants: a
  * FOUND route allows the method and has at most ROUTE_MAX_PARAMS non-empty,
@@ -58,6 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FZ_CHECK(memchr(tiny, '\0', sizeof(tiny)) != NULL);
 		break;
 	case ROUTE_NOT_FOUND:
+	case ROUTE_BAD_PATH:
 		break;
 	}
 	(void)route_param(&m, "id");

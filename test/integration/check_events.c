@@ -372,6 +372,72 @@ START_TEST(redis_restart_loses_nothing)
 }
 END_TEST
 
+/*
+ * Redis stopped and started while streams that have received nothing yet
+ * are open.  One whose topic had a live event before the outage takes that
+ * event as its position, so the replay brings what was published in the
+ * gap; one on a topic that never had an event here has no position at all
+ * and is told to refetch (events.resync) - or gets the event live, when the
+ * hub was back before it was published.
+ */
+START_TEST(redis_outage_reaches_streams_without_a_position)
+{
+	struct it_server s;
+	struct sse_client c1, c2, c3;
+	struct sse_event ev;
+	char other[37], topic[64], topic2[64];
+	char *tok = it_user_token(uid, NULL, 600), *tok2;
+	json_t *d = json_pack("{s:s}", "marker", "during-outage");
+	bool published = false, got2 = false, got3 = false;
+
+	if (it_env("NC_ROOT") == NULL || it_env("NC_RUN_DIR") == NULL)
+		return;
+	uuid_v4(other);
+	tok2 = it_user_token(other, NULL, 600);
+	ck_assert_int_eq(it_server_start(&s, NULL), 0);
+	/* c1 sees an event live: the hub knows the topic's last event */
+	ck_assert_int_eq(sse_connect(&c1, s.port, tok, "/api/events", NULL), 0);
+	ck_assert_int_eq(sse_status(&c1, 5000), 200);
+	usleep(200 * 1000);
+	publish_user("call.updated", 1);
+	ck_assert(sse_next(&c1, &ev, 5000));
+	/* c2 (same topic) and c3 (a topic without events) receive nothing before the outage */
+	ck_assert_int_eq(sse_connect(&c2, s.port, tok, "/api/events", NULL), 0);
+	ck_assert_int_eq(sse_status(&c2, 5000), 200);
+	ck_assert_int_eq(sse_connect(&c3, s.port, tok2, "/api/events", NULL), 0);
+	ck_assert_int_eq(sse_status(&c3, 5000), 200);
+	usleep(200 * 1000);
+	ck_assert_int_eq(services("redis-stop"), 0);
+	usleep(1500 * 1000); /* the hub has noticed */
+	ck_assert_int_eq(services("redis-start"), 0);
+	snprintf(topic, sizeof(topic), "user:%s", uid);
+	snprintf(topic2, sizeof(topic2), "user:%s", other);
+	for (int i = 0; i < 100 && !published; i++) { /* as soon as Redis answers again */
+		published = rt_publish(&pub, topic, "call.invite", d) == 0;
+		if (!published)
+			usleep(50 * 1000);
+	}
+	ck_assert(published);
+	ck_assert_int_eq(rt_publish(&pub, topic2, "call.invite", d), 0);
+	while (!got2 && sse_next(&c2, &ev, 6000))
+		if (strcmp(ev.type, "call.invite") == 0 && strstr(ev.data, "during-outage") != NULL)
+			got2 = true;
+	ck_assert_msg(got2, "a stream without a position missed the event published during the outage");
+	while (!got3 && sse_next(&c3, &ev, 6000))
+		if ((strcmp(ev.type, "call.invite") == 0 && strstr(ev.data, "during-outage") != NULL) ||
+		    (strcmp(ev.type, "events.resync") == 0 && strstr(ev.data, "\"user\"") != NULL))
+			got3 = true;
+	ck_assert_msg(got3, "a stream on a topic without events got neither the event nor events.resync");
+	sse_close(&c1);
+	sse_close(&c2);
+	sse_close(&c3);
+	ck_assert_int_eq(it_server_stop(&s), 0);
+	json_decref(d);
+	free(tok);
+	free(tok2);
+}
+END_TEST
+
 START_TEST(token_expiry_closes)
 {
 	struct sse_client c;
@@ -624,6 +690,7 @@ int main(void)
 	tcase_add_test(tc, token_expiry_closes);
 	tcase_add_test(tc, webhook_changes_reach_viewers);
 	tcase_add_test(tc, redis_restart_loses_nothing);
+	tcase_add_test(tc, redis_outage_reaches_streams_without_a_position);
 	tcase_add_test(tc, per_user_cap);
 	tcase_add_test(tc, slow_consumer_is_dropped);
 	tcase_add_test(tc, http11_chunked_with_curl);

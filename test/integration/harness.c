@@ -152,6 +152,14 @@ int it_req(const struct it_server *s, const char *method, const char *path, cons
 	return it_http(method, url, token, body, NULL, out);
 }
 
+int it_metrics(const struct it_server *s, struct it_resp *out)
+{
+	char url[128];
+
+	snprintf(url, sizeof(url), "%s/metrics", s->metrics_base);
+	return it_http("GET", url, NULL, NULL, NULL, out);
+}
+
 void it_resp_free(struct it_resp *r)
 {
 	free(r->body);
@@ -193,7 +201,7 @@ int it_server_start(struct it_server *s, const char *const *extra_env)
 {
 	const char *bin = it_env("NC_BIN");
 	const char *rundir = it_env("NC_RUN_DIR");
-	char listen[64];
+	char listen[64], metrics[64];
 	pid_t pid;
 
 	memset(s, 0, sizeof(*s));
@@ -202,6 +210,17 @@ int it_server_start(struct it_server *s, const char *const *extra_env)
 	s->port = it_free_port();
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
 	snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port);
+	do
+		s->metrics_port = it_free_port();
+	while (s->metrics_port == s->port);
+	for (size_t i = 0; extra_env && extra_env[i]; i++) {
+		const char *colon;
+
+		if (strncmp(extra_env[i], "METRICS_ADDR=", 13) == 0)
+			s->metrics_port = (colon = strrchr(extra_env[i], ':')) ? atoi(colon + 1) : 0;
+	}
+	snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", s->metrics_port);
+	snprintf(s->metrics_base, sizeof(s->metrics_base), "http://127.0.0.1:%d", s->metrics_port);
 	snprintf(s->log_path, sizeof(s->log_path), "%s/server-%d.log", rundir ? rundir : "/tmp",
 		 s->port);
 	pid = fork();
@@ -216,6 +235,7 @@ int it_server_start(struct it_server *s, const char *const *extra_env)
 			close(fd);
 		}
 		setenv("LISTEN_ADDR", listen, 1);
+		setenv("METRICS_ADDR", metrics, 1);
 		if (getenv("WORKERS") == NULL)
 			setenv("WORKERS", "4", 1);
 		if (getenv("LOG_LEVEL") == NULL)

@@ -21,6 +21,8 @@ struct it_server {
 	pid_t pid;
 	int port;
 	char base[64];       /* http://127.0.0.1:PORT */
+	int metrics_port;    /* METRICS_ADDR's port (a free one unless extra_env sets it) */
+	char metrics_base[64];
 	char log_path[512];
 };
 
@@ -40,8 +42,8 @@ int it_free_port(void);
 
 /*
  * Start `NC_BIN serve` with the current environment plus extra "K=V"
- * entries (NULL-terminated, may be NULL) and LISTEN_ADDR on a free port;
- * waits until /healthz answers.  0 or -1.
+ * entries (NULL-terminated, may be NULL), LISTEN_ADDR and METRICS_ADDR on
+ * free ports; waits until /healthz answers.  0 or -1.
  */
 int it_server_start(struct it_server *s, const char *const *extra_env);
 /* SIGTERM and wait; returns the exit status (or -1). */
@@ -59,6 +61,8 @@ int it_http(const char *method, const char *url, const char *token, const char *
 /* Same, against the running test server: path is appended to s->base. */
 int it_req(const struct it_server *s, const char *method, const char *path, const char *token,
 	   const char *body, struct it_resp *out);
+/* GET /metrics from the server's metrics listener (METRICS_ADDR). */
+int it_metrics(const struct it_server *s, struct it_resp *out);
 void it_resp_free(struct it_resp *r);
 /* Value of a response header (case-insensitive), malloc'd, or NULL. */
 char *it_resp_header(const struct it_resp *r, const char *name);

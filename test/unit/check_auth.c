@@ -77,10 +77,60 @@ START_TEST(sub_fallback_and_stringified_claims)
 	ck_assert_uint_eq(p.roles, ROLE_USER);
 	ck_assert_int_eq(verify_hs("{\"exp\":1800000100,\"https://hasura.io/jwt/claims\":"
 				   "\"{\\\"x-hasura-user-id\\\":\\\"" UID "\\\","
+				   "\\\"x-hasura-allowed-roles\\\":[\\\"admin\\\"],"
 				   "\\\"x-hasura-default-role\\\":\\\"admin\\\"}\"}",
 				   &p, &e),
 			 NC_OK);
 	ck_assert_uint_eq(p.roles, ROLE_ADMIN);
+}
+END_TEST
+
+/* Hasura's rule: the default role is one of the allowed roles, on every path. */
+START_TEST(default_role_must_be_allowed)
+{
+	struct principal p;
+	struct nc_error e = {0};
+#define HC(inner) "{\"exp\":1800000100,\"https://hasura.io/jwt/claims\":{\"x-hasura-user-id\":\"" \
+		UID "\"" inner "}}"
+	/* the issue's token: allowed user, default admin */
+	ck_assert_int_eq(verify_hs(HC(",\"x-hasura-allowed-roles\":[\"user\"],"
+				      "\"x-hasura-default-role\":\"admin\""), &p, &e), NC_EUNAUTH);
+	ck_assert_ptr_nonnull(strstr(e.msg, "default-role"));
+	/* a default role and no allowed roles at all */
+	ck_assert_int_eq(verify_hs(HC(",\"x-hasura-default-role\":\"admin\""), &p, &e), NC_EUNAUTH);
+	ck_assert_int_eq(verify_hs(HC(",\"x-hasura-allowed-roles\":[],"
+				      "\"x-hasura-default-role\":\"moderator\""), &p, &e), NC_EUNAUTH);
+	/* not a list, not strings, a default that is not a string */
+	ck_assert_int_eq(verify_hs(HC(",\"x-hasura-allowed-roles\":\"admin\","
+				      "\"x-hasura-default-role\":\"admin\""), &p, &e), NC_EUNAUTH);
+	ck_assert_int_eq(verify_hs(HC(",\"x-hasura-allowed-roles\":[\"user\",7],"
+				      "\"x-hasura-default-role\":\"user\""), &p, &e), NC_EUNAUTH);
+	ck_assert_int_eq(verify_hs(HC(",\"x-hasura-allowed-roles\":[\"admin\"],"
+				      "\"x-hasura-default-role\":[\"admin\"]"), &p, &e), NC_EUNAUTH);
+	/* the comparison is exact */
+	ck_assert_int_eq(verify_hs(HC(",\"x-hasura-allowed-roles\":[\"user\"],"
+				      "\"x-hasura-default-role\":\"User\""), &p, &e), NC_EUNAUTH);
+	/* a Hasura claim that is neither an object nor a JSON object string */
+	ck_assert_int_eq(verify_hs("{\"sub\":\"" UID "\",\"exp\":1800000100,"
+				   "\"https://hasura.io/jwt/claims\":\"{not json\"}", &p, &e), NC_EUNAUTH);
+	ck_assert_int_eq(verify_hs("{\"sub\":\"" UID "\",\"exp\":1800000100,"
+				   "\"https://hasura.io/jwt/claims\":[1]}", &p, &e), NC_EUNAUTH);
+	/* the same rule in the stringified form */
+	ck_assert_int_eq(verify_hs("{\"exp\":1800000100,\"https://hasura.io/jwt/claims\":"
+				   "\"{\\\"x-hasura-user-id\\\":\\\"" UID "\\\","
+				   "\\\"x-hasura-allowed-roles\\\":[\\\"user\\\"],"
+				   "\\\"x-hasura-default-role\\\":\\\"admin\\\"}\"}", &p, &e),
+			 NC_EUNAUTH);
+	/* fine: default among the allowed; unknown roles are held by nobody here */
+	ck_assert_int_eq(verify_hs(HC(",\"x-hasura-allowed-roles\":[\"user\",\"admin\"],"
+				      "\"x-hasura-default-role\":\"user\""), &p, &e), NC_OK);
+	ck_assert_uint_eq(p.roles, ROLE_USER | ROLE_ADMIN);
+	ck_assert_int_eq(verify_hs(HC(",\"x-hasura-allowed-roles\":[\"editor\"],"
+				      "\"x-hasura-default-role\":\"editor\""), &p, &e), NC_OK);
+	ck_assert_uint_eq(p.roles, ROLE_USER);
+	ck_assert_int_eq(verify_hs(HC(",\"x-hasura-allowed-roles\":[\"moderator\"]"), &p, &e), NC_OK);
+	ck_assert_uint_eq(p.roles, ROLE_MODERATOR);
+#undef HC
 }
 END_TEST
 
@@ -225,6 +275,7 @@ int main(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, hs256_hasura_claims);
 	tcase_add_test(tc, sub_fallback_and_stringified_claims);
+	tcase_add_test(tc, default_role_must_be_allowed);
 	tcase_add_test(tc, time_claims);
 	tcase_add_test(tc, bad_signatures);
 	tcase_add_test(tc, rs256_and_algorithm_confusion);

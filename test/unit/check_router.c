@@ -89,6 +89,42 @@ START_TEST(trailing_slash_and_limits)
 }
 END_TEST
 
+/* Routing on the raw path: an encoded slash never separates segments. */
+START_TEST(percent_encoding_per_segment)
+{
+	struct route_match m;
+	char *b;
+
+	ck_assert_int_eq(run("/api%2fcalls%2finitiate", RM_POST, &m, &b), ROUTE_NOT_FOUND);
+	free(b);
+	ck_assert_int_eq(run("/api/calls/initiate%2F", RM_POST, &m, &b), ROUTE_NOT_FOUND);
+	free(b);
+	ck_assert_int_eq(run("/api/calls/abc%2fjoin", RM_GET, &m, &b), ROUTE_NOT_FOUND);
+	free(b);
+	ck_assert_int_eq(run("/api/calls/abc%2Fjoin", RM_POST, &m, &b), ROUTE_NOT_FOUND);
+	free(b);
+	/* other escapes decode inside their segment, literals and parameters alike */
+	ck_assert_int_eq(run("/api/calls/%69nitiate", RM_POST, &m, &b), ROUTE_FOUND);
+	ck_assert_str_eq(m.route->pattern, "/api/calls/initiate");
+	free(b);
+	ck_assert_int_eq(run("/api/calls/a%20b%3Fc/join", RM_POST, &m, &b), ROUTE_FOUND);
+	ck_assert_str_eq(route_param(&m, "id"), "a b?c");
+	free(b);
+	ck_assert_int_eq(run("/api/calls/a+b", RM_GET, &m, &b), ROUTE_FOUND);
+	ck_assert_str_eq(route_param(&m, "id"), "a+b"); /* '+' is not a space in a path */
+	free(b);
+	/* encoded NUL, malformed escapes */
+	ck_assert_int_eq(run("/healthz%00x", RM_GET, &m, &b), ROUTE_BAD_PATH);
+	free(b);
+	ck_assert_int_eq(run("/api/calls/%zz", RM_GET, &m, &b), ROUTE_BAD_PATH);
+	free(b);
+	ck_assert_int_eq(run("/api/calls/abc%2", RM_GET, &m, &b), ROUTE_BAD_PATH);
+	free(b);
+	ck_assert_int_eq(run("/api/calls/abc%", RM_GET, &m, &b), ROUTE_BAD_PATH);
+	free(b);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("router");
@@ -99,6 +135,7 @@ int main(void)
 	tcase_add_test(tc, literal_and_params);
 	tcase_add_test(tc, not_found_vs_method);
 	tcase_add_test(tc, trailing_slash_and_limits);
+	tcase_add_test(tc, percent_encoding_per_segment);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

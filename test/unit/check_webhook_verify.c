@@ -235,6 +235,83 @@ START_TEST(test_alg_refused)
 }
 END_TEST
 
+/* webhook_decode: what the receiver takes from a verified body. */
+START_TEST(test_decode_events)
+{
+	struct wh_event e;
+	char why[96];
+
+	/* the test vector: a room event of a room that is not a call */
+	ck_assert_int_eq(webhook_decode(vec_body, strlen(vec_body), &e, why, sizeof(why)), 0);
+	ck_assert_str_eq(e.event, "room_started");
+	ck_assert_str_eq(e.id, "EV_test");
+	ck_assert_int_eq(e.created_at, 1700000000);
+	ck_assert_int_eq(e.kind, WH_ROOM);
+	ck_assert(e.up);
+	ck_assert_str_eq(e.call_id, "");
+	webhook_event_free(&e);
+	{
+		static const char b[] =
+			"{\"event\":\"participant_left\",\"id\":\"EV_1\",\"createdAt\":1700000100,"
+			"\"room\":{\"name\":\"call-0B9E6F2A-5F0C-4D8E-9A57-3C1D2E4F5A6B\"},"
+			"\"participant\":{\"identity\":\"1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f\","
+			"\"sid\":\"PA_1\",\"joinedAt\":\"1700000000\"}}";
+		ck_assert_int_eq(webhook_decode(b, strlen(b), &e, why, sizeof(why)), 0);
+		ck_assert_int_eq(e.kind, WH_PARTICIPANT);
+		ck_assert(!e.up);
+		ck_assert_str_eq(e.call_id, "0b9e6f2a-5f0c-4d8e-9a57-3c1d2e4f5a6b");
+		ck_assert_str_eq(e.identity, "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f");
+		ck_assert_str_eq(e.participant_sid, "PA_1");
+		ck_assert_int_eq(e.joined_at, 1700000000);
+		webhook_event_free(&e);
+	}
+	{
+		/* a track of a non-user participant (egress): no identity; screen share column */
+		static const char b[] =
+			"{\"event\":\"track_published\",\"id\":\"EV_2\",\"participant\":{\"identity\":"
+			"\"EG_abc\"},\"track\":{\"type\":\"VIDEO\",\"source\":\"SCREEN_SHARE\"}}";
+		ck_assert_int_eq(webhook_decode(b, strlen(b), &e, why, sizeof(why)), 0);
+		ck_assert_int_eq(e.kind, WH_TRACK);
+		ck_assert_ptr_null(e.identity);
+		ck_assert_str_eq(e.track_column, "is_screen_sharing");
+		ck_assert_int_eq(e.created_at, 0);
+		webhook_event_free(&e);
+	}
+	{
+		static const char b[] = "{\"event\":\"egress_ended\",\"id\":\"EV_3\",\"egressInfo\":[1]}";
+		ck_assert_int_eq(webhook_decode(b, strlen(b), &e, why, sizeof(why)), 0);
+		ck_assert_int_eq(e.kind, WH_EGRESS);
+		ck_assert_ptr_null(e.info); /* not an object: nothing to apply */
+		webhook_event_free(&e);
+	}
+	/* refused: not JSON, not an object, no event, no usable id */
+	{
+		static const char *const bad[] = {"", "not json", "[1]", "{\"id\":\"x\"}",
+						  "{\"event\":\"\",\"id\":\"x\"}",
+						  "{\"event\":\"room_started\"}",
+						  "{\"event\":\"room_started\",\"id\":7}", NULL};
+		for (int i = 0; bad[i] != NULL; i++) {
+			ck_assert_int_eq(webhook_decode(bad[i], strlen(bad[i]), &e, why, sizeof(why)), -1);
+			ck_assert(why[0] != '\0');
+			webhook_event_free(&e);
+		}
+		ck_assert_int_eq(webhook_decode(NULL, 0, &e, why, sizeof(why)), -1);
+		webhook_event_free(&e);
+	}
+	{
+		char b[400];
+		char id[202];
+
+		memset(id, 'a', 201);
+		id[201] = '\0';
+		snprintf(b, sizeof(b), "{\"event\":\"room_started\",\"id\":\"%s\"}", id);
+		ck_assert_int_eq(webhook_decode(b, strlen(b), &e, why, sizeof(why)), -1);
+		ck_assert_str_eq(why, "the event has no usable id");
+		webhook_event_free(&e);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("webhook_verify");
@@ -250,6 +327,7 @@ int main(void)
 	tcase_add_test(tc, test_expiry_and_nbf);
 	tcase_add_test(tc, test_sha256_encodings);
 	tcase_add_test(tc, test_alg_refused);
+	tcase_add_test(tc, test_decode_events);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -19,3 +19,4 @@ UNIT_MODS_check_lk_token := $(UNIT_BASE) livekit/lk_token ops/cmd_token
 UNIT_MODS_check_lk_proto := $(UNIT_BASE) core/metrics livekit/lk_token livekit/lk_twirp $(UNIT_GEN)
 
 unit_objs = $(patsubst %,$(BUILD)/obj/%.o,$(UNIT_MODS_$(1)))
+UNIT_MODS_check_http_framing := $(UNIT_BASE) http/http_framing
