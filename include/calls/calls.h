@@ -15,11 +15,13 @@
 #define NC_CALLS_H
 
 #include "core/common.h"
+#include "core/uuid.h"
 #include "core/config.h"
 #include "http/router.h"
 #include "store/db.h"
 
 #include <jansson.h>
+#include <string.h>
 
 struct nc_worker;
 
@@ -29,7 +31,15 @@ struct nc_worker;
 bool calls_status_terminal(const char *status);
 
 /* The call id of a room name "call-<uuid>" into out; false if not a call room. */
-bool calls_room_to_id(const char *room, char out[37]);
+static inline bool calls_room_to_id(const char *room, char out[37])
+{
+	size_t plen = sizeof(CALL_ROOM_PREFIX) - 1;
+
+	if (room == NULL || strncmp(room, CALL_ROOM_PREFIX, plen) != 0 || !is_uuid(room + plen))
+		return false;
+	uuid_lower(room + plen, out);
+	return true;
+}
 
 /*
  * Close a call inside the caller's service transaction (call row already

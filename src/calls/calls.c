@@ -32,21 +32,6 @@ bool calls_status_terminal(const char *status)
 		strcmp(status, "declined") == 0 || strcmp(status, "failed") == 0);
 }
 
-bool calls_room_to_id(const char *room, char out[37])
-{
-	size_t plen = strlen(CALL_ROOM_PREFIX);
-
-	if (room == NULL || strncmp(room, CALL_ROOM_PREFIX, plen) != 0 || !is_uuid(room + plen))
-		return false;
-	for (size_t i = 0; i < 36; i++) {
-		char c = room[plen + i];
-
-		out[i] = (c >= 'A' && c <= 'F') ? (char)(c - 'A' + 'a') : c;
-	}
-	out[36] = '\0';
-	return true;
-}
-
 int calls_close_tx(const struct nc_config *cfg, struct db_conn *db, const char *call_id,
 		   const char *status, const char *end_reason, const char *at, struct nc_error *err)
 {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "livekit/webhook_verify.h"
+#include "ops/webhook_event.h"
 
 static const char vec_body[] =
 	"{\"event\":\"room_started\",\"room\":{\"sid\":\"RM_test\",\"name\":\"demo\","

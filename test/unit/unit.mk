@@ -14,7 +14,7 @@ UNIT_MODS_check_router := core/common http/router
 UNIT_MODS_check_auth := $(UNIT_BASE) http/auth
 UNIT_MODS_check_turn := $(UNIT_BASE) livekit/turn
 UNIT_MODS_check_s3 := $(UNIT_BASE) s3/s3
-UNIT_MODS_check_webhook_verify := $(UNIT_BASE) livekit/webhook_verify
+UNIT_MODS_check_webhook_verify := $(UNIT_BASE) livekit/webhook_verify ops/webhook_event
 UNIT_MODS_check_lk_token := $(UNIT_BASE) livekit/lk_token ops/cmd_token
 UNIT_MODS_check_lk_proto := $(UNIT_BASE) core/metrics livekit/lk_token livekit/lk_twirp $(UNIT_GEN)
 
