@@ -179,44 +179,54 @@ CREATE FUNCTION nchat_rtc_uid()
 RETURNS uuid
 LANGUAGE sql STABLE
 AS $$
-    SELECT CASE WHEN current_setting('nchat.user_id', true)
-                     ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                THEN current_setting('nchat.user_id', true)::uuid END
+    SELECT CASE WHEN pg_catalog.current_setting('nchat.user_id', true)
+                     OPERATOR(pg_catalog.~*)
+                     '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                THEN pg_catalog.current_setting('nchat.user_id', true)::uuid END
 $$;
 
--- The channels the acting user belongs to.  SECURITY DEFINER: the chat's
--- membership table needs no policy of ours, and the call <-> participant
--- cycle of the policies below is broken here.
+-- The channels the acting user belongs to, the calls they take part in (a
+-- participant row that is not `removed`), and the calls they were removed
+-- from.  SECURITY DEFINER: they read the tables as their owner, which breaks
+-- the call <-> participant cycle of the policies below, and the chat's
+-- membership table needs no policy of ours.  PL/pgSQL, whose plans a
+-- connection keeps (an SQL function not inlined is planned at every
+-- statement), and no SET clause (it would cost more than the query): every
+-- name is schema-qualified instead, operators included, so the caller's
+-- search_path cannot redirect anything.
 CREATE FUNCTION nchat_rtc_my_channels()
 RETURNS uuid[]
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, public
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 AS $$
-    SELECT COALESCE(array_agg(m.channel_id), '{}'::uuid[])
-      FROM nchat_channel_members m
-     WHERE m.user_id = nchat_rtc_uid()
+BEGIN
+    RETURN (SELECT COALESCE(pg_catalog.array_agg(m.channel_id), '{}'::uuid[])
+              FROM public.nchat_channel_members m
+             WHERE m.user_id OPERATOR(pg_catalog.=) public.nchat_rtc_uid());
+END
 $$;
 
--- The calls the acting user takes part in (a participant row that is not
--- `removed`), and those they were removed from.
 CREATE FUNCTION nchat_rtc_my_calls()
 RETURNS uuid[]
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, public
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 AS $$
-    SELECT COALESCE(array_agg(p.call_id), '{}'::uuid[])
-      FROM nchat_call_participants p
-     WHERE p.user_id = nchat_rtc_uid() AND p.status <> 'removed'
+BEGIN
+    RETURN (SELECT COALESCE(pg_catalog.array_agg(p.call_id), '{}'::uuid[])
+              FROM public.nchat_call_participants p
+             WHERE p.user_id OPERATOR(pg_catalog.=) public.nchat_rtc_uid()
+               AND p.status OPERATOR(pg_catalog.<>) 'removed');
+END
 $$;
 
 CREATE FUNCTION nchat_rtc_my_removed_calls()
 RETURNS uuid[]
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, public
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 AS $$
-    SELECT COALESCE(array_agg(p.call_id), '{}'::uuid[])
-      FROM nchat_call_participants p
-     WHERE p.user_id = nchat_rtc_uid() AND p.status = 'removed'
+BEGIN
+    RETURN (SELECT COALESCE(pg_catalog.array_agg(p.call_id), '{}'::uuid[])
+              FROM public.nchat_call_participants p
+             WHERE p.user_id OPERATOR(pg_catalog.=) public.nchat_rtc_uid()
+               AND p.status OPERATOR(pg_catalog.=) 'removed');
+END
 $$;
 
 REVOKE EXECUTE ON FUNCTION nchat_rtc_uid(), nchat_rtc_my_channels(), nchat_rtc_my_calls(),
@@ -255,11 +265,14 @@ CREATE POLICY system_all ON nchat_rtc_outbound_webhooks  FOR ALL TO nchat_rtc_sy
 -- of the probed tables apply inside them (no cycle: calls and streams policies
 -- read no other table with a policy).
 -- ---------------------------------------------------------------------------
+-- One OR, most common case first: the planner keeps the order and an
+-- InitPlan runs only when first needed, so a participant's read costs one
+-- helper call.
 CREATE POLICY user_read ON nchat_calls FOR SELECT TO nchat_rtc_user
-    USING ((id = ANY ((SELECT nchat_rtc_my_calls())::uuid[])
-            OR initiator_id = (SELECT nchat_rtc_uid())
-            OR channel_id = ANY ((SELECT nchat_rtc_my_channels())::uuid[]))
-           AND NOT id = ANY ((SELECT nchat_rtc_my_removed_calls())::uuid[]));
+    USING (id = ANY ((SELECT nchat_rtc_my_calls())::uuid[])
+           OR ((initiator_id = (SELECT nchat_rtc_uid())
+                OR channel_id = ANY ((SELECT nchat_rtc_my_channels())::uuid[]))
+               AND NOT id = ANY ((SELECT nchat_rtc_my_removed_calls())::uuid[])));
 
 CREATE POLICY user_read ON nchat_call_participants FOR SELECT TO nchat_rtc_user
     USING (call_id = ANY ((SELECT nchat_rtc_my_calls())::uuid[])
