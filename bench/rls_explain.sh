@@ -147,6 +147,36 @@ row "user: count(*) of a stream's 20,000 messages" "$STREAM_MEMBER" "$STREAM_MEM
     "SELECT count(*) FROM nchat_stream_chat_messages WHERE stream_id = '$STREAM'" \
     "SELECT count(*) FROM nchat_stream_chat_messages WHERE stream_id = '$STREAM'"
 echo
+# The join's transaction shape (identity, the call and the caller's row FOR
+# UPDATE, commit) as pgbench: old service policies, work roles, no RLS.
+if [ "${PGBENCH_SECONDS:-5}" -gt 0 ] && command -v pgbench >/dev/null; then
+    for scheme in old new none; do
+        db=$NEW user=nchat_app
+        [ "$scheme" = old ] && db=$OLD
+        [ "$scheme" = none ] && user=nchat_owner
+        psql -X -q $H -U nchat_owner -d $db -c "DROP TABLE IF EXISTS bench_k;
+            CREATE TABLE bench_k AS SELECT row_number() OVER (ORDER BY c.id) AS n, c.id AS call_id,
+            c.initiator_id AS user_id FROM nchat_calls c; CREATE UNIQUE INDEX ON bench_k (n);
+            GRANT SELECT ON bench_k TO nchat_rtc_service, nchat_rtc_system;" >/dev/null 2>&1
+        case $scheme in
+            old) ident="SELECT set_config('nchat.role', 'service', true), set_config('statement_timeout', '5000', true);" ;;
+            new) ident="SELECT set_config('role', 'nchat_rtc_system', true), set_config('nchat.user_id', '', true), set_config('statement_timeout', '5000', true);" ;;
+            none) ident="SELECT set_config('statement_timeout', '5000', true);" ;;
+        esac
+        cat >"$tmp/join-$scheme.sql" <<PGB
+\\set i random(1, 50000)
+BEGIN;
+$ident
+SELECT status, call_type, livekit_room_name FROM nchat_calls WHERE id = (SELECT call_id FROM bench_k WHERE n = :i) FOR UPDATE;
+SELECT id, status, role FROM nchat_call_participants WHERE call_id = (SELECT call_id FROM bench_k WHERE n = :i) AND user_id = (SELECT user_id FROM bench_k WHERE n = :i) FOR UPDATE;
+COMMIT;
+PGB
+        tps=$(pgbench -n -M prepared -c 4 -j 2 -T "${PGBENCH_SECONDS:-5}" -f "$tmp/join-$scheme.sql" \
+                $H -U $user $db 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+        echo "join transaction shape, pgbench -M prepared -c 4, $scheme: ${tps:-?} tps"
+    done
+fi
+echo
 echo "Plan of 'user: GET one call' under the work roles (helpers once per statement):"
 { ctx new "$TYPICAL"; echo "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT id, status FROM nchat_calls WHERE id = '$CALL';"; echo "ROLLBACK;"; } |
     psql -X -q -At $H -U nchat_app -d $NEW | sed 's/^/    /'

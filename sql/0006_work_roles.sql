@@ -46,11 +46,8 @@ BEGIN
     FOREACH r IN ARRAY ARRAY['nchat_rtc_system', 'nchat_rtc_user'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
             IF NOT can_create THEN
-                RAISE EXCEPTION 'nchat-rtc: the role % does not exist and % may not create roles', r, current_user
-                    USING HINT = 'as a superuser run: CREATE ROLE nchat_rtc_system NOLOGIN; '
-                              || 'CREATE ROLE nchat_rtc_user NOLOGIN; '
-                              || 'GRANT nchat_rtc_system, nchat_rtc_user TO nchat_rtc_service WITH ADMIN OPTION; '
-                              || 'then run nchat-rtc migrate again (or migrate with a role that has CREATEROLE)';
+                -- one line (migrate prints the message's first line)
+                RAISE EXCEPTION 'nchat-rtc: role % does not exist and % may not create roles: as a superuser run CREATE ROLE nchat_rtc_system NOLOGIN; CREATE ROLE nchat_rtc_user NOLOGIN; GRANT nchat_rtc_system, nchat_rtc_user TO nchat_rtc_service; then nchat-rtc migrate again (or migrate as a role with CREATEROLE)', r, current_user;
             END IF;
             EXECUTE format('CREATE ROLE %I NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS', r);
         ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_roles

@@ -506,8 +506,11 @@ PGresult *db_exec(struct db_conn *db, const char *sql, int nparams, const char *
 	/* Never as the login role: outside a transaction, as nobody (see top). */
 	if (!db->in_tx)
 		return exec_once(db, DB_ROLE_USER, NULL, sql, nparams, params, err);
-	if (db_ensure(db, err) != NC_OK)
-		return NULL;
+	/* Inside one: never reconnect (a new session would not be in it). */
+	if (db->pg == NULL || db->broken) {
+		db->in_tx = false;
+		return err_set(err, NC_EUNAVAILABLE, "database unavailable"), NULL;
+	}
 	res = exec_raw(db, sql, nparams, params);
 	st = PQresultStatus(res);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)

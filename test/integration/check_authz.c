@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 static struct it_server srv;
+static struct it_server srv2;  /* a second server of one test; stopped in main if left */
 static PGconn *owner_db;
 static char last_req[600];  /* "METHOD path" of the last req(), for messages */
 
@@ -734,7 +735,7 @@ START_TEST(readyz_reports_a_login_role_that_lost_the_work_roles)
 {
 	PGconn *adm = admin_db();
 	struct world w;
-	struct it_server s2;
+	struct it_server *s2 = &srv2;
 	struct it_resp r;
 	char role[64], sql[256], env_url[512], path[128], *before;
 	const char *env[] = {env_url, NULL};
@@ -747,15 +748,15 @@ START_TEST(readyz_reports_a_login_role_that_lost_the_work_roles)
 	snprintf(sql, sizeof sql, "CREATE ROLE %s LOGIN IN ROLE nchat_rtc_service", role);
 	admin_exec(adm, sql);
 	url_for(role, env_url, sizeof env_url);
-	ck_assert_int_eq(it_server_start(&s2, env), 0);
-	ck_assert_int_eq(it_req(&s2, "GET", "/readyz", NULL, NULL, &r), 0);
+	ck_assert_int_eq(it_server_start(s2, env), 0);
+	ck_assert_int_eq(it_req(s2, "GET", "/readyz", NULL, NULL, &r), 0);
 	ck_assert_msg(r.status == 200, "readyz %ld %s", r.status, r.body);
 	it_resp_free(&r);
 
 	snprintf(sql, sizeof sql, "REVOKE nchat_rtc_service FROM %s", role);
 	admin_exec(adm, sql);
 	before = snapshot(&w);
-	ck_assert_int_eq(it_req(&s2, "GET", "/readyz", NULL, NULL, &r), 0);
+	ck_assert_int_eq(it_req(s2, "GET", "/readyz", NULL, NULL, &r), 0);
 	ck_assert_int_eq(r.status, 503);
 	ck_assert_str_eq(json_string_value(json_object_get(r.json, "postgres")), "roles");
 	detail = json_string_value(json_object_get(r.json, "postgresDetail"));
@@ -763,22 +764,22 @@ START_TEST(readyz_reports_a_login_role_that_lost_the_work_roles)
 	it_resp_free(&r);
 	/* No silent fallback: requests fail (503), nothing is read or written. */
 	snprintf(path, sizeof path, "/api/calls/%s", w.call);
-	ck_assert_int_eq(it_req(&s2, "GET", path, w.ta, NULL, &r), 0);
+	ck_assert_int_eq(it_req(s2, "GET", path, w.ta, NULL, &r), 0);
 	ck_assert_int_eq(r.status, 503);
 	ck_assert_msg(strstr(r.body, w.a) == NULL, "data in a failed answer");
 	it_resp_free(&r);
 	snprintf(path, sizeof path, "/api/calls/%s/leave", w.call);
-	ck_assert_int_eq(it_req(&s2, "POST", path, w.tb, "{}", &r), 0);
+	ck_assert_int_eq(it_req(s2, "POST", path, w.tb, "{}", &r), 0);
 	ck_assert_int_eq(r.status, 503);
 	it_resp_free(&r);
 	assert_unchanged(before, &w, "requests without the work roles");
 
 	snprintf(sql, sizeof sql, "GRANT nchat_rtc_service TO %s", role);
 	admin_exec(adm, sql);
-	ck_assert_int_eq(it_req(&s2, "GET", "/readyz", NULL, NULL, &r), 0);
+	ck_assert_int_eq(it_req(s2, "GET", "/readyz", NULL, NULL, &r), 0);
 	ck_assert_int_eq(r.status, 200);
 	it_resp_free(&r);
-	ck_assert_int_eq(it_server_stop(&s2), 0);
+	ck_assert_int_eq(it_server_stop(s2), 0);
 	snprintf(sql, sizeof sql, "DROP ROLE %s", role);
 	admin_exec(adm, sql);
 	PQfinish(adm);
@@ -821,6 +822,8 @@ int main(void)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	if (srv2.pid > 0)
+		it_server_kill(&srv2);
 	if (it_server_stop(&srv) != 0)
 		failed++;
 	if (owner_db != NULL)
