@@ -10,6 +10,6 @@ CREATE TEMP TABLE bench_u_raw (id uuid);
 \copy bench_u_raw FROM '@USERS_FILE@'
 INSERT INTO bench_users SELECT row_number() OVER () - 1, id FROM bench_u_raw;
 \copy bench_calls FROM '@CALLS_FILE@'
-GRANT SELECT ON bench_users, bench_calls TO nchat_rtc_service;
+GRANT SELECT ON bench_users, bench_calls TO nchat_rtc_system;
 ANALYZE bench_users;
 ANALYZE bench_calls;

@@ -9,6 +9,8 @@
 #   KEEP=1 make test                           leave the services running
 #                                              (stop: RUN_DIR=.run/test scripts/services.sh stop)
 #   NC_TEST_TIMEOUT=900                        seconds one binary may take
+#   AUTHZ_SETUPS="superuser owner"             extra database set-ups for the
+#                                              authorisation suites (see below)
 #
 # A binary that exits 77 is skipped. Each binary's output is in
 # .run/test/logs/<name>.log and printed only when it fails.
@@ -126,7 +128,9 @@ selected() {
 }
 
 run_bin() {
-    local kind=$1 name=$2 bin="$BUILD_DIR/test/$2" logf="$LOGS/$2.log"
+    # label (3rd argument): a second run of the same binary, e.g. in another
+    # database set-up; shown as name@label, logged to name@label.log
+    local kind=$1 bin="$BUILD_DIR/test/$2" name=$2${3:+@$3} logf="$LOGS/$2${3:+@$3}.log"
     local rc=0 start end secs checks=0 fails=0 errs=0 line c f e
     if [ ! -x "$bin" ]; then
         printf '  FAIL  %-28s %s (not built)\n' "$name" "$kind"
@@ -228,6 +232,25 @@ else
 fi
 
 run_suites integration
+# The authorisation suites once more in each other database set-up: the
+# service logging in as the superuser with one URL for everything (what
+# Hasura/nHost deployments hand out; DATABASE_MIGRATE_URL = DATABASE_URL),
+# and as the schema owner.  Row-level security must hold in all of them.
+AUTHZ_SUITES="check_authz check_schema check_recordings check_gdpr check_calls check_streams"
+OWNER_SUITES="check_authz check_schema"
+for setup in ${AUTHZ_SETUPS-superuser owner}; do
+    case $setup in
+        superuser) url="postgresql://postgres@127.0.0.1:$PGPORT/nchat" suites=$AUTHZ_SUITES ;;
+        owner) url="$DATABASE_MIGRATE_URL" suites=$OWNER_SUITES ;;
+        *) setup_fail "AUTHZ_SETUPS: unknown set-up $setup (superuser, owner)" ;;
+    esac
+    for name in $suites; do
+        [ -f "test/integration/$name.c" ] || continue
+        selected "$name" || continue
+        DATABASE_URL=$url DATABASE_MIGRATE_URL=$url NC_TEST_DB_SETUP=$setup \
+            run_bin integration "$name" "$setup"
+    done
+done
 for src in test/deploy/check_*.sh; do
     [ -f "$src" ] || continue
     name=$(basename "$src" .sh)

@@ -68,7 +68,7 @@ struct nc_config {
 	struct rl_config rl;        /* parsed from the two above */
 
 	/* PostgreSQL and Redis */
-	char *database_url;         /* DATABASE_URL (the service's non-owner role) */
+	char *database_url;         /* DATABASE_URL (the login role; see db.h) */
 	char *migrate_database_url; /* DATABASE_MIGRATE_URL (owner role; default DATABASE_URL) */
 	int db_statement_timeout_ms;/* DB_STATEMENT_TIMEOUT_MS */
 	bool db_prepared_statements;/* DB_PREPARED_STATEMENTS (false for old pgbouncer transaction pooling) */

@@ -7,10 +7,12 @@
  *                                 sessions, connection stats, webhook event ids
  *
  * Erasure deletes the user's own content (stream chat messages, reactions,
- * viewer sessions, connection stats, recording download records) and
- * pseudonymises their call participation (user_id, livekit_identity and
- * livekit_participant_id NULL, pseudonymised_at set; calls they initiated
- * lose initiator_id), all in one service transaction with a `user.erase`
+ * viewer sessions, connection stats) and pseudonymises their call
+ * participation (user_id, livekit_identity and livekit_participant_id NULL,
+ * pseudonymised_at set; calls they initiated lose initiator_id) and their
+ * recording download records (an audit trail of access to other people's
+ * recordings: user_id NULL, pseudonymised_at set, the row and its time
+ * stay), all in one service transaction with a `user.erase`
  * audit row.  Stream counters (total_views, unique_viewers,
  * total_chat_messages, total_reactions, per-type reaction counts) are
  * anonymous aggregates and are kept: the counter triggers fire on INSERT and

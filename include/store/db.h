@@ -3,10 +3,17 @@
  *
  * Connections are opened lazily and re-opened after a drop, with a short
  * back-off so a Postgres outage costs each request one fast failure (503)
- * rather than a connect timeout.  All SQL is parameterised.  A transaction
- * runs either for a user (nchat.user_id set, so row-level security applies)
- * or as the service (nchat.role = 'service') for work the service has
- * already authorised itself.
+ * rather than a connect timeout.  All SQL is parameterised.
+ *
+ * Every statement runs under one of two work roles (sql/0006_work_roles.sql),
+ * entered with SET LOCAL ROLE in the same round trip that opens its
+ * transaction, so row-level security holds whatever role the service logs
+ * in as (a member of nchat_rtc_service, the schema owner, a superuser):
+ *   DB_ROLE_USER    a user's request: nchat.user_id set, the user policies
+ *                   decide what is visible;
+ *   DB_ROLE_SYSTEM  work the service has authorised itself (policies `true`).
+ * A statement sent with db_exec outside a transaction runs under
+ * DB_ROLE_USER with no user: it sees no row of the service's tables.
  */
 #ifndef NC_DB_H
 #define NC_DB_H
@@ -14,6 +21,9 @@
 #include "core/common.h"
 
 #include <libpq-fe.h>
+
+#define DB_ROLE_SYSTEM "nchat_rtc_system"
+#define DB_ROLE_USER "nchat_rtc_user"
 
 struct db_stmt;
 
@@ -24,6 +34,7 @@ struct db_conn {
 	int64_t retry_after_ms;   /* no reconnect attempt before this time */
 	bool in_tx;
 	bool broken;              /* last command failed at the connection level */
+	bool role_error;          /* the last work role could not be entered */
 	bool use_prepared;        /* DB_PREPARED_STATEMENTS (db_set_prepared) */
 	struct db_stmt *stmts;    /* prepared statements of this connection */
 	unsigned n_stmts;
@@ -54,13 +65,39 @@ PGresult *db_exec(struct db_conn *db, const char *sql, int nparams,
 		  const char *const *params, struct nc_error *err) NC_MUSTCHECK;
 const char *db_last_sqlstate(void);
 
-/* BEGIN and set the acting user (row-level security applies). */
+/*
+ * BEGIN as the user (DB_ROLE_USER, nchat.user_id = user_id, which must be a
+ * UUID), in one round trip.  A role that cannot be entered is NC_EUNAVAILABLE
+ * (503, logged once) and db->role_error is set.
+ */
 enum nc_err db_begin_user(struct db_conn *db, const char *user_id, struct nc_error *err) NC_MUSTCHECK;
-/* BEGIN as the service itself. */
+/* BEGIN as the service itself (DB_ROLE_SYSTEM), in one round trip. */
 enum nc_err db_begin_service(struct db_conn *db, struct nc_error *err) NC_MUSTCHECK;
+/*
+ * One statement in a transaction of its own, in ONE round trip (the role
+ * and identity pipelined with it, committed at the sync point; no BEGIN or
+ * COMMIT round trips).  Like db_exec otherwise.  Any open transaction is
+ * rolled back first.  user_id NULL: no acting user.
+ */
+PGresult *db_exec_user(struct db_conn *db, const char *user_id, const char *sql, int nparams,
+		       const char *const *params, struct nc_error *err) NC_MUSTCHECK;
+PGresult *db_exec_service(struct db_conn *db, const char *sql, int nparams,
+			  const char *const *params, struct nc_error *err) NC_MUSTCHECK;
 enum nc_err db_commit(struct db_conn *db, struct nc_error *err) NC_MUSTCHECK;
 /* Roll back if a transaction is open; safe to call at any time. */
 void db_rollback(struct db_conn *db);
+
+/*
+ * The start-up check of `serve` (and /readyz): can this login role enter both
+ * work roles, and are they confined (no superuser, no BYPASSRLS, not the
+ * tables' owner)?  msg: "ok", or one line saying what to grant or fix.
+ */
+enum db_roles_state {
+	DB_ROLES_OK,
+	DB_ROLES_UNKNOWN,   /* database unreachable: cannot tell */
+	DB_ROLES_REFUSED,   /* the service must not run like this */
+};
+enum db_roles_state db_check_roles(struct db_conn *db, char *msg, size_t len);
 
 /* Convenience: value of row/col or NULL if SQL NULL. */
 static inline const char *db_val(const PGresult *res, int row, int col)

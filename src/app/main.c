@@ -18,6 +18,7 @@
 #include "store/migrate.h"
 #include "realtime/outbox.h"
 #include "livekit/turn.h"
+#include "store/db.h"
 
 #include <curl/curl.h>
 #include <limits.h>
@@ -123,11 +124,37 @@ static void raise_fd_limit(void)
 	}
 }
 
+/*
+ * Row-level security must hold whatever role we log in as: refuse to start
+ * when the login role cannot enter the work roles (or they are not confined),
+ * with one line saying what to grant.  Postgres down: start anyway (the
+ * service waits for it, /readyz says 503 and reports the roles once it can).
+ */
+static int check_db_roles(const struct nc_config *cfg)
+{
+	struct db_conn db;
+	char msg[512];
+	enum db_roles_state st;
+
+	db_init(&db, cfg->database_url, cfg->db_statement_timeout_ms);
+	st = db_check_roles(&db, msg, sizeof(msg));
+	db_cleanup(&db);
+	if (st == DB_ROLES_REFUSED) {
+		fprintf(stderr, "nchat-rtc: %s\n", msg);
+		return -1;
+	}
+	if (st == DB_ROLES_UNKNOWN)
+		log_warn("database not reachable at start-up; its roles are checked once it is");
+	return 0;
+}
+
 static int cmd_serve(const struct nc_config *cfg)
 {
 	struct http_server *srv;
 	int rc;
 
+	if (check_db_roles(cfg) != 0)
+		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
 	turn_log_startup(cfg);

@@ -108,7 +108,9 @@ json_t *calls_member_ids(struct db_conn *db, const char *call_id, struct nc_erro
 	const char *params[1] = { call_id };
 	PGresult *res = db_exec(db,
 				"SELECT user_id::text FROM nchat_call_participants"
-				" WHERE call_id = $1 AND user_id IS NOT NULL",
+				" WHERE call_id = $1 AND user_id IS NOT NULL"
+				/* a removed participant gets no more events (issue 15 #3) */
+				" AND status <> 'removed'",
 				1, params, err);
 	json_t *arr;
 

@@ -28,6 +28,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "http/worker.h"
+#include "http/auth.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -1105,32 +1106,43 @@ void sse_hub_free(struct sse_hub *hub)
 /* GET /api/events (worker)                                            */
 /* ------------------------------------------------------------------ */
 
-/* May this caller follow stream id?  200, 404 or 503. */
-static int stream_visible(struct req *r, const char *stream_id)
+/*
+ * May this caller follow stream id?  Exactly the read rule of the REST
+ * endpoints for the same data (streams_open's STREAM_NEED_VIEW, used by
+ * GET /api/streams/{id}/chat): the broadcaster, a member of the stream's
+ * channel, staff (admin, moderator), or anyone - signed in or not - while
+ * the stream is live and STREAMS_PUBLIC_WHILE_LIVE is on.  Checked here in
+ * its own SQL predicate, not through a policy, so a policy change cannot
+ * open the event stream.  200; 404 (no such stream, or a signed-in caller
+ * who may not see it: not confirmed to exist); 401 (anonymous, as the REST
+ * chat read says); 503 / 500.
+ */
+static int sse_stream_readable(struct req *r, const char *stream_id)
 {
+	static const char sql[] =
+		"SELECT ($3::boolean AND s.status = 'live')"
+		" OR ($2::uuid IS NOT NULL AND ($4::boolean OR s.broadcaster_id = $2::uuid"
+		"     OR EXISTS (SELECT 1 FROM nchat_channel_members m"
+		"                WHERE m.channel_id = s.channel_id AND m.user_id = $2::uuid)))"
+		" FROM nchat_streams s WHERE s.id = $1";
 	struct nc_error err = {0};
-	const char *params[] = {stream_id};
-	PGresult *res;
-	int status = 404;
+	const char *params[4] = {
+		stream_id, r->authed ? r->user.user_id : NULL,
+		r->cfg->streams_public_live ? "true" : "false",
+		r->authed && auth_is_staff(&r->user) ? "true" : "false",
+	};
+	PGresult *res = db_exec_service(&r->w->db, sql, 4, params, &err);
+	int status;
 
-	if (r->authed) {
-		if (db_begin_user(&r->w->db, r->user.user_id, &err) != NC_OK)
-			return 503;
-		res = db_exec(&r->w->db, "SELECT 1 FROM nchat_streams WHERE id = $1", 1, params, &err);
-	} else {
-		if (db_begin_service(&r->w->db, &err) != NC_OK)
-			return 503;
-		res = db_exec(&r->w->db,
-			      "SELECT 1 FROM nchat_streams WHERE id = $1"
-			      " AND status IN ('preparing', 'scheduled', 'live')",
-			      1, params, &err);
-	}
 	if (res == NULL)
-		status = err.code == NC_EUNAVAILABLE ? 503 : 500;
-	else if (PQntuples(res) > 0)
+		return err.code == NC_EUNAVAILABLE ? 503 : 500;
+	if (PQntuples(res) != 1)
+		status = 404;
+	else if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
 		status = 200;
+	else
+		status = r->authed ? 404 : 401;
 	PQclear(res);
-	db_rollback(&r->w->db);
 	return status;
 }
 
@@ -1150,9 +1162,13 @@ void api_events(struct req *r)
 		goto out;
 	}
 	if (stream != NULL) {
-		int st = stream_visible(r, stream);
+		int st = sse_stream_readable(r, stream);
 		if (st == 404) {
 			resp_error(r, NC_ENOTFOUND, "stream not found");
+			goto out;
+		}
+		if (st == 401) {
+			resp_error(r, NC_EUNAUTH, "sign in to follow this stream");
 			goto out;
 		}
 		if (st != 200) {

@@ -179,6 +179,8 @@ struct erase_step {
  * before the sessions whose ids identify them.  Chat messages are deleted,
  * not blanked: the content is the personal data, and an empty row would
  * still say who wrote when (content must be 1..2000 characters anyway).
+ * The recording download log is not the user's content but an audit trail
+ * of access to other people's recordings: its rows stay, without the user.
  */
 static const struct erase_step erase_steps[] = {
 	{"erased", "stream_chat_messages",
@@ -191,8 +193,9 @@ static const struct erase_step erase_steps[] = {
 	{"erased", "connection_stats",
 	 "DELETE FROM nchat_webrtc_connections WHERE user_id = $1"
 	 " OR participant_id IN (SELECT id FROM nchat_call_participants WHERE user_id = $1)"},
-	{"erased", "recording_downloads",
-	 "DELETE FROM nchat_recording_downloads WHERE user_id = $1"},
+	{"pseudonymised", "recording_downloads",
+	 "UPDATE nchat_recording_downloads SET user_id = NULL, pseudonymised_at = now()"
+	 " WHERE user_id = $1"},
 	{"pseudonymised", "call_participations",
 	 "UPDATE nchat_call_participants SET user_id = NULL, livekit_identity = NULL,"
 	 " livekit_participant_id = NULL, pseudonymised_at = now() WHERE user_id = $1"},

@@ -14,23 +14,32 @@ void api_healthz(struct req *r)
 	resp_json(r, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+/*
+ * Postgres is "ok" only when this worker's connection can enter both work
+ * roles and they are confined (db_check_roles); "roles" with a
+ * postgresDetail line saying what to grant when it cannot.
+ */
 void api_readyz(struct req *r)
 {
 	struct nc_worker *w = r->w;
 	struct nc_error err = {0};
-	PGresult *res = db_exec(&w->db, "SELECT 1", 0, NULL, &err);
+	char msg[512];
+	enum db_roles_state st = db_check_roles(&w->db, msg, sizeof(msg));
 	redisReply *rep = NULL;
-	bool pg_ok = res != NULL, redis_ok = false;
+	bool pg_ok = st == DB_ROLES_OK, redis_ok = false;
+	json_t *out;
 
-	PQclear(res);
 	if (w->rds_ok) {
 		rep = rds_cmd(&w->rds, &err, "PING");
 		redis_ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
 		freeReplyObject(rep);
 	}
-	resp_json(r, pg_ok && redis_ok ? 200 : 503,
-		  json_pack("{s:s, s:s, s:s}", "status", pg_ok && redis_ok ? "ready" : "unavailable",
-			    "postgres", pg_ok ? "ok" : "down", "redis", redis_ok ? "ok" : "down"));
+	out = json_pack("{s:s, s:s, s:s}", "status", pg_ok && redis_ok ? "ready" : "unavailable",
+			"postgres", pg_ok ? "ok" : st == DB_ROLES_REFUSED ? "roles" : "down",
+			"redis", redis_ok ? "ok" : "down");
+	if (st == DB_ROLES_REFUSED)
+		json_object_set_new(out, "postgresDetail", json_string(msg));
+	resp_json(r, pg_ok && redis_ok ? 200 : 503, out);
 }
 
 /* Who the bearer token says the caller is (handy for the frontend and tests). */

@@ -8,17 +8,24 @@
  *   DELETE /api/recordings/{id}              the call's initiator, admin
  *   POST   /api/recordings/{id}/legal-hold   admin: {"hold": true|false}
  *
- * Reads run in the user's context so row-level security decides visibility
- * (a call you cannot see is a 404, never a 403 that would confirm it
- * exists).  Admins act on any recording for delete and legal hold (service
- * context), which is what governance needs.  Every presigned URL handed out
- * is recorded in nchat_recording_downloads first; if that row cannot be
- * written no URL is given.
+ * Who sees a recording: the call's participants (a participant row that is
+ * not `removed`) and admins - not channel members who never took part, not
+ * a participant from their removal on, and nobody once it is deleted.  A
+ * recording (or call) the caller may not see is 404, never a 403 that would
+ * confirm it exists.  Each read checks this twice: in its own SQL predicate
+ * (participant_pred below) and through row-level security (it runs as the
+ * user, sql/0006_work_roles.sql), so neither a policy regression nor a
+ * handler bug alone can leak a recording.  Admins read as the service, with
+ * the predicate "not deleted".  Every presigned URL handed out is recorded
+ * in nchat_recording_downloads first, by an INSERT that checks the same
+ * predicate again; if that row cannot be written no URL is given.
  *
  * DELETE removes the S3 object first (404 = already gone = fine), then marks
- * the row `deleted` (deleted_at set) rather than removing it: the row keeps
- * the audit trail and the download log, and the retention sweep does the
- * same.  S3 down -> 503 and the row is unchanged.
+ * the row `deleted` (deleted_at set): from then on GET, the call's list,
+ * legal hold and another DELETE answer 404 for everyone.  The row stays as
+ * the anchor of the download log (an audit trail) and of usage reports; the
+ * audit log entry keeps what the recording was.  S3 down -> 503 and the row
+ * is unchanged.
  */
 #include "http/http.h"
 #include "core/uuid.h"
@@ -73,10 +80,43 @@ static void api_recording_stop(struct req *r)
 		resp_nc_error(r, &err);
 }
 
+/*
+ * The caller takes part in the recording's call: $2 is their user id.  The
+ * recording predicate every non-admin read repeats (defence in depth beside
+ * the row-level security it also runs under).
+ */
+#define PARTICIPANT_PRED(call_col) \
+	" EXISTS (SELECT 1 FROM nchat_call_participants p WHERE p.call_id = " call_col \
+	" AND p.user_id = $2::uuid AND p.status <> 'removed')"
+
+static bool is_admin(const struct req *r)
+{
+	return (r->user.roles & ROLE_ADMIN) != 0;
+}
+
 static void api_call_recordings(struct req *r)
 {
+	/*
+	 * One statement: a row per recording, one row of NULLs when the caller
+	 * may see the call's recordings but there are none, no row when they
+	 * may not (404).
+	 */
+	static const char user_sql[] =
+		"SELECT " REC_COLS " FROM"
+		" (SELECT 1 FROM nchat_call_participants p WHERE p.call_id = $1"
+		"   AND p.user_id = $2::uuid AND p.status <> 'removed') me"
+		" LEFT JOIN LATERAL (SELECT * FROM nchat_call_recordings x"
+		"   WHERE x.call_id = $1 AND x.status <> 'deleted'"
+		"   ORDER BY x.created_at DESC, x.id DESC LIMIT 200) r ON true"
+		" ORDER BY r.created_at DESC, r.id DESC";
+	static const char admin_sql[] =
+		"SELECT " REC_COLS " FROM nchat_calls c"
+		" LEFT JOIN LATERAL (SELECT * FROM nchat_call_recordings x"
+		"   WHERE x.call_id = c.id AND x.status <> 'deleted'"
+		"   ORDER BY x.created_at DESC, x.id DESC LIMIT 200) r ON true"
+		" WHERE c.id = $1 ORDER BY r.created_at DESC, r.id DESC";
 	const char *call_id = req_param(r, "id");
-	const char *p[1] = { call_id };
+	const char *p[2] = { call_id, r->user.user_id };
 	struct db_conn *db = &r->w->db;
 	struct nc_error err;
 	PGresult *res;
@@ -86,41 +126,41 @@ static void api_call_recordings(struct req *r)
 		resp_error(r, NC_EBADREQ, "call id must be a UUID");
 		return;
 	}
-	if (db_begin_user(db, r->user.user_id, &err) != NC_OK) {
-		resp_nc_error(r, &err);
-		return;
-	}
-	res = db_exec(db, "SELECT 1 FROM nchat_calls WHERE id = $1", 1, p, &err);
-	if (res == NULL || PQntuples(res) == 0) {
-		db_rollback(db);
-		if (res == NULL)
-			resp_nc_error(r, &err);
-		else
-			resp_error(r, NC_ENOTFOUND, "call not found");
-		PQclear(res);
-		return;
-	}
-	PQclear(res);
-	res = db_exec(db,
-		      "SELECT " REC_COLS " FROM nchat_call_recordings r WHERE r.call_id = $1"
-		      " ORDER BY r.created_at DESC, r.id DESC LIMIT 200",
-		      1, p, &err);
-	db_rollback(db);
+	if (is_admin(r))
+		res = db_exec_service(db, admin_sql, 1, p, &err);
+	else
+		res = db_exec_user(db, r->user.user_id, user_sql, 2, p, &err);
 	if (res == NULL) {
 		resp_nc_error(r, &err);
 		return;
 	}
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		resp_error(r, NC_ENOTFOUND, "call not found");
+		return;
+	}
 	items = json_array();
 	for (int i = 0; i < PQntuples(res); i++)
-		json_array_append_new(items, recordings_row_json(res, i));
+		if (db_val(res, i, RC_ID) != NULL)
+			json_array_append_new(items, recordings_row_json(res, i));
 	PQclear(res);
 	resp_json(r, 200, json_pack("{s:o}", "recordings", items));
 }
 
-/* Read one recording as the user (RLS), as JSON; NULL with err (404 when not visible). */
+/*
+ * Read one recording the caller may see, as JSON; NULL with err (404 when
+ * they may not, or it is deleted).  Participants: as the user, predicate
+ * and row-level security; admins: as the service, "not deleted".
+ */
 static json_t *load_visible(struct req *r, const char *rec_id, struct nc_error *err)
 {
-	const char *p[1] = { rec_id };
+	static const char user_sql[] =
+		"SELECT " REC_COLS " FROM nchat_call_recordings r"
+		" WHERE r.id = $1 AND r.status <> 'deleted' AND" PARTICIPANT_PRED("r.call_id");
+	static const char admin_sql[] =
+		"SELECT " REC_COLS " FROM nchat_call_recordings r"
+		" WHERE r.id = $1 AND r.status <> 'deleted'";
+	const char *p[2] = { rec_id, r->user.user_id };
 	struct db_conn *db = &r->w->db;
 	PGresult *res;
 	json_t *row = NULL;
@@ -129,11 +169,10 @@ static json_t *load_visible(struct req *r, const char *rec_id, struct nc_error *
 		err_set(err, NC_EBADREQ, "recording id must be a UUID");
 		return NULL;
 	}
-	if (db_begin_user(db, r->user.user_id, err) != NC_OK)
-		return NULL;
-	res = db_exec(db, "SELECT " REC_COLS " FROM nchat_call_recordings r WHERE r.id = $1", 1, p,
-		      err);
-	db_rollback(db);
+	if (is_admin(r))
+		res = db_exec_service(db, admin_sql, 1, p, err);
+	else
+		res = db_exec_user(db, r->user.user_id, user_sql, 2, p, err);
 	if (res == NULL)
 		return NULL;
 	if (PQntuples(res) == 1)
@@ -154,7 +193,7 @@ static void api_recording_get(struct req *r)
 	char *url;
 	char expires[32];
 	PGresult *res;
-	const char *p[2] = { rec_id, r->user.user_id };
+	const char *p[3] = { rec_id, r->user.user_id, is_admin(r) ? "true" : "false" };
 
 	if (row == NULL) {
 		resp_nc_error(r, &err);
@@ -173,25 +212,29 @@ static void api_recording_get(struct req *r)
 		resp_error(r, NC_ESTORAGE, "recording storage is not configured");
 		return;
 	}
-	/* The download is on record before the URL leaves the service. */
-	if (db_begin_service(db, &err) != NC_OK ||
-	    (res = db_exec(db,
-			   "INSERT INTO nchat_recording_downloads (recording_id, user_id)"
-			   " VALUES ($1, (SELECT id FROM nchat_users WHERE id = $2::uuid))",
-			   2, p, &err)) == NULL) {
-		db_rollback(db);
+	/*
+	 * The download is on record before the URL leaves the service, written
+	 * only if the caller may still see the completed recording (the same
+	 * predicate again, as the service: one statement, one round trip).
+	 */
+	res = db_exec_service(db,
+			      "INSERT INTO nchat_recording_downloads (recording_id, user_id)"
+			      " SELECT r.id, (SELECT id FROM nchat_users WHERE id = $2::uuid)"
+			      " FROM nchat_call_recordings r"
+			      " WHERE r.id = $1 AND r.status = 'completed'"
+			      " AND ($3::boolean OR" PARTICIPANT_PRED("r.call_id") ")"
+			      " RETURNING id",
+			      3, p, &err);
+	if (res == NULL || PQntuples(res) != 1) {
+		if (res != NULL)
+			err_set(&err, NC_ENOTFOUND, "recording not found");
+		PQclear(res);
 		free(url);
 		json_decref(row);
 		resp_nc_error(r, &err);
 		return;
 	}
 	PQclear(res);
-	if (db_commit(db, &err) != NC_OK) {
-		free(url);
-		json_decref(row);
-		resp_nc_error(r, &err);
-		return;
-	}
 	format_rfc3339(now_unix() + r->cfg->s3_presign_ttl_s, expires, sizeof expires);
 	json_object_set_new(row, "downloadUrl", json_string(url));
 	json_object_set_new(row, "downloadUrlExpiresAt", json_string(expires));
@@ -209,29 +252,22 @@ static PGresult *load_for_action(struct req *r, const char *rec_id, bool initiat
 {
 	const char *p[1] = { rec_id };
 	struct db_conn *db = &r->w->db;
-	bool admin = (r->user.roles & ROLE_ADMIN) != 0;
+	bool admin = is_admin(r);
 	PGresult *res;
 	json_t *vis;
 
-	if (!is_uuid(rec_id)) {
-		err_set(err, NC_EBADREQ, "recording id must be a UUID");
+	/* 404 for whoever may not see it (deleted included, admins too). */
+	vis = load_visible(r, rec_id, err);
+	if (vis == NULL)
 		return NULL;
-	}
-	if (!admin) {
-		vis = load_visible(r, rec_id, err);
-		if (vis == NULL)
-			return NULL;
-		json_decref(vis);
-	}
-	if (db_begin_service(db, err) != NC_OK)
-		return NULL;
-	res = db_exec(db,
-		      "SELECT r.id, r.call_id, r.status, r.object_key, r.legal_hold,"
-		      " c.initiator_id::text"
-		      " FROM nchat_call_recordings r JOIN nchat_calls c ON c.id = r.call_id"
-		      " WHERE r.id = $1",
-		      1, p, err);
-	db_rollback(db);
+	json_decref(vis);
+	res = db_exec_service(db,
+			      "SELECT r.id, r.call_id, r.status, r.object_key, r.legal_hold,"
+			      " c.initiator_id::text, r.livekit_egress_id, r.started_by,"
+			      " r.created_at, r.file_size_bytes, r.duration_seconds"
+			      " FROM nchat_call_recordings r JOIN nchat_calls c ON c.id = r.call_id"
+			      " WHERE r.id = $1 AND r.status <> 'deleted'",
+			      1, p, err);
 	if (res == NULL)
 		return NULL;
 	if (PQntuples(res) != 1) {
@@ -254,7 +290,8 @@ static void api_recording_delete(struct req *r)
 	struct db_conn *db = &r->w->db;
 	struct nc_error err;
 	PGresult *row = load_for_action(r, rec_id, true, &err), *res;
-	const char *status, *key, *p[1] = { rec_id };
+	const char *status, *key;
+	const char *p[3] = { rec_id, is_admin(r) ? "true" : "false", r->user.user_id };
 	json_t *details;
 	enum nc_err e;
 
@@ -264,11 +301,6 @@ static void api_recording_delete(struct req *r)
 	}
 	status = PQgetvalue(row, 0, 2);
 	key = db_val(row, 0, 3);
-	if (strcmp(status, "deleted") == 0) {
-		PQclear(row);
-		resp_json(r, 204, NULL);
-		return;
-	}
 	if (strcmp(status, "starting") == 0 || strcmp(status, "active") == 0 ||
 	    strcmp(status, "ending") == 0) {
 		PQclear(row);
@@ -295,14 +327,26 @@ static void api_recording_delete(struct req *r)
 	}
 	if (db_begin_service(db, &err) != NC_OK)
 		goto fail;
+	/* The rights once more in the statement itself: admin or the initiator. */
 	res = db_exec(db,
-		      "UPDATE nchat_call_recordings SET status = 'deleted', deleted_at = now(),"
-		      " file_url = NULL WHERE id = $1 AND status <> 'deleted' AND NOT legal_hold",
-		      1, p, &err);
+		      "UPDATE nchat_call_recordings r SET status = 'deleted', deleted_at = now(),"
+		      " file_url = NULL WHERE r.id = $1 AND r.status <> 'deleted' AND NOT r.legal_hold"
+		      " AND ($2::boolean OR EXISTS (SELECT 1 FROM nchat_calls c"
+		      "  WHERE c.id = r.call_id AND c.initiator_id = $3::uuid))",
+		      3, p, &err);
 	if (res == NULL)
 		goto fail;
+	if (strcmp(PQcmdTuples(res), "1") != 0) {
+		PQclear(res);
+		err_set(&err, NC_ECONFLICT, "the recording changed meanwhile; try again");
+		goto fail;
+	}
 	PQclear(res);
-	details = json_pack("{s:s, s:s?}", "callId", PQgetvalue(row, 0, 1), "objectKey", key);
+	/* What audit needs once the row is hidden: what the recording was. */
+	details = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}", "callId",
+			    PQgetvalue(row, 0, 1), "objectKey", key, "egressId", db_val(row, 0, 6),
+			    "startedBy", db_val(row, 0, 7), "createdAt", db_val(row, 0, 8),
+			    "fileSizeBytes", db_val(row, 0, 9), "durationSeconds", db_val(row, 0, 10));
 	e = audit_log(db, &r->user, "recording.delete", "recording", rec_id, details,
 		      r->request_id, &err);
 	json_decref(details);
@@ -356,15 +400,9 @@ static void api_recording_legal_hold(struct req *r)
 	if (res == NULL)
 		goto fail;
 	if (PQntuples(res) == 0) {
+		/* Deleted is gone for everyone, as GET says (the row stays for audit). */
 		PQclear(res);
-		res = db_exec(db, "SELECT 1 FROM nchat_call_recordings WHERE id = $1", 1, p, &err);
-		if (res == NULL)
-			goto fail;
-		if (PQntuples(res) == 0)
-			err_set(&err, NC_ENOTFOUND, "recording not found");
-		else
-			err_set(&err, NC_ECONFLICT, "the recording has been deleted");
-		PQclear(res);
+		err_set(&err, NC_ENOTFOUND, "recording not found");
 		goto fail;
 	}
 	PQclear(res);

@@ -281,12 +281,17 @@ START_TEST(webhook_changes_reach_viewers)
 	struct sse_event ev;
 	char path[128], ingress[40], url[128], auth[4096];
 	const char *hdrs[3] = {auth, "Content-Type: application/webhook+json", NULL};
-	char *sid, *ch = it_new_channel(db, "ingest"), *u = it_new_user(db, "Broadcaster");
+	char *sid, *ch = it_new_channel(db, "ingest"), *u = it_new_user(db, "Broadcaster"), *tok;
 	json_t *event, *signed_ev;
 	struct it_resp r;
 	bool got = false;
 
-	snprintf(ingress, sizeof(ingress), "IN_%ld", (long)random());
+	{
+		/* unique per run: the database may hold earlier runs' streams */
+		char *rnd = it_sql(db, "SELECT md5(gen_random_uuid()::text)", 0, NULL);
+		snprintf(ingress, sizeof(ingress), "IN_%.20s", rnd);
+		free(rnd);
+	}
 	{
 		const char *p[] = {ch, u, ingress};
 		sid = it_sql(db,
@@ -297,7 +302,13 @@ START_TEST(webhook_changes_reach_viewers)
 			     3, p);
 	}
 	snprintf(path, sizeof(path), "/api/events?stream=%s", sid);
+	/* A stream that is not live yet: its channel's members (here the
+	 * broadcaster) may follow it, anonymous callers may not. */
 	ck_assert_int_eq(sse_connect(&c, b.port, NULL, path, NULL), 0);
+	ck_assert_int_eq(sse_status(&c, 5000), 401);
+	sse_close(&c);
+	tok = it_user_token(u, "user", 3600);
+	ck_assert_int_eq(sse_connect(&c, b.port, tok, path, NULL), 0);
 	ck_assert_int_eq(sse_status(&c, 5000), 200);
 	usleep(200 * 1000);
 	event = json_pack("{s:{s:s, s:{s:s, s:{s:s}}}}", "event", "event", "ingress_started",
@@ -321,6 +332,7 @@ START_TEST(webhook_changes_reach_viewers)
 	free(sid);
 	free(ch);
 	free(u);
+	free(tok);
 	PQfinish(db);
 }
 END_TEST

@@ -224,6 +224,12 @@ static void check_erased(struct world *w, const char *before_counters, const cha
 	ck_assert_int_eq(count1("SELECT count(*) FROM nchat_stream_viewers WHERE user_id = $1", w->u), 0);
 	ck_assert_int_eq(count1("SELECT count(*) FROM nchat_webrtc_connections WHERE user_id = $1", w->u), 0);
 	ck_assert_int_eq(count1("SELECT count(*) FROM nchat_recording_downloads WHERE user_id = $1", w->u), 0);
+	/* ... the download log is an audit trail of access to someone's recording:
+	 * the subject's row stays, without the subject (issue 15 #13) ... */
+	ck_assert_int_eq(count1("SELECT count(*) FROM nchat_recording_downloads WHERE recording_id = $1"
+				" AND user_id IS NULL AND pseudonymised_at IS NOT NULL", w->recording), 1);
+	ck_assert_int_eq(count1("SELECT count(*) FROM nchat_recording_downloads WHERE recording_id = $1",
+				w->recording), 2);
 	/* ... their participation is pseudonymised, not deleted ... */
 	ck_assert_int_eq(count1("SELECT count(*) FROM nchat_call_participants WHERE id = $1 AND"
 				" user_id IS NULL AND livekit_identity IS NULL AND"
@@ -285,7 +291,9 @@ START_TEST(erase_by_self)
 	ck_assert_int_eq(json_integer_value(json_object_get(erased, "stream_reactions")), 2);
 	ck_assert_int_eq(json_integer_value(json_object_get(erased, "stream_viewer_sessions")), 1);
 	ck_assert_int_eq(json_integer_value(json_object_get(erased, "connection_stats")), 1);
-	ck_assert_int_eq(json_integer_value(json_object_get(erased, "recording_downloads")), 1);
+	ck_assert_ptr_null(json_object_get(erased, "recording_downloads"));
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(resp.json, "pseudonymised"),
+							    "recording_downloads")), 1);
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(resp.json, "pseudonymised"),
 							    "call_participations")), 1);
 	it_resp_free(&resp);

@@ -6,6 +6,7 @@
 #include "harness.h"
 
 #include <check.h>
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +182,132 @@ START_TEST(unreachable_database)
 }
 END_TEST
 
+static void admin_exec(const char *sql)
+{
+	PGconn *admin = PQconnectdb(it_env("NC_TEST_ADMIN_URL"));
+	PGresult *res;
+
+	ck_assert_int_eq(PQstatus(admin), CONNECTION_OK);
+	res = PQexec(admin, sql);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(admin));
+	PQclear(res);
+	PQfinish(admin);
+}
+
+/*
+ * One URL for everything, the superuser's (Hasura/nHost style): migrate
+ * creates the work roles, serve enters them, and row-level security holds
+ * although the login role is a superuser.
+ */
+START_TEST(superuser_one_url)
+{
+	char *db = fresh_db();
+	char *url = url_with_db(it_env("NC_TEST_ADMIN_URL"), db);
+	char out[256], env_db[600], env_mig[600], path[128], *text, *x, *y, *call, *tx, *ty;
+	const char *env[] = {env_db, env_mig, NULL};
+	struct it_server s;
+	struct it_resp r;
+	PGconn *c;
+	const char *p[2];
+
+	snprintf(out, sizeof(out), "%s/migrate-%s-su.out", it_env("NC_RUN_DIR"), db);
+	ck_assert_int_eq(wait_exit(spawn_migrate(url, out)), 0);
+	text = slurp(out);
+	ck_assert_msg(strstr(text, "WARNING") == NULL, "a superuser migration warned: %s", text);
+	free(text);
+	c = PQconnectdb(url);
+	x = it_new_user(c, "x");
+	y = it_new_user(c, "y");
+	p[0] = x;
+	call = it_sql(c, "INSERT INTO nchat_calls (livekit_room_name, call_type, status, initiator_id)"
+			 " VALUES ('su-' || gen_random_uuid(), 'audio', 'active', $1) RETURNING id", 1, p);
+	p[1] = call;
+	free(it_sql(c, "INSERT INTO nchat_call_participants (call_id, user_id, role, status)"
+		       " VALUES ($2, $1, 'initiator', 'joined') RETURNING id", 2, p));
+	/* the work roles confine even this superuser's session */
+	ck_assert_int_eq(it_sql_long(c, "SELECT count(*) FROM nchat_calls", 0, NULL), 1);
+	free(it_sql(c, "BEGIN", 0, NULL));
+	free(it_sql(c, "SET LOCAL ROLE nchat_rtc_user", 0, NULL));
+	ck_assert_int_eq(it_sql_long(c, "SELECT count(*) FROM nchat_calls", 0, NULL), 0);
+	free(it_sql(c, "ROLLBACK", 0, NULL));
+	PQfinish(c);
+
+	snprintf(env_db, sizeof(env_db), "DATABASE_URL=%s", url);
+	snprintf(env_mig, sizeof(env_mig), "DATABASE_MIGRATE_URL=%s", url);
+	ck_assert_int_eq(it_server_start(&s, env), 0);
+	ck_assert_int_eq(it_req(&s, "GET", "/readyz", NULL, NULL, &r), 0);
+	ck_assert_msg(r.status == 200, "readyz %ld %s", r.status, r.body);
+	it_resp_free(&r);
+	tx = it_user_token(x, "user", 600);
+	ty = it_user_token(y, "user", 600);
+	snprintf(path, sizeof(path), "/api/calls/%s", call);
+	ck_assert_int_eq(it_req(&s, "GET", path, ty, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 404);
+	it_resp_free(&r);
+	ck_assert_int_eq(it_req(&s, "GET", path, tx, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	it_resp_free(&r);
+	ck_assert_int_eq(it_server_stop(&s), 0);
+	drop_db(db);
+	free(tx);
+	free(ty);
+	free(x);
+	free(y);
+	free(call);
+	free(url);
+	free(db);
+}
+END_TEST
+
+/*
+ * A migrator that may not manage roles: the migration still applies and
+ * says, as a warning, what a superuser must grant; serve logging in as that
+ * role refuses to start with one line saying the same.
+ */
+START_TEST(migrator_without_createrole)
+{
+	char role[64], name[64], sql[256], out[256], *url, *text, cmd[1024], line[2048];
+	FILE *f;
+	size_t n;
+	int rc;
+
+	snprintf(role, sizeof(role), "nctest_plain_%d", (int)getpid());
+	snprintf(name, sizeof(name), "nctest_plain_db_%d", (int)getpid());
+	snprintf(sql, sizeof(sql), "CREATE ROLE %s LOGIN", role);
+	admin_exec(sql);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s OWNER %s", name, role);
+	admin_exec(sql);
+	{
+		const char *base = it_env("DATABASE_MIGRATE_URL");
+		const char *at = strchr(base, '@');
+		char *u = malloc(strlen(base) + 128);
+
+		sprintf(u, "postgresql://%s%s", role, at);
+		url = url_with_db(u, name);
+		free(u);
+	}
+	snprintf(out, sizeof(out), "%s/migrate-%s.out", it_env("NC_RUN_DIR"), name);
+	ck_assert_int_eq(wait_exit(spawn_migrate(url, out)), 0);
+	text = slurp(out);
+	ck_assert_msg(strstr(text, "as a superuser run: GRANT nchat_rtc_system TO nchat_rtc_service")
+			      != NULL, "no clear message: %s", text);
+	free(text);
+	snprintf(cmd, sizeof(cmd), "env 'DATABASE_URL=%s' LISTEN_ADDR=127.0.0.1:%d timeout 20 '%s' serve 2>&1",
+		 url, it_free_port(), it_env("NC_BIN"));
+	f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	n = fread(line, 1, sizeof(line) - 1, f);
+	line[n] = '\0';
+	rc = pclose(f);
+	ck_assert_msg(WIFEXITED(rc) && WEXITSTATUS(rc) == 1, "serve started: %s", line);
+	ck_assert_msg(strstr(line, "may not enter") != NULL && strstr(line, "GRANT") != NULL, "%s", line);
+	drop_db(name);
+	snprintf(sql, sizeof(sql), "DROP ROLE %s", role);
+	admin_exec(sql);
+	free(url);
+}
+END_TEST
+
 int main(void)
 {
 	const char *need[] = {"NC_BIN", "NC_TEST_ADMIN_URL", "DATABASE_MIGRATE_URL", "NC_SQL_DIR",
@@ -191,11 +318,14 @@ int main(void)
 	int failed;
 
 	it_require(need);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 	srandom((unsigned)getpid());
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, fresh_then_noop);
 	tcase_add_test(tc, concurrent_runs);
 	tcase_add_test(tc, unreachable_database);
+	tcase_add_test(tc, superuser_one_url);
+	tcase_add_test(tc, migrator_without_createrole);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -793,11 +793,41 @@ START_TEST(delete_object_then_row)
 	v = rec_col(db, rec, "status || '|' || (deleted_at IS NOT NULL)");
 	ck_assert_str_eq(v, "deleted|true");
 	free(v);
-	/* A deleted recording has no download URL. */
-	ck_assert_int_eq(it_req(&srv, "GET", path, c.tok_init, NULL, &r), 0);
-	ck_assert_int_eq(r.status, 200);
-	ck_assert_ptr_null(json_object_get(r.json, "downloadUrl"));
-	it_resp_free(&r);
+	/* Deleted is gone for everyone: GET, the call's list, another DELETE, legal
+	 * hold all 404 (issue 15 #14); the row stays for the download log. */
+	{
+		const char *who[] = { c.tok_init, c.tok_admin, c.tok_member };
+		char lpath[128];
+
+		snprintf(lpath, sizeof lpath, "/api/calls/%s/recordings", c.id);
+		for (size_t i = 0; i < 3; i++) {
+			ck_assert_int_eq(it_req(&srv, "GET", path, who[i], NULL, &r), 0);
+			ck_assert_int_eq(r.status, 404);
+			ck_assert_ptr_null(json_object_get(r.json, "downloadUrl"));
+			it_resp_free(&r);
+			ck_assert_int_eq(it_req(&srv, "GET", lpath, who[i], NULL, &r), 0);
+			if (r.status == 200) {
+				json_t *a = json_object_get(r.json, "recordings");
+				for (size_t j = 0; j < json_array_size(a); j++)
+					ck_assert_str_ne(json_string_value(json_object_get(
+						json_array_get(a, j), "id")), rec);
+			}
+			it_resp_free(&r);
+		}
+		ck_assert_int_eq(it_req(&srv, "DELETE", path, c.tok_init, NULL, &r), 0);
+		ck_assert_int_eq(r.status, 404);
+		it_resp_free(&r);
+		ck_assert_int_eq(it_req(&srv, "DELETE", path, c.tok_admin, NULL, &r), 0);
+		ck_assert_int_eq(r.status, 404);
+		it_resp_free(&r);
+		snprintf(lpath, sizeof lpath, "/api/recordings/%s/legal-hold", rec);
+		ck_assert_int_eq(it_req(&srv, "POST", lpath, c.tok_admin, "{\"hold\":true}", &r), 0);
+		ck_assert_int_eq(r.status, 404);
+		it_resp_free(&r);
+		v = rec_col(db, rec, "status || '|' || legal_hold");
+		ck_assert_str_eq(v, "deleted|false");
+		free(v);
+	}
 	{
 		const char *p[1] = { rec };
 		ck_assert_int_eq(it_sql_long(db, "SELECT count(*) FROM nchat_rtc_audit_log WHERE"

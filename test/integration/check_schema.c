@@ -16,6 +16,7 @@
  */
 #include <check.h>
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,19 +103,29 @@ static void xfail(PGconn *c, const char *state, const char *sql, int n,
 	PQclear(r);
 }
 
-/* Open a transaction in the given context: "service", a user id, or NULL. */
+/*
+ * Open a transaction in the given context, as src/db.c does: "service" (the
+ * work role nchat_rtc_system), a user id (nchat_rtc_user with nchat.user_id),
+ * "nobody" (nchat_rtc_user with no user), or NULL (the login role itself).
+ */
 static void ctx_begin(PGconn *c, const char *who)
 {
 	xexec(c, "BEGIN", 0, NULL);
 	if (who == NULL)
 		return;
 	if (strcmp(who, "service") == 0) {
-		xexec(c, "SELECT set_config('nchat.role', 'service', true)", 0, NULL);
+		xexec(c, "SELECT set_config('role', 'nchat_rtc_system', true)", 0, NULL);
+	} else if (strcmp(who, "nobody") == 0) {
+		xexec(c, "SELECT set_config('role', 'nchat_rtc_user', true)", 0, NULL);
 	} else {
 		const char *p[] = { who };
-		xexec(c, "SELECT set_config('nchat.user_id', $1, true)", 1, p);
+		xexec(c, "SELECT set_config('role', 'nchat_rtc_user', true),"
+			 " set_config('nchat.user_id', $1, true)", 1, p);
 	}
 }
+
+/* Does the login role itself bypass row-level security (superuser, owner)? */
+static bool g_login_bypasses;
 
 static void ctx_commit(PGconn *c)
 {
@@ -294,7 +305,11 @@ START_TEST(test_rls_user_sees_own_calls_only)
 				       "WHERE call_id = $1", call2), 2);
 	ck_assert_int_eq(count_as(u_a, "SELECT count(*) FROM nchat_call_recordings "
 				       "WHERE call_id = $1", call2), 1);
+	/* Recordings are for participants: a channel member who never took part
+	 * sees the call, not its recordings. */
 	ck_assert_int_eq(count_as(u_a, "SELECT count(*) FROM nchat_call_recordings "
+				       "WHERE call_id = $1", call3), 0);
+	ck_assert_int_eq(count_as(u_c, "SELECT count(*) FROM nchat_call_recordings "
 				       "WHERE call_id = $1", call3), 1);
 	/* A search by egress id does not leak either. */
 	ck_assert_int_eq(count_as(u_a, "SELECT count(*) FROM nchat_call_recordings "
@@ -304,9 +319,10 @@ START_TEST(test_rls_user_sees_own_calls_only)
 	{
 		const char *p[] = { call2 };
 		ctx_begin(app, u_a);
-		PGresult *r = xq(app, "UPDATE nchat_calls SET status = 'ended' WHERE id = $1", 1, p);
-		ck_assert_str_eq(PQcmdTuples(r), "0");
-		PQclear(r);
+		xfail(app, "42501", "UPDATE nchat_calls SET status = 'ended' WHERE id = $1", 1, p);
+		ctx_rollback(app);
+		ctx_begin(app, u_a);
+		xfail(app, "42501", "DELETE FROM nchat_call_recordings WHERE call_id = $1", 1, p);
 		ctx_rollback(app);
 		ctx_begin(app, u_a);
 		xfail(app, "42501", "INSERT INTO nchat_calls (livekit_room_name, call_type, status) "
@@ -318,28 +334,85 @@ END_TEST
 
 START_TEST(test_rls_no_context_sees_nothing)
 {
-	ck_assert(!sees_call(NULL, call1));
-	ck_assert(!sees_call(NULL, call2));
-	ck_assert_int_eq(count_as(NULL, "SELECT count(*) FROM nchat_calls", NULL), 0);
-	ck_assert_int_eq(count_as(NULL, "SELECT count(*) FROM nchat_call_participants", NULL), 0);
-	ck_assert_int_eq(count_as(NULL, "SELECT count(*) FROM nchat_call_recordings", NULL), 0);
-	/* A setting from an earlier transaction does not linger... */
-	ck_assert(sees_call(u_a, call2));
-	ck_assert_int_eq(count_as(NULL, "SELECT count(*) FROM nchat_calls", NULL), 0);
-	/* ...and a malformed user id or an unknown role is no context either. */
-	ck_assert(!sees_call("not-a-uuid", call2));
-	ctx_begin(app, NULL);
-	xexec(app, "SELECT set_config('nchat.role', 'admin', true)", 0, NULL);
+	/* The user role without a user: nothing, whatever the login role. */
+	ck_assert(!sees_call("nobody", call1));
+	ck_assert(!sees_call("not-a-uuid", call2)); /* a malformed user id is no user */
+	ck_assert_int_eq(count_as("nobody", "SELECT count(*) FROM nchat_calls", NULL), 0);
+	ck_assert_int_eq(count_as("nobody", "SELECT count(*) FROM nchat_call_recordings", NULL), 0);
+	ck_assert_int_eq(count_as("nobody", "SELECT count(*) FROM nchat_streams", NULL), 0);
+	ctx_begin(app, "nobody");
+	xexec(app, "SELECT set_config('nchat.role', 'service', true)", 0, NULL);
 	ck_assert_int_eq(xlong(app, "SELECT count(*) FROM nchat_calls", 0, NULL), 0);
 	ctx_rollback(app);
-	/* Outside a transaction-local setting, writes are refused too. */
+	if (g_login_bypasses)
+		return; /* a superuser / owner login sees all without a work role */
+	/* The login role itself (a member of nchat_rtc_service): no access at all,
+	 * and the setting of an earlier transaction does not linger. */
+	ck_assert(sees_call(u_a, call2));
+	{
+		static const char *const tables[] = { "nchat_calls", "nchat_call_participants",
+			"nchat_call_recordings", "nchat_streams", "nchat_stream_chat_messages",
+			"nchat_rtc_audit_log" };
+		char sql[128];
+		for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+			snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", tables[i]);
+			ctx_begin(app, NULL);
+			xfail(app, "42501", sql, 0, NULL);
+			ctx_rollback(app);
+		}
+	}
+	/* ...and settings alone are no context either. */
+	ctx_begin(app, NULL);
+	xexec(app, "SELECT set_config('nchat.role', 'service', true),"
+		   " set_config('nchat.user_id', $1, true)", 1, (const char *const[]){ u_a });
+	xfail(app, "42501", "SELECT count(*) FROM nchat_calls", 0, NULL);
+	ctx_rollback(app);
+	/* Outside a work role, writes are refused too. */
 	{
 		const char *p[] = { run_tag };
 		ctx_begin(app, NULL);
 		xfail(app, "42501", "INSERT INTO nchat_calls (livekit_room_name, call_type) "
 				     "VALUES ('none-' || $1, 'audio')", 1, p);
 		ctx_rollback(app);
+		ctx_begin(app, NULL);
+		xfail(app, "42501", "SELECT count(*) FROM nchat_call_recordings", 0, NULL);
+		ctx_rollback(app);
 	}
+}
+END_TEST
+
+/* A removed participant sees nothing of the call; a deleted recording no one. */
+START_TEST(test_rls_removed_and_deleted)
+{
+	const char *p[] = { call1, u_c };
+	char rec[UUID_LEN];
+	const char *pr[] = { rec };
+
+	ck_assert(sees_call(u_c, call1));
+	xtext(own, rec, sizeof rec, "SELECT id FROM nchat_call_recordings WHERE call_id = $1", 1, p);
+	xexec(own, "UPDATE nchat_call_participants SET status = 'removed' "
+		   "WHERE call_id = $1 AND user_id = $2", 2, p);
+	ck_assert(!sees_call(u_c, call1));
+	ck_assert_int_eq(count_as(u_c, "SELECT count(*) FROM nchat_call_participants "
+				       "WHERE call_id = $1", call1), 0);
+	ck_assert_int_eq(count_as(u_c, "SELECT count(*) FROM nchat_call_recordings "
+				       "WHERE call_id = $1", call1), 0);
+	ck_assert(sees_call(u_b, call1));
+	xexec(own, "UPDATE nchat_call_participants SET status = 'ringing' "
+		   "WHERE call_id = $1 AND user_id = $2", 2, p);
+	ck_assert(sees_call(u_c, call1));
+
+	/* deleted: gone for every user, still there for the service */
+	xexec(own, "UPDATE nchat_call_recordings SET status = 'deleted', deleted_at = now() "
+		   "WHERE id = $1", 1, pr);
+	ck_assert_int_eq(count_as(u_b, "SELECT count(*) FROM nchat_call_recordings "
+				       "WHERE id = $1", rec), 0);
+	ck_assert_int_eq(count_as("service", "SELECT count(*) FROM nchat_call_recordings "
+					     "WHERE id = $1", rec), 1);
+	xexec(own, "UPDATE nchat_call_recordings SET status = 'completed', deleted_at = NULL "
+		   "WHERE id = $1", 1, pr);
+	ck_assert_int_eq(count_as(u_b, "SELECT count(*) FROM nchat_call_recordings "
+				       "WHERE id = $1", rec), 1);
 }
 END_TEST
 
@@ -522,7 +595,7 @@ START_TEST(test_stream_analytics)
 	ck_assert_int_eq(count_as(u_a, "SELECT count(*) FROM nchat_streams WHERE id = $1", stream), 1);
 	ck_assert_int_eq(count_as(u_c, "SELECT count(*) FROM nchat_streams WHERE id = $1", stream), 1);
 	ck_assert_int_eq(count_as(u_b, "SELECT count(*) FROM nchat_streams WHERE id = $1", stream), 0);
-	ck_assert_int_eq(count_as(NULL, "SELECT count(*) FROM nchat_streams WHERE id = $1", stream), 0);
+	ck_assert_int_eq(count_as("nobody", "SELECT count(*) FROM nchat_streams WHERE id = $1", stream), 0);
 
 	/* five sessions: A twice (two tabs), C once, two anonymous clients */
 	add_viewer(stream, u_a, s1);
@@ -730,6 +803,7 @@ static Suite *schema_suite(void)
 	tcase_add_test(tc, test_rls_user_sees_own_calls_only);
 	tcase_add_test(tc, test_rls_no_context_sees_nothing);
 	tcase_add_test(tc, test_rls_service_sees_all);
+	tcase_add_test(tc, test_rls_removed_and_deleted);
 	tcase_add_test(tc, test_check_constraints);
 	tcase_add_test(tc, test_participant_duration);
 	tcase_add_test(tc, test_stream_analytics);
@@ -750,6 +824,20 @@ int main(void)
 	PGconn *c = db_connect(g_owner_url);
 	if (!c)
 		return 1;
+	{
+		PGconn *a = db_connect(g_app_url);
+		PGresult *r;
+
+		if (!a)
+			return 1;
+		r = PQexec(a, "SELECT rolsuper OR rolbypassrls OR pg_has_role(current_user,"
+			      " (SELECT relowner FROM pg_class WHERE relname = 'nchat_calls'), 'USAGE')"
+			      " FROM pg_roles WHERE rolname = current_user");
+		g_login_bypasses = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+				   strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+		PQclear(r);
+		PQfinish(a);
+	}
 	if (fixtures_create(c) != 0) {
 		fixtures_delete(c);
 		PQfinish(c);
