@@ -13,6 +13,7 @@
  * result.
  */
 #include "fuzz_util.h"
+#include "core/uuid.h"
 #include "ops/webhook_event.h"
 
 #include <stdio.h>

@@ -9,6 +9,7 @@
  * as the database superuser.
  */
 #include "harness.h"
+#include "core/uuid.h"
 #include "core/common.h"
 
 #include <arpa/inet.h>
