@@ -711,7 +711,7 @@ START_TEST(serve_refuses_a_login_role_without_the_work_roles)
 	admin_exec(adm, sql);
 	url_for(role, env_url, sizeof env_url);
 	snprintf(cmd, sizeof cmd,
-		 "env '%s' LISTEN_ADDR=127.0.0.1:%d LOG_LEVEL=warn timeout 20 '%s' serve 2>&1",
+		 "env '%s' LISTEN_ADDR=127.0.0.1:%d METRICS_ADDR=off LOG_LEVEL=warn timeout 20 '%s' serve 2>&1",
 		 env_url, it_free_port(), it_env("NC_BIN"));
 	f = popen(cmd, "r");
 	ck_assert_ptr_nonnull(f);

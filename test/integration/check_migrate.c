@@ -292,7 +292,7 @@ START_TEST(migrator_without_createrole)
 	ck_assert_msg(strstr(text, "as a superuser run: GRANT nchat_rtc_system TO nchat_rtc_service")
 			      != NULL, "no clear message: %s", text);
 	free(text);
-	snprintf(cmd, sizeof(cmd), "env 'DATABASE_URL=%s' LISTEN_ADDR=127.0.0.1:%d timeout 20 '%s' serve 2>&1",
+	snprintf(cmd, sizeof(cmd), "env 'DATABASE_URL=%s' LISTEN_ADDR=127.0.0.1:%d METRICS_ADDR=off timeout 20 '%s' serve 2>&1",
 		 url, it_free_port(), it_env("NC_BIN"));
 	f = popen(cmd, "r");
 	ck_assert_ptr_nonnull(f);
