@@ -38,13 +38,13 @@ static double metric(const char *text, const char *prefix)
 	return sp ? atof(sp + 1) : -1;
 }
 
-/* GET /metrics of s (malloc'd body). */
+/* GET /metrics of s on its METRICS_ADDR listener (malloc'd body). */
 static char *scrape(const struct it_server *s)
 {
 	struct it_resp r;
 	char *body;
 
-	ck_assert_int_eq(it_req(s, "GET", "/metrics", NULL, NULL, &r), 0);
+	ck_assert_int_eq(it_metrics(s, &r), 0);
 	ck_assert_int_eq(r.status, 200);
 	body = strdup(r.body);
 	it_resp_free(&r);
