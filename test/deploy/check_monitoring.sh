@@ -119,8 +119,12 @@ elif [ -z "${NC_BIN:-}" ] || [ -z "${DATABASE_URL:-}" ]; then
     run_names "$DASH" "$RULES"
 else
     port=$(free_port)
+    mport=$(free_port)
+    while [ "$mport" = "$port" ]; do mport=$(free_port); done
     logf=${NC_RUN_DIR:-$TMP}/monitoring-server.log
-    LISTEN_ADDR=127.0.0.1:$port LOG_LEVEL=warn "$NC_BIN" serve >"$logf" 2>&1 </dev/null &
+    # /metrics is served on its own listener (METRICS_ADDR), on a free port here
+    LISTEN_ADDR=127.0.0.1:$port METRICS_ADDR=127.0.0.1:$mport LOG_LEVEL=warn "$NC_BIN" serve \
+        >"$logf" 2>&1 </dev/null &
     SRV_PID=$!
     ok=0
     for _ in $(seq 1 150); do
@@ -128,7 +132,7 @@ else
         kill -0 "$SRV_PID" 2>/dev/null || break
         sleep 0.1
     done
-    if [ "$ok" = 1 ] && curl -fsS -o "$TMP/metrics.txt" "http://127.0.0.1:$port/metrics"; then
+    if [ "$ok" = 1 ] && curl -fsS -o "$TMP/metrics.txt" "http://127.0.0.1:$mport/metrics"; then
         run_names "$DASH" "$RULES" "$TMP/metrics.txt"
         # The name check must catch a misspelt metric.
         sed -e 's/max(nchat_active_calls{/max(nchat_active_calss{/' "$DASH" >"$TMP/typo.json"

@@ -91,6 +91,7 @@ export async function startService(extraEnv: Record<string, string> = {}, port?:
   const logPath = path.join(runDir, `contract-server-${p}.log`);
   const e: Record<string, string> = {
     LISTEN_ADDR: `127.0.0.1:${p}`,
+    METRICS_ADDR: 'off', // not under test here; the default port would collide between runs
     WORKERS: '4',
     LOG_LEVEL: 'info',
     RATE_LIMIT_IP: 'off',
