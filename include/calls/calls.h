@@ -99,8 +99,8 @@ enum nc_err calls_sweep(struct nc_worker *w, struct calls_sweep_stats *st, struc
 struct req;
 extern const struct route calls_routes[];
 
-/* Periodic work run by `serve` on a timer (sweep_calls.c). */
-void calls_periodic(struct req *r);
+/* Periodic job of `serve` on a timer (http_server_add_periodic; sweep_calls.c). */
+void calls_periodic(struct nc_worker *w, void *arg);
 /* `nchat-rtc sweep-calls` (argv[0] is the subcommand name). */
 int cmd_sweep_calls(int argc, char **argv, const struct nc_config *cfg);
 

@@ -22,52 +22,15 @@
 
 struct nc_worker;
 struct http_server;
-struct evhttp_request;
 struct sse_spec;
+struct req;
 
-struct http_header {
-	char *name;
-	char *value;
-};
-
-struct req {
-	/* Request: read-only for handlers. */
-	unsigned method;              /* enum route_method bit */
-	const char *method_name;
-	char *path;                   /* raw path, as received (route_match decodes segments) */
-	char *query;                  /* raw query string (no '?'), or NULL */
-	struct http_header *headers;
-	size_t n_headers;
-	char *body;                   /* NUL-terminated copy, or NULL */
-	size_t body_len;
-	char request_id[65];
-	char client_addr[64];
-	struct route_match match;     /* route and path parameters */
-	char *path_buf;               /* segmented copy of path that params point into */
-
-	/* Set by the dispatcher before the handler runs. */
-	bool authed;
-	struct principal user;
-	struct nc_worker *w;          /* the worker running the handler (NULL on loop) */
-	json_t *json;                 /* the parsed body of a ROUTE_JSON route (server-owned) */
-	const struct nc_config *cfg;
-	bool metrics_listener;        /* arrived on METRICS_ADDR, not LISTEN_ADDR */
-
-	/* Response: filled by the handler through resp_*. */
-	int status;
-	struct http_header *out_headers;
-	size_t n_out, cap_out;
-	char *resp_body;
-	size_t resp_len;
-	const char *content_type;
-	struct sse_spec *sse;         /* set (malloc'd) by a handler that opens an event stream */
-
-	/* Server internals. */
-	struct evhttp_request *evreq;
-	struct http_server *srv;
-	int64_t start_us;
-	struct req *next;
-};
+/*
+ * TRANSITIONAL: the layout of struct req is private to http/ (see
+ * req_private.h); it is still visible here only until the handlers outside
+ * http/ read it through the accessors below.
+ */
+#include "http/req_private.h"
 
 /* ---- request accessors ---- */
 const char *req_header(const struct req *r, const char *name);
@@ -81,6 +44,25 @@ char *req_query(const struct req *r, const char *key);
 json_t *req_json(struct req *r, bool allow_empty);
 /* The body of a ROUTE_JSON route, parsed before the handler ran (borrowed). */
 json_t *req_body(const struct req *r);
+/* The body as received (NUL-terminated, or NULL when empty); *len its length. */
+const char *req_raw_body(const struct req *r, size_t *len);
+/* The worker running the handler (its connections); NULL on the loop thread. */
+struct nc_worker *req_worker(const struct req *r);
+/* The authenticated caller; all zero (no user id, no roles) unless req_authed. */
+const struct principal *req_user(const struct req *r);
+bool req_authed(const struct req *r);
+const struct nc_config *req_cfg(const struct req *r);
+/* The request id (X-Request-Id when valid, else a fresh UUID). */
+const char *req_id(const struct req *r);
+/* The client's address (X-Forwarded-For resolved through TRUSTED_PROXIES). */
+const char *req_client_addr(const struct req *r);
+/* Did the request arrive on the METRICS_ADDR listener? */
+bool req_on_metrics_listener(const struct req *r);
+/*
+ * Answer by opening an event stream described by spec (copied): the loop
+ * thread hands the connection to the SSE hub after the handler returns.
+ */
+void req_open_stream(struct req *r, const struct sse_spec *spec);
 
 /* ---- responses ---- */
 void resp_header(struct req *r, const char *name, const char *value);
@@ -96,11 +78,15 @@ struct http_server *http_server_new(const struct nc_config *cfg, const struct ro
 /* Bind LISTEN_ADDR, start workers, run the loop until SIGTERM/SIGINT drains it. */
 int http_server_run(struct http_server *srv) NC_MUSTCHECK;
 void http_server_free(struct http_server *srv);
+/* Work for a worker thread: runs with the worker's own connections. */
+typedef void (*nc_job_fn)(struct nc_worker *w, void *arg);
 /*
- * Run handler on a worker every interval_s seconds (with a NULL evreq, so the
- * response is discarded).  Call before http_server_run.
+ * Run fn(w, arg) on a worker every interval_s seconds (none when <= 0), one
+ * run at a time on this instance: a tick while the previous run is queued or
+ * running is skipped.  No tick starts once draining begins; a run in
+ * progress is waited for.  name is for logs.  Call before http_server_run.
  */
-void http_server_add_periodic(struct http_server *srv, int interval_s, route_handler handler,
+void http_server_add_periodic(struct http_server *srv, int interval_s, nc_job_fn fn, void *arg,
 			      const char *name);
 
 #endif

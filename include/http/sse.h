@@ -3,13 +3,13 @@
  *
  * A client opens GET /api/events (user events) or /api/events?stream=<id>
  * (plus that stream's events).  A worker authenticates and authorises the
- * request (api_events) and describes the subscription in a struct sse_spec;
+ * request (GET /api/events, sse_events.c) and describes the subscription in a struct sse_spec;
  * the loop thread then hands the connection to the hub, which keeps it for
  * the rest of its life: SSE connections never occupy a worker.
  *
  * Every instance holds one Redis pattern subscription (nchat:rt:*) and
  * delivers each event to its own connections of that topic.  Events are
- * written by rt_publish (events.c) to a capped Redis stream per topic as
+ * written by rt_publish (realtime/events.c) to a capped Redis stream per topic as
  * well, so a client that reconnects with Last-Event-ID gets what it missed.
  * An event id carries the client's position in each of its topics:
  * "u<ms>-<seq>,s<ms>-<seq>" (user topic, stream topic).
@@ -67,10 +67,7 @@ void sse_parse_last_event_id(const char *last_id, struct sse_spec *spec);
 /* Compare two Redis stream ids ("ms-seq"); <0, 0, >0. */
 int sse_id_cmp(const char *a, const char *b);
 
-/* The GET /api/events handler (worker side) and its route table. */
-void api_events(struct req *r);
-
-/* GET /api/events (sse.c). */
+/* GET /api/events (sse_events.c; a route_fn, see router.h). */
 extern const struct route events_routes[];
 
 #endif

@@ -1,12 +1,12 @@
 /*
- * outbox.h - delivery of the durable outgoing-webhook outbox (see outbox.c),
- * and the admin API over it.
+ * outbox.h - delivery of the durable outgoing-webhook outbox (see outbox.c).
+ * Nothing here speaks HTTP to our own clients: the admin API over the outbox
+ * lives in ops/ (api_governance.c).
  */
 #ifndef NC_OUTBOX_H
 #define NC_OUTBOX_H
 
 #include "core/common.h"
-#include "http/http.h"
 
 struct nc_worker;
 
@@ -16,8 +16,8 @@ struct nc_worker;
 void outbox_sign(const char *secret, int64_t t, const char *body, size_t len, char out[OUTBOX_SIG_LEN]);
 /* Claim and deliver one batch of due rows; rows claimed, or -1. */
 int outbox_run_once(struct nc_worker *w, int *delivered, int *failed);
-/* Timer job for `serve`. */
-void outbox_periodic(struct req *r);
+/* Periodic job of `serve` (http_server_add_periodic): delivers due batches. */
+void outbox_periodic(struct nc_worker *w, void *arg);
 /* Free this thread's HTTP handle (worker shutdown). */
 void outbox_thread_cleanup(void);
 

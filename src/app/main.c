@@ -161,8 +161,8 @@ static int cmd_serve(const struct nc_config *cfg)
 	log_info("nchat-rtc %s: LiveKit API at %s", VERSION, cfg->livekit_api_url);
 	worker_at_exit(outbox_thread_cleanup);
 	srv = http_server_new(cfg, api_routes());
-	http_server_add_periodic(srv, cfg->call_sweep_interval_s, calls_periodic, "sweep-calls");
-	http_server_add_periodic(srv, cfg->outbound_webhook_interval_s, outbox_periodic, "outbox");
+	http_server_add_periodic(srv, cfg->call_sweep_interval_s, calls_periodic, NULL, "sweep-calls");
+	http_server_add_periodic(srv, cfg->outbound_webhook_interval_s, outbox_periodic, NULL, "outbox");
 	rc = http_server_run(srv);
 	http_server_free(srv);
 	return rc == 0 ? 0 : 1;

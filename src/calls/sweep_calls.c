@@ -344,21 +344,21 @@ enum nc_err calls_sweep(struct nc_worker *w, struct calls_sweep_stats *st, struc
 	return err->code;
 }
 
-void calls_periodic(struct req *r)
+void calls_periodic(struct nc_worker *w, void *arg)
 {
 	struct calls_sweep_stats st;
 	struct nc_error err = {0};
 
-	if (calls_sweep(r->w, &st, &err) != NC_OK) {
+	(void)arg;
+	if (calls_sweep(w, &st, &err) != NC_OK) {
 		log_warn("sweep-calls: %s", err.msg);
 	} else {
 		if (!st.skipped)
-			sweep_record_success(r->w->rds_ok ? &r->w->rds : NULL, r->cfg, "calls");
+			sweep_record_success(w->rds_ok ? &w->rds : NULL, w->cfg, "calls");
 		if (st.missed || st.ended || st.participants_closed || st.recordings_fixed)
 			log_info("sweep-calls: %d missed, %d ended, %d participants closed, %d recordings fixed",
 				 st.missed, st.ended, st.participants_closed, st.recordings_fixed);
 	}
-	resp_json(r, 204, NULL);
 }
 
 int cmd_sweep_calls(int argc, char **argv, const struct nc_config *cfg)

@@ -184,8 +184,8 @@ static int end_request_line(struct http_framer *f)
 	return 0;
 }
 
-/* One byte of framing text (not body data). */
-static int step(struct http_framer *f, unsigned char c)
+/* One byte of the request line. */
+static int step_request_line(struct http_framer *f, unsigned char c)
 {
 	switch (f->st) {
 	case F_START:
@@ -221,6 +221,15 @@ static int step(struct http_framer *f, unsigned char c)
 		if (c != '\n')
 			return fail(f, "bare CR in the request line");
 		return end_request_line(f);
+	default:
+		return -1;
+	}
+}
+
+/* One byte of the header section. */
+static int step_header(struct http_framer *f, unsigned char c)
+{
+	switch (f->st) {
 	case F_HDR:
 		if (c == '\r') {
 			f->st = F_HDR_END_CR;
@@ -281,6 +290,15 @@ static int step(struct http_framer *f, unsigned char c)
 		if (c != '\n')
 			return fail(f, "bare CR after the headers");
 		return end_headers(f);
+	default:
+		return -1;
+	}
+}
+
+/* One byte of chunked framing (sizes, the CRLF after data, the trailer). */
+static int step_chunked(struct http_framer *f, unsigned char c)
+{
+	switch (f->st) {
 	case F_CH_SIZE: {
 		int h = hexval(c);
 
@@ -352,6 +370,26 @@ static int step(struct http_framer *f, unsigned char c)
 	/* the request is complete */
 	f->st = F_START;
 	return 0;
+}
+
+/* One byte of framing text (not body data). */
+static int step(struct http_framer *f, unsigned char c)
+{
+	switch (f->st) {
+	case F_START:
+	case F_METHOD:
+	case F_RL:
+	case F_RL_CR:
+		return step_request_line(f, c);
+	case F_HDR:
+	case F_NAME:
+	case F_VALUE:
+	case F_VALUE_CR:
+	case F_HDR_END_CR:
+		return step_header(f, c);
+	default:
+		return step_chunked(f, c);
+	}
 }
 
 int http_framer_feed(struct http_framer *f, const char *p, size_t n)

@@ -227,17 +227,17 @@ int outbox_run_once(struct nc_worker *w, int *delivered, int *failed)
 	return n;
 }
 
-void outbox_periodic(struct req *r)
+void outbox_periodic(struct nc_worker *w, void *arg)
 {
 	int delivered, failed;
 
+	(void)arg;
 	/* Keep going while full batches come back, within one timer tick. */
 	for (int round = 0; round < 10; round++) {
-		int n = outbox_run_once(r->w, &delivered, &failed);
+		int n = outbox_run_once(w, &delivered, &failed);
 		if (n < BATCH)
 			break;
 	}
-	resp_json(r, 204, NULL);
 }
 
 void outbox_thread_cleanup(void)
