@@ -4,7 +4,7 @@
  * (api_recordings.c) and the sweep (sweep_recordings.c) share.
  *
  * The hooks other modules call (recordings_on_egress,
- * recordings_stop_for_call) are declared in hooks.h.
+ * recordings_stop_for_call) are declared at the end.
  *
  * Row states (nchat_call_recordings.status): starting -> active -> ending ->
  * completed | failed | aborted, and deleted once the object is gone.  A
@@ -24,28 +24,28 @@
 #include <libpq-fe.h>
 
 struct nc_worker;
+struct db_conn;
 
 /*
- * The select list every reader of a recording row uses, in the order
- * recordings_row_json expects (alias r for nchat_call_recordings).
+ * The select list every reader of a recording row uses (alias r for
+ * nchat_call_recordings); recordings_row_json reads it by these names.
  */
-#define REC_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+#define REC_TS(col, name) \
+	"to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS " name
 #define REC_COLS \
 	"r.id, r.call_id, r.livekit_egress_id, r.status, r.object_key, r.file_size_bytes, " \
 	"r.duration_seconds, r.resolution, r.layout_type, r.audio_only, r.started_by, " \
-	REC_TS("r.started_at") ", " REC_TS("r.ended_at") ", r.error, r.retention_days, " \
-	REC_TS("r.expires_at") ", r.legal_hold, " REC_TS("r.deleted_at") ", " \
-	REC_TS("r.created_at")
-#define REC_NCOLS 19
-/* Column indexes into REC_COLS. */
-enum rec_col {
-	RC_ID, RC_CALL_ID, RC_EGRESS_ID, RC_STATUS, RC_OBJECT_KEY, RC_SIZE, RC_DURATION,
-	RC_RESOLUTION, RC_LAYOUT, RC_AUDIO_ONLY, RC_STARTED_BY, RC_STARTED_AT, RC_ENDED_AT,
-	RC_ERROR, RC_RETENTION, RC_EXPIRES_AT, RC_LEGAL_HOLD, RC_DELETED_AT, RC_CREATED_AT
-};
+	REC_TS("r.started_at", "started_at") ", " REC_TS("r.ended_at", "ended_at") ", " \
+	"r.error, r.retention_days, " REC_TS("r.expires_at", "expires_at") ", r.legal_hold, " \
+	REC_TS("r.deleted_at", "deleted_at") ", " REC_TS("r.created_at", "created_at")
+
+/* The states of a recording in progress, as an SQL list. */
+#define REC_ACTIVE_SQL "('starting', 'active', 'ending')"
 
 /* The API form of one row (camelCase keys; new reference). */
 json_t *recordings_row_json(const PGresult *res, int row);
+/* The row by id as JSON, read in the current transaction; NULL with err (404 if absent). */
+json_t *recordings_row_by_id(struct db_conn *db, const char *rec_id, struct nc_error *err);
 
 /* Options of POST /api/calls/{id}/recording/start (already validated). */
 struct rec_start_opts {
@@ -94,7 +94,8 @@ struct rec_reconcile {
 int recordings_reconcile_egress(struct nc_worker *w, int limit, struct rec_reconcile *out,
 				struct nc_error *err);
 
-/* After an egress event committed: apply S3_SSE to a just-completed recording. */
+/* After an egress event committed: apply S3_SSE to a just-completed recording
+ * (recordings_egress.c, with recordings_on_egress and the reconciliation). */
 void recordings_after_egress(struct nc_worker *w, const char *egress_id);
 
 /* The recordings routes (api_recordings.c). */

@@ -16,6 +16,7 @@
 #include "realtime/events.h"
 #include "ops/gdpr.h"
 #include "core/log.h"
+#include "store/db_row.h"
 #include "http/worker.h"
 
 #include <stdio.h>
@@ -115,55 +116,46 @@ static const char export_sql[] =
 	" ,'connection_stats', (" EXPORT_CONNECTION_STATS ")"
 	" ,'recording_downloads', (" EXPORT_RECORDING_DOWNLOADS ")"
 	" ,'audit_log', (" EXPORT_AUDIT_LOG ")"
-	")::text";
+	")::text AS export";
 
 /*
  * A database failure is the server's problem whatever the SQLSTATE: a
  * constraint tripping here is not the caller's fault, so never a 400/409.
+ * Logs what the database said; returns the code dispatch answers with.
  */
-static void fail_db(struct req *r, struct nc_error *err, const char *what)
+static enum nc_err db_failed(struct nc_error *err, const char *what)
 {
-	db_rollback(&r->w->db);
 	log_error("gdpr: %s failed: %s", what, err->msg);
 	if (err->code != NC_EUNAVAILABLE)
-		err_set(err, NC_EINTERNAL, "%s failed", what);
-	resp_nc_error(r, err);
+		return err_set(err, NC_EINTERNAL, "%s failed", what);
+	return err->code;
 }
 
-static void api_gdpr_export(struct req *r)
+/* One statement, so one snapshot, in a read-only service transaction of its own. */
+static enum nc_err api_gdpr_export(struct req *r, struct nc_error *err)
 {
-	struct db_conn *db = &r->w->db;
-	struct nc_error err = {0};
 	const char *params[1] = {r->user.user_id};
 	char now[32];
 	json_t *out, *sections;
-	PGresult *res;
+	PGresult *res = db_exec_service(&r->w->db, export_sql, 1, params, err);
 
-	if (db_begin_service(db, &err) != NC_OK) {
-		fail_db(r, &err, "export");
-		return;
-	}
-	res = db_exec(db, export_sql, 1, params, &err);
-	if (res == NULL) {
-		fail_db(r, &err, "export");
-		return;
-	}
-	sections = PQntuples(res) == 1 ? json_loads(PQgetvalue(res, 0, 0), 0, NULL) : NULL;
+	if (res == NULL)
+		return db_failed(err, "export");
+	sections = PQntuples(res) == 1 ? json_loads(row_text(res, 0, "export"), 0, NULL) : NULL;
 	PQclear(res);
 	if (!json_is_object(sections)) {
 		json_decref(sections);
-		err_set(&err, NC_EINTERNAL, "export is not a JSON object");
-		fail_db(r, &err, "export");
-		return;
+		err_set(err, NC_EINTERNAL, "export is not a JSON object");
+		return db_failed(err, "export");
 	}
 	format_rfc3339(now_unix(), now, sizeof(now));
 	out = json_pack("{s:s, s:s}", "user_id", r->user.user_id, "exported_at", now);
 	if (out == NULL || json_object_update(out, sections) != 0)
 		fatal("out of memory (export)");
 	json_decref(sections);
-	db_rollback(db); /* read only: nothing to commit */
 	resp_header(r, "Cache-Control", "no-store");
 	resp_json(r, 200, out);
+	return NC_OK;
 }
 
 /* One erasure statement: its key in the response and the SQL ($1 = user id). */
@@ -203,82 +195,74 @@ static const struct erase_step erase_steps[] = {
 	 "UPDATE nchat_calls SET initiator_id = NULL WHERE initiator_id = $1"},
 };
 
-static void api_gdpr_erase(struct req *r)
+/*
+ * Every erase step and the audit row in one service transaction, committed;
+ * out gets {user_id, erased: {...}, pseudonymised: {...}}.  404 when there
+ * is no such user.
+ */
+static enum nc_err erase_user(struct req *r, const char *uid, json_t *out, struct nc_error *err)
 {
 	struct db_conn *db = &r->w->db;
-	struct nc_error err = {0};
-	const char *id = req_param(r, "id");
-	const char *params[1];
-	char uid[37];
-	json_t *out, *details;
+	const char *params[1] = {uid};
+	json_t *details;
 	PGresult *res;
 	bool exists;
+	enum nc_err e;
 
-	if (id == NULL || !is_uuid(id)) {
-		resp_error(r, NC_EBADREQ, "id must be a UUID");
-		return;
-	}
-	/* Canonical lower case, as principal ids are, so self is recognised. */
-	for (size_t i = 0; i < 36; i++)
-		uid[i] = (char)(id[i] >= 'A' && id[i] <= 'F' ? id[i] - 'A' + 'a' : id[i]);
-	uid[36] = '\0';
-	if (strcmp(uid, r->user.user_id) != 0 && !(r->user.roles & ROLE_ADMIN)) {
-		resp_error(r, NC_EFORBIDDEN, "only the user themself or an admin may erase their data");
-		return;
-	}
-	params[0] = uid;
-	if (db_begin_service(db, &err) != NC_OK) {
-		fail_db(r, &err, "erase");
-		return;
-	}
-	res = db_exec(db, "SELECT 1 FROM nchat_users WHERE id = $1", 1, params, &err);
-	if (res == NULL) {
-		fail_db(r, &err, "erase");
-		return;
-	}
+	if (db_begin_service(db, err) != NC_OK)
+		return db_failed(err, "erase");
+	res = db_exec(db, "SELECT 1 FROM nchat_users WHERE id = $1", 1, params, err);
+	if (res == NULL)
+		return db_failed(err, "erase");
 	exists = PQntuples(res) == 1;
 	PQclear(res);
-	if (!exists) {
-		db_rollback(db);
-		resp_error(r, NC_ENOTFOUND, "no such user");
-		return;
-	}
-	out = json_pack("{s:s, s:{}, s:{}}", "user_id", uid, "erased", "pseudonymised");
-	if (out == NULL)
-		fatal("out of memory (erase)");
+	if (!exists)
+		return err_set(err, NC_ENOTFOUND, "no such user");
 	for (size_t i = 0; i < NC_ARRAY_LEN(erase_steps); i++) {
-		res = db_exec(db, erase_steps[i].sql, 1, params, &err);
-		if (res == NULL) {
-			json_decref(out);
-			fail_db(r, &err, "erase");
-			return;
-		}
+		res = db_exec(db, erase_steps[i].sql, 1, params, err);
+		if (res == NULL)
+			return db_failed(err, "erase");
 		json_object_set_new(json_object_get(out, erase_steps[i].group), erase_steps[i].key,
-				    json_integer(atoll(PQcmdTuples(res))));
+				    json_integer(row_affected(res)));
 		PQclear(res);
 	}
 	details = json_pack("{s:O, s:O}", "erased", json_object_get(out, "erased"), "pseudonymised",
 			    json_object_get(out, "pseudonymised"));
 	if (details == NULL)
 		fatal("out of memory (erase)");
-	if (audit_log(db, &r->user, "user.erase", "user", uid, details, r->request_id, &err) != NC_OK) {
-		json_decref(details);
-		json_decref(out);
-		fail_db(r, &err, "erase");
-		return;
-	}
+	e = audit_log(db, &r->user, "user.erase", "user", uid, details, r->request_id, err);
 	json_decref(details);
-	if (db_commit(db, &err) != NC_OK) {
+	if (e != NC_OK || db_commit(db, err) != NC_OK)
+		return db_failed(err, "erase");
+	return NC_OK;
+}
+
+/* Self or admin; the id is a UUID (the route's prologue checked it). */
+static enum nc_err api_gdpr_erase(struct req *r, struct nc_error *err)
+{
+	char uid[37];
+	json_t *out;
+
+	/* Canonical lower case, as principal ids are, so self is recognised. */
+	uuid_lower(req_param(r, "id"), uid);
+	if (strcmp(uid, r->user.user_id) != 0 && !(r->user.roles & ROLE_ADMIN))
+		return err_set(err, NC_EFORBIDDEN,
+			       "only the user themself or an admin may erase their data");
+	out = json_pack("{s:s, s:{}, s:{}}", "user_id", uid, "erased", "pseudonymised");
+	if (out == NULL)
+		fatal("out of memory (erase)");
+	if (erase_user(r, uid, out, err) != NC_OK) {
 		json_decref(out);
-		fail_db(r, &err, "erase");
-		return;
+		return err->code;
 	}
 	log_info("gdpr: data of user %s erased by %s", uid, r->user.user_id);
 	resp_json(r, 200, out);
+	return NC_OK;
 }
 
 const struct route gdpr_routes[] = {
-	{RM_GET, "/api/users/me/export", api_gdpr_export, ROUTE_AUTH, "gdpr.export"},
-	{RM_DELETE, "/api/users/{id}/data", api_gdpr_erase, ROUTE_AUTH, "gdpr.erase"},
+	{RM_GET, "/api/users/me/export", RUN(api_gdpr_export), ROUTE_FN | ROUTE_AUTH, "gdpr.export"},
+	{RM_DELETE, "/api/users/{id}/data", RUN(api_gdpr_erase),
+	 ROUTE_FN | ROUTE_AUTH | ROUTE_UUID_PARAMS, "gdpr.erase"},
 	{0, NULL, NULL, 0, NULL},
 };

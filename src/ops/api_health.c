@@ -9,9 +9,11 @@
 #include "core/metrics.h"
 #include "http/worker.h"
 
-void api_healthz(struct req *r)
+static enum nc_err api_healthz(struct req *r, struct nc_error *err)
 {
+	(void)err;
 	resp_json(r, 200, json_pack("{s:s}", "status", "ok"));
+	return NC_OK;
 }
 
 /*
@@ -19,10 +21,9 @@ void api_healthz(struct req *r)
  * roles and they are confined (db_check_roles); "roles" with a
  * postgresDetail line saying what to grant when it cannot.
  */
-void api_readyz(struct req *r)
+static enum nc_err api_readyz(struct req *r, struct nc_error *err)
 {
 	struct nc_worker *w = r->w;
-	struct nc_error err = {0};
 	char msg[512];
 	enum db_roles_state st = db_check_roles(&w->db, msg, sizeof(msg));
 	redisReply *rep = NULL;
@@ -30,7 +31,7 @@ void api_readyz(struct req *r)
 	json_t *out;
 
 	if (w->rds_ok) {
-		rep = rds_cmd(&w->rds, &err, "PING");
+		rep = rds_cmd(&w->rds, err, "PING");
 		redis_ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
 		freeReplyObject(rep);
 	}
@@ -39,14 +40,17 @@ void api_readyz(struct req *r)
 			"redis", redis_ok ? "ok" : "down");
 	if (st == DB_ROLES_REFUSED)
 		json_object_set_new(out, "postgresDetail", json_string(msg));
+	/* An answer either way: the 503 names what is down (not an error body). */
 	resp_json(r, pg_ok && redis_ok ? 200 : 503, out);
+	return NC_OK;
 }
 
 /* Who the bearer token says the caller is (handy for the frontend and tests). */
-void api_me(struct req *r)
+static enum nc_err api_me(struct req *r, struct nc_error *err)
 {
 	json_t *roles = json_array();
 
+	(void)err;
 	if (r->user.roles & ROLE_USER)
 		json_array_append_new(roles, json_string("user"));
 	if (r->user.roles & ROLE_MODERATOR)
@@ -54,12 +58,13 @@ void api_me(struct req *r)
 	if (r->user.roles & ROLE_ADMIN)
 		json_array_append_new(roles, json_string("admin"));
 	resp_json(r, 200, json_pack("{s:s, s:o}", "userId", r->user.user_id, "roles", roles));
+	return NC_OK;
 }
 
 const struct route health_routes[] = {
-	{RM_GET | RM_HEAD, "/healthz", api_healthz, ROUTE_ON_LOOP, NULL},
-	{RM_GET | RM_HEAD, "/readyz", api_readyz, 0, NULL},
-	{RM_GET, "/api/me", api_me, ROUTE_AUTH, NULL},
-	{RM_GET, "/metrics", api_metrics, ROUTE_METRICS, NULL},
+	{RM_GET | RM_HEAD, "/healthz", RUN(api_healthz), ROUTE_FN | ROUTE_ON_LOOP, NULL},
+	{RM_GET | RM_HEAD, "/readyz", RUN(api_readyz), ROUTE_FN, NULL},
+	{RM_GET, "/api/me", RUN(api_me), ROUTE_FN | ROUTE_AUTH, NULL},
+	{RM_GET, "/metrics", RUN(api_metrics), ROUTE_FN | ROUTE_METRICS, NULL},
 	{0, NULL, NULL, 0, NULL},
 };

@@ -5,6 +5,7 @@
 #include "ops/ops.h"
 #include "core/metrics.h"
 #include "http/worker.h"
+#include "store/db_row.h"
 #include "store/sweep_mark.h"
 
 #include <stdio.h>
@@ -14,38 +15,41 @@
 
 static const char *const sweep_names[] = {"calls", "recordings", "data"};
 
+/* The database gauges: one statement, the gauge name of each column. */
+static const char *const pg_gauges[] = {
+	"nchat_active_calls", "nchat_live_streams", "nchat_outbound_webhooks_pending",
+	"nchat_outbound_webhooks_dead", "nchat_active_call_participants",
+	"nchat_recordings_starting", "nchat_recordings_starting_oldest_seconds",
+};
+static const char pg_gauges_sql[] =
+	"SELECT (SELECT count(*) FROM nchat_calls WHERE status IN ('ringing', 'active'))"
+	"  AS nchat_active_calls,"
+	" (SELECT count(*) FROM nchat_streams WHERE status = 'live') AS nchat_live_streams,"
+	" (SELECT count(*) FROM nchat_rtc_outbound_webhooks WHERE status = 'pending')"
+	"  AS nchat_outbound_webhooks_pending,"
+	" (SELECT count(*) FROM nchat_rtc_outbound_webhooks WHERE status = 'dead')"
+	"  AS nchat_outbound_webhooks_dead,"
+	" (SELECT count(*) FROM nchat_call_participants p JOIN nchat_calls c"
+	"   ON c.id = p.call_id WHERE p.status = 'joined' AND c.status IN ('ringing', 'active'))"
+	"  AS nchat_active_call_participants,"
+	" (SELECT count(*) FROM nchat_call_recordings WHERE status = 'starting')"
+	"  AS nchat_recordings_starting,"
+	" (SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)"
+	"   FROM nchat_call_recordings WHERE status = 'starting')"
+	"  AS nchat_recordings_starting_oldest_seconds";
+
 /* Gauges sampled at scrape time: the database's state, Redis's reachability and the
  * sweeps' last runs.  A dependency that is down gives its *_up gauge 0. */
 static void sample_scrape_gauges(struct req *r)
 {
 	struct nc_error err = {0};
-	PGresult *res = NULL;
+	PGresult *res = db_exec_service(&r->w->db, pg_gauges_sql, 0, NULL, &err);
 	redisReply *rep = NULL;
-	bool pg_ok = false, redis_ok = false;
+	bool pg_ok = res != NULL, redis_ok = false;
 
-	if (db_begin_service(&r->w->db, &err) == NC_OK) {
-		res = db_exec(&r->w->db,
-			      "SELECT (SELECT count(*) FROM nchat_calls WHERE status IN ('ringing', 'active')),"
-			      " (SELECT count(*) FROM nchat_streams WHERE status = 'live'),"
-			      " (SELECT count(*) FROM nchat_rtc_outbound_webhooks WHERE status = 'pending'),"
-			      " (SELECT count(*) FROM nchat_rtc_outbound_webhooks WHERE status = 'dead'),"
-			      " (SELECT count(*) FROM nchat_call_participants p JOIN nchat_calls c"
-			      "   ON c.id = p.call_id WHERE p.status = 'joined' AND c.status IN ('ringing', 'active')),"
-			      " (SELECT count(*) FROM nchat_call_recordings WHERE status = 'starting'),"
-			      " (SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)"
-			      "   FROM nchat_call_recordings WHERE status = 'starting')",
-			      0, NULL, &err);
-		db_rollback(&r->w->db);
-	}
 	if (res != NULL) {
-		pg_ok = true;
-		metrics_set_gauge("nchat_active_calls", atof(PQgetvalue(res, 0, 0)));
-		metrics_set_gauge("nchat_live_streams", atof(PQgetvalue(res, 0, 1)));
-		metrics_set_gauge("nchat_outbound_webhooks_pending", atof(PQgetvalue(res, 0, 2)));
-		metrics_set_gauge("nchat_outbound_webhooks_dead", atof(PQgetvalue(res, 0, 3)));
-		metrics_set_gauge("nchat_active_call_participants", atof(PQgetvalue(res, 0, 4)));
-		metrics_set_gauge("nchat_recordings_starting", atof(PQgetvalue(res, 0, 5)));
-		metrics_set_gauge("nchat_recordings_starting_oldest_seconds", atof(PQgetvalue(res, 0, 6)));
+		for (size_t i = 0; i < NC_ARRAY_LEN(pg_gauges); i++)
+			metrics_set_gauge(pg_gauges[i], row_f64(res, 0, pg_gauges[i], 0));
 		PQclear(res);
 	}
 	metrics_set_gauge("nchat_postgres_up", pg_ok ? 1 : 0);
@@ -64,7 +68,8 @@ static void sample_scrape_gauges(struct req *r)
 			   rep->elements == NC_ARRAY_LEN(sweep_names);
 		for (size_t i = 0; redis_ok && i < rep->elements; i++)
 			if (rep->element[i]->type == REDIS_REPLY_STRING)
-				metrics_set_sweep_last(sweep_names[i], atof(rep->element[i]->str));
+				metrics_set_sweep_last(sweep_names[i],
+						       strtod(rep->element[i]->str, NULL));
 		freeReplyObject(rep);
 	}
 	metrics_set_gauge("nchat_redis_up", redis_ok ? 1 : 0);
@@ -87,15 +92,14 @@ static bool token_matches(const char *given, const char *want)
  * METRICS_ADDR listener (loopback by default).  On LISTEN_ADDR the endpoint
  * then does not exist (404).
  */
-static bool metrics_allowed(struct req *r)
+static enum nc_err metrics_allowed(struct req *r, struct nc_error *err)
 {
 	const char *tok = r->cfg->metrics_token, *h;
 
 	if (tok == NULL || *tok == '\0') {
 		if (r->metrics_listener)
-			return true;
-		resp_error(r, NC_ENOTFOUND, "no such endpoint");
-		return false;
+			return NC_OK;
+		return err_set(err, NC_ENOTFOUND, "no such endpoint");
 	}
 	h = req_header(r, "Authorization");
 	if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0) {
@@ -103,21 +107,21 @@ static bool metrics_allowed(struct req *r)
 		while (*h == ' ')
 			h++;
 		if (token_matches(h, tok))
-			return true;
+			return NC_OK;
 	}
 	resp_header(r, "WWW-Authenticate", "Bearer realm=\"metrics\"");
-	resp_error(r, NC_EUNAUTH, "metrics need the bearer token (METRICS_TOKEN)");
-	return false;
+	return err_set(err, NC_EUNAUTH, "metrics need the bearer token (METRICS_TOKEN)");
 }
 
-void api_metrics(struct req *r)
+enum nc_err api_metrics(struct req *r, struct nc_error *err)
 {
 	char *text;
 
-	if (!metrics_allowed(r))
-		return;
+	if (metrics_allowed(r, err) != NC_OK)
+		return err->code;
 	sample_scrape_gauges(r);
 	text = metrics_render();
 	resp_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
 	free(text);
+	return NC_OK;
 }

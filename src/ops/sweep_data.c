@@ -14,6 +14,7 @@
  * aggregates and stay as they are (see gdpr.h).
  */
 #include "store/db.h"
+#include "store/db_row.h"
 #include "ops/gdpr.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -80,7 +81,7 @@ static long sweep_one(struct db_conn *db, const struct sweep_kind *k, int days,
 			db_rollback(db);
 			return -1;
 		}
-		n = atol(PQcmdTuples(res));
+		n = (long)row_affected(res);
 		PQclear(res);
 		if (db_commit(db, err) != NC_OK)
 			return -1;

@@ -17,6 +17,7 @@
  */
 #include "realtime/outbox.h"
 #include "core/log.h"
+#include "store/db_row.h"
 #include "http/worker.h"
 
 #include <curl/curl.h>
@@ -193,7 +194,7 @@ int outbox_run_once(struct nc_worker *w, int *delivered, int *failed)
 		      " RETURNING o.id, o.event, o.target_url, o.attempts,"
 		      " json_build_object('id', o.id, 'event', o.event,"
 		      "   'createdAt', to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-		      "   'data', o.payload)::text",
+		      "   'data', o.payload)::text AS body",
 		      0, NULL, &err);
 	if (res == NULL) {
 		db_rollback(db);
@@ -206,10 +207,10 @@ int outbox_run_once(struct nc_worker *w, int *delivered, int *failed)
 	n = PQntuples(res);
 	for (int i = 0; i < n; i++) {
 		char errbuf[CURL_ERROR_SIZE];
-		const char *id = PQgetvalue(res, i, 0);
-		long status = deliver(w->cfg, id, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
-				      PQgetvalue(res, i, 4), errbuf);
-		int attempts = atoi(PQgetvalue(res, i, 3));
+		const char *id = row_text(res, i, "id");
+		const char *event = row_text(res, i, "event"), *url = row_text(res, i, "target_url");
+		long status = deliver(w->cfg, id, event, url, row_text(res, i, "body"), errbuf);
+		int attempts = (int)row_i64(res, i, "attempts", 0);
 
 		if (status >= 200 && status < 300) {
 			(*delivered)++;
@@ -219,7 +220,7 @@ int outbox_run_once(struct nc_worker *w, int *delivered, int *failed)
 			if (status != 0)
 				snprintf(errbuf, sizeof(errbuf), "HTTP %ld", status);
 			log_warn("outbox: delivery %s of %s to %s failed (attempt %d): %s", id,
-				 PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), attempts, errbuf);
+				 event, url, attempts, errbuf);
 		}
 		settle(db, w->cfg, id, attempts, status, errbuf);
 	}

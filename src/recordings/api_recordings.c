@@ -28,11 +28,10 @@
  * is unchanged.
  */
 #include "http/http.h"
-#include "core/uuid.h"
 #include "store/db.h"
+#include "store/db_row.h"
 #include "realtime/events.h"
 #include "core/jsonv.h"
-#include "core/log.h"
 #include "recordings/recordings.h"
 #include "s3/s3.h"
 #include "http/worker.h"
@@ -41,43 +40,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void api_recording_start(struct req *r)
+static enum nc_err api_recording_start(struct req *r, struct nc_error *err)
 {
 	static const char *const layouts[] = { "grid", "speaker", "single-speaker", NULL };
 	static const char *const resolutions[] = { "720p", "1080p", NULL };
 	struct rec_start_opts o = { .layout = "speaker", .resolution = "720p" };
-	struct nc_error err;
 	long long days = r->cfg->recording_retention_days;
-	json_t *body = req_json(r, true), *out = NULL;
+	json_t *body = req_body(r), *out = NULL;
 
-	if (body == NULL)
-		return;
-	if (jv_enum(body, "layout", 0, layouts, &o.layout, &err) < 0 ||
-	    jv_enum(body, "resolution", 0, resolutions, &o.resolution, &err) < 0 ||
-	    jv_bool(body, "audioOnly", 0, &o.audio_only, &err) < 0 ||
-	    jv_int(body, "retentionDays", 0, 0, 3650, &days, &err) < 0) {
-		json_decref(body);
-		resp_nc_error(r, &err);
-		return;
-	}
+	if (jv_enum(body, "layout", 0, layouts, &o.layout, err) < 0 ||
+	    jv_enum(body, "resolution", 0, resolutions, &o.resolution, err) < 0 ||
+	    jv_bool(body, "audioOnly", 0, &o.audio_only, err) < 0 ||
+	    jv_int(body, "retentionDays", 0, 0, 3650, &days, err) < 0)
+		return err->code;
 	o.retention_days = (int)days;
-	if (recordings_start(r->w, &r->user, req_param(r, "id"), &o, r->request_id, &out, &err) ==
+	if (recordings_start(r->w, &r->user, req_param(r, "id"), &o, r->request_id, &out, err) !=
 	    NC_OK)
-		resp_json(r, 201, out);
-	else
-		resp_nc_error(r, &err);
-	json_decref(body);
+		return err->code;
+	resp_json(r, 201, out);
+	return NC_OK;
 }
 
-static void api_recording_stop(struct req *r)
+static enum nc_err api_recording_stop(struct req *r, struct nc_error *err)
 {
-	struct nc_error err;
 	json_t *out = NULL;
 
-	if (recordings_stop(r->w, &r->user, req_param(r, "id"), r->request_id, &out, &err) == NC_OK)
-		resp_json(r, 200, out);
-	else
-		resp_nc_error(r, &err);
+	if (recordings_stop(r->w, &r->user, req_param(r, "id"), r->request_id, &out, err) != NC_OK)
+		return err->code;
+	resp_json(r, 200, out);
+	return NC_OK;
 }
 
 /*
@@ -94,7 +85,7 @@ static bool is_admin(const struct req *r)
 	return (r->user.roles & ROLE_ADMIN) != 0;
 }
 
-static void api_call_recordings(struct req *r)
+static enum nc_err api_call_recordings(struct req *r, struct nc_error *err)
 {
 	/*
 	 * One statement: a row per recording, one row of NULLs when the caller
@@ -115,42 +106,35 @@ static void api_call_recordings(struct req *r)
 		"   WHERE x.call_id = c.id AND x.status <> 'deleted'"
 		"   ORDER BY x.created_at DESC, x.id DESC LIMIT 200) r ON true"
 		" WHERE c.id = $1 ORDER BY r.created_at DESC, r.id DESC";
-	const char *call_id = req_param(r, "id");
-	const char *p[2] = { call_id, r->user.user_id };
+	const char *p[2] = { req_param(r, "id"), r->user.user_id };
 	struct db_conn *db = &r->w->db;
-	struct nc_error err;
 	PGresult *res;
 	json_t *items;
 
-	if (!is_uuid(call_id)) {
-		resp_error(r, NC_EBADREQ, "call id must be a UUID");
-		return;
-	}
 	if (is_admin(r))
-		res = db_exec_service(db, admin_sql, 1, p, &err);
+		res = db_exec_service(db, admin_sql, 1, p, err);
 	else
-		res = db_exec_user(db, r->user.user_id, user_sql, 2, p, &err);
-	if (res == NULL) {
-		resp_nc_error(r, &err);
-		return;
-	}
+		res = db_exec_user(db, r->user.user_id, user_sql, 2, p, err);
+	if (res == NULL)
+		return err->code;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
-		resp_error(r, NC_ENOTFOUND, "call not found");
-		return;
+		return err_set(err, NC_ENOTFOUND, "call not found");
 	}
 	items = json_array();
 	for (int i = 0; i < PQntuples(res); i++)
-		if (db_val(res, i, RC_ID) != NULL)
+		if (!row_is_null(res, i, "id"))
 			json_array_append_new(items, recordings_row_json(res, i));
 	PQclear(res);
 	resp_json(r, 200, json_pack("{s:o}", "recordings", items));
+	return NC_OK;
 }
 
 /*
  * Read one recording the caller may see, as JSON; NULL with err (404 when
  * they may not, or it is deleted).  Participants: as the user, predicate
- * and row-level security; admins: as the service, "not deleted".
+ * and row-level security; admins: as the service, "not deleted".  The id
+ * is a UUID (the route's prologue checked it).
  */
 static json_t *load_visible(struct req *r, const char *rec_id, struct nc_error *err)
 {
@@ -165,10 +149,6 @@ static json_t *load_visible(struct req *r, const char *rec_id, struct nc_error *
 	PGresult *res;
 	json_t *row = NULL;
 
-	if (!is_uuid(rec_id)) {
-		err_set(err, NC_EBADREQ, "recording id must be a UUID");
-		return NULL;
-	}
 	if (is_admin(r))
 		res = db_exec_service(db, admin_sql, 1, p, err);
 	else
@@ -183,63 +163,66 @@ static json_t *load_visible(struct req *r, const char *rec_id, struct nc_error *
 	return row;
 }
 
-static void api_recording_get(struct req *r)
+/*
+ * A presigned download URL (and its expiry) into row.  The download is on
+ * record before the URL leaves the service, written only if the caller may
+ * still see the completed recording (the same predicate again, as the
+ * service: one statement, one round trip); no row, no URL.
+ */
+static enum nc_err add_download_url(struct req *r, json_t *row, const char *key,
+				    struct nc_error *err)
 {
 	const char *rec_id = req_param(r, "id");
-	struct db_conn *db = &r->w->db;
-	struct nc_error err;
-	json_t *row = load_visible(r, rec_id, &err);
-	const char *status, *key;
-	char *url;
-	char expires[32];
-	PGresult *res;
 	const char *p[3] = { rec_id, r->user.user_id, is_admin(r) ? "true" : "false" };
+	char expires[32];
+	char *url = s3_presign_get(r->cfg, key, r->cfg->s3_presign_ttl_s, now_unix());
+	PGresult *res;
+	int n;
 
-	if (row == NULL) {
-		resp_nc_error(r, &err);
-		return;
-	}
-	status = json_string_value(json_object_get(row, "status"));
-	key = json_string_value(json_object_get(row, "objectKey"));
-	if (strcmp(status, "completed") != 0 || key == NULL ||
-	    !json_is_null(json_object_get(row, "deletedAt"))) {
-		resp_json(r, 200, row);
-		return;
-	}
-	url = s3_presign_get(r->cfg, key, r->cfg->s3_presign_ttl_s, now_unix());
-	if (url == NULL) {
-		json_decref(row);
-		resp_error(r, NC_ESTORAGE, "recording storage is not configured");
-		return;
-	}
-	/*
-	 * The download is on record before the URL leaves the service, written
-	 * only if the caller may still see the completed recording (the same
-	 * predicate again, as the service: one statement, one round trip).
-	 */
-	res = db_exec_service(db,
+	if (url == NULL)
+		return err_set(err, NC_ESTORAGE, "recording storage is not configured");
+	res = db_exec_service(&r->w->db,
 			      "INSERT INTO nchat_recording_downloads (recording_id, user_id)"
 			      " SELECT r.id, (SELECT id FROM nchat_users WHERE id = $2::uuid)"
 			      " FROM nchat_call_recordings r"
 			      " WHERE r.id = $1 AND r.status = 'completed'"
 			      " AND ($3::boolean OR" PARTICIPANT_PRED("r.call_id") ")"
 			      " RETURNING id",
-			      3, p, &err);
-	if (res == NULL || PQntuples(res) != 1) {
-		if (res != NULL)
-			err_set(&err, NC_ENOTFOUND, "recording not found");
-		PQclear(res);
+			      3, p, err);
+	if (res == NULL) {
 		free(url);
-		json_decref(row);
-		resp_nc_error(r, &err);
-		return;
+		return err->code;
 	}
+	n = PQntuples(res);
 	PQclear(res);
+	if (n != 1) {
+		free(url);
+		return err_set(err, NC_ENOTFOUND, "recording not found");
+	}
 	format_rfc3339(now_unix() + r->cfg->s3_presign_ttl_s, expires, sizeof expires);
 	json_object_set_new(row, "downloadUrl", json_string(url));
 	json_object_set_new(row, "downloadUrlExpiresAt", json_string(expires));
 	free(url);
+	return NC_OK;
+}
+
+static enum nc_err api_recording_get(struct req *r, struct nc_error *err)
+{
+	json_t *row = load_visible(r, req_param(r, "id"), err);
+	const char *status, *key;
+
+	if (row == NULL)
+		return err->code;
+	status = json_string_value(json_object_get(row, "status"));
+	key = json_string_value(json_object_get(row, "objectKey"));
+	if (strcmp(status, "completed") == 0 && key != NULL &&
+	    json_is_null(json_object_get(row, "deletedAt")) &&
+	    add_download_url(r, row, key, err) != NC_OK) {
+		json_decref(row);
+		return err->code;
+	}
 	resp_json(r, 200, row);
+	return NC_OK;
 }
 
 /*
@@ -251,9 +234,8 @@ static PGresult *load_for_action(struct req *r, const char *rec_id, bool initiat
 				 struct nc_error *err)
 {
 	const char *p[1] = { rec_id };
-	struct db_conn *db = &r->w->db;
-	bool admin = is_admin(r);
 	PGresult *res;
+	const char *initiator;
 	json_t *vis;
 
 	/* 404 for whoever may not see it (deleted included, admins too). */
@@ -261,10 +243,10 @@ static PGresult *load_for_action(struct req *r, const char *rec_id, bool initiat
 	if (vis == NULL)
 		return NULL;
 	json_decref(vis);
-	res = db_exec_service(db,
+	res = db_exec_service(&r->w->db,
 			      "SELECT r.id, r.call_id, r.status, r.object_key, r.legal_hold,"
-			      " c.initiator_id::text, r.livekit_egress_id, r.started_by,"
-			      " r.created_at, r.file_size_bytes, r.duration_seconds"
+			      " c.initiator_id::text AS initiator_id, r.livekit_egress_id,"
+			      " r.started_by, r.created_at, r.file_size_bytes, r.duration_seconds"
 			      " FROM nchat_call_recordings r JOIN nchat_calls c ON c.id = r.call_id"
 			      " WHERE r.id = $1 AND r.status <> 'deleted'",
 			      1, p, err);
@@ -275,8 +257,9 @@ static PGresult *load_for_action(struct req *r, const char *rec_id, bool initiat
 		err_set(err, NC_ENOTFOUND, "recording not found");
 		return NULL;
 	}
-	if (!admin && !(initiator_ok && db_val(res, 0, 5) &&
-			strcmp(PQgetvalue(res, 0, 5), r->user.user_id) == 0)) {
+	initiator = row_text(res, 0, "initiator_id");
+	if (!is_admin(r) &&
+	    !(initiator_ok && initiator != NULL && strcmp(initiator, r->user.user_id) == 0)) {
 		PQclear(res);
 		err_set(err, NC_EFORBIDDEN, "you may not do this to this recording");
 		return NULL;
@@ -284,157 +267,163 @@ static PGresult *load_for_action(struct req *r, const char *rec_id, bool initiat
 	return res;
 }
 
-static void api_recording_delete(struct req *r)
+/* 409 while the recording is in progress or on legal hold. */
+static enum nc_err check_deletable(const PGresult *row, struct nc_error *err)
 {
-	const char *rec_id = req_param(r, "id");
-	struct db_conn *db = &r->w->db;
-	struct nc_error err;
-	PGresult *row = load_for_action(r, rec_id, true, &err), *res;
-	const char *status, *key;
-	const char *p[3] = { rec_id, is_admin(r) ? "true" : "false", r->user.user_id };
-	json_t *details;
+	const char *status = row_text(row, 0, "status");
+
+	if (strcmp(status, "starting") == 0 || strcmp(status, "active") == 0 ||
+	    strcmp(status, "ending") == 0)
+		return err_set(err, NC_ECONFLICT, "the recording is still in progress; stop it first");
+	if (row_bool(row, 0, "legal_hold", false))
+		return err_set(err, NC_ECONFLICT, "the recording is under legal hold");
+	return NC_OK;
+}
+
+/* The S3 object goes first; 404 = already gone = fine.  No key: nothing to do. */
+static enum nc_err delete_object(struct req *r, const char *key, struct nc_error *err)
+{
+	struct nc_error e2 = { 0 };
 	enum nc_err e;
 
-	if (row == NULL) {
-		resp_nc_error(r, &err);
-		return;
+	if (key == NULL)
+		return NC_OK;
+	if (r->w->s3 == NULL)
+		return err_set(err, NC_ESTORAGE, "recording storage is not configured");
+	e = s3_delete(r->w->s3, key, &e2);
+	if (e != NC_OK && e != NC_ENOTFOUND) {
+		*err = e2;
+		return e;
 	}
-	status = PQgetvalue(row, 0, 2);
-	key = db_val(row, 0, 3);
-	if (strcmp(status, "starting") == 0 || strcmp(status, "active") == 0 ||
-	    strcmp(status, "ending") == 0) {
-		PQclear(row);
-		resp_error(r, NC_ECONFLICT, "the recording is still in progress; stop it first");
-		return;
-	}
-	if (strcmp(PQgetvalue(row, 0, 4), "t") == 0) {
-		PQclear(row);
-		resp_error(r, NC_ECONFLICT, "the recording is under legal hold");
-		return;
-	}
-	if (key != NULL) {
-		if (r->w->s3 == NULL) {
-			PQclear(row);
-			resp_error(r, NC_ESTORAGE, "recording storage is not configured");
-			return;
-		}
-		e = s3_delete(r->w->s3, key, &err);
-		if (e != NC_OK && e != NC_ENOTFOUND) {
-			PQclear(row);
-			resp_nc_error(r, &err);
-			return;
-		}
-	}
-	if (db_begin_service(db, &err) != NC_OK)
-		goto fail;
+	return NC_OK;
+}
+
+/* Row -> deleted with its audit entry, in one service transaction. */
+static enum nc_err mark_deleted(struct req *r, const char *rec_id, const PGresult *row,
+				struct nc_error *err)
+{
+	const char *p[3] = { rec_id, is_admin(r) ? "true" : "false", r->user.user_id };
+	struct db_conn *db = &r->w->db;
+	PGresult *res;
+	json_t *details;
+	int64_t n;
+	enum nc_err e;
+
+	if (db_begin_service(db, err) != NC_OK)
+		return err->code;
 	/* The rights once more in the statement itself: admin or the initiator. */
 	res = db_exec(db,
 		      "UPDATE nchat_call_recordings r SET status = 'deleted', deleted_at = now(),"
 		      " file_url = NULL WHERE r.id = $1 AND r.status <> 'deleted' AND NOT r.legal_hold"
 		      " AND ($2::boolean OR EXISTS (SELECT 1 FROM nchat_calls c"
 		      "  WHERE c.id = r.call_id AND c.initiator_id = $3::uuid))",
-		      3, p, &err);
+		      3, p, err);
 	if (res == NULL)
-		goto fail;
-	if (strcmp(PQcmdTuples(res), "1") != 0) {
-		PQclear(res);
-		err_set(&err, NC_ECONFLICT, "the recording changed meanwhile; try again");
-		goto fail;
-	}
+		return err->code;
+	n = row_affected(res);
 	PQclear(res);
+	if (n != 1)
+		return err_set(err, NC_ECONFLICT, "the recording changed meanwhile; try again");
 	/* What audit needs once the row is hidden: what the recording was. */
 	details = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}", "callId",
-			    PQgetvalue(row, 0, 1), "objectKey", key, "egressId", db_val(row, 0, 6),
-			    "startedBy", db_val(row, 0, 7), "createdAt", db_val(row, 0, 8),
-			    "fileSizeBytes", db_val(row, 0, 9), "durationSeconds", db_val(row, 0, 10));
+			    row_text(row, 0, "call_id"), "objectKey", row_text(row, 0, "object_key"),
+			    "egressId", row_text(row, 0, "livekit_egress_id"), "startedBy",
+			    row_text(row, 0, "started_by"), "createdAt", row_text(row, 0, "created_at"),
+			    "fileSizeBytes", row_text(row, 0, "file_size_bytes"), "durationSeconds",
+			    row_text(row, 0, "duration_seconds"));
 	e = audit_log(db, &r->user, "recording.delete", "recording", rec_id, details,
-		      r->request_id, &err);
+		      r->request_id, err);
 	json_decref(details);
-	if (e != NC_OK || db_commit(db, &err) != NC_OK)
-		goto fail;
-	PQclear(row);
-	resp_json(r, 204, NULL);
-	return;
-fail:
-	db_rollback(db);
-	PQclear(row);
-	resp_nc_error(r, &err);
+	if (e != NC_OK)
+		return e;
+	return db_commit(db, err);
 }
 
-static void api_recording_legal_hold(struct req *r)
+static enum nc_err api_recording_delete(struct req *r, struct nc_error *err)
+{
+	const char *rec_id = req_param(r, "id");
+	PGresult *row = load_for_action(r, rec_id, true, err);
+	enum nc_err rc;
+
+	if (row == NULL)
+		return err->code;
+	rc = check_deletable(row, err);
+	if (rc == NC_OK)
+		rc = delete_object(r, row_text(row, 0, "object_key"), err);
+	if (rc == NC_OK)
+		rc = mark_deleted(r, rec_id, row, err);
+	PQclear(row);
+	if (rc == NC_OK)
+		resp_json(r, 204, NULL);
+	return rc;
+}
+
+/* Admins only (the route says so): {"hold": true|false}. */
+static enum nc_err api_recording_legal_hold(struct req *r, struct nc_error *err)
 {
 	const char *rec_id = req_param(r, "id");
 	struct db_conn *db = &r->w->db;
-	struct nc_error err;
-	json_t *body, *details, *row = NULL;
+	json_t *details, *row;
 	bool hold = false;
 	const char *p[2];
 	PGresult *res;
 	enum nc_err e;
 
-	if (!(r->user.roles & ROLE_ADMIN)) {
-		resp_error(r, NC_EFORBIDDEN, "only admins may set a legal hold");
-		return;
-	}
-	if (!is_uuid(rec_id)) {
-		resp_error(r, NC_EBADREQ, "recording id must be a UUID");
-		return;
-	}
-	body = req_json(r, false);
-	if (body == NULL)
-		return;
-	if (jv_bool(body, "hold", JV_REQUIRED, &hold, &err) < 0) {
-		json_decref(body);
-		resp_nc_error(r, &err);
-		return;
-	}
-	json_decref(body);
+	if (jv_bool(req_body(r), "hold", JV_REQUIRED, &hold, err) < 0)
+		return err->code;
 	p[0] = rec_id;
 	p[1] = hold ? "true" : "false";
-	if (db_begin_service(db, &err) != NC_OK)
-		goto fail;
+	if (db_begin_service(db, err) != NC_OK)
+		return err->code;
 	res = db_exec(db,
 		      "UPDATE nchat_call_recordings SET legal_hold = $2::boolean"
 		      " WHERE id = $1 AND status <> 'deleted' RETURNING id",
-		      2, p, &err);
+		      2, p, err);
 	if (res == NULL)
-		goto fail;
+		return err->code;
 	if (PQntuples(res) == 0) {
 		/* Deleted is gone for everyone, as GET says (the row stays for audit). */
 		PQclear(res);
-		err_set(&err, NC_ENOTFOUND, "recording not found");
-		goto fail;
+		return err_set(err, NC_ENOTFOUND, "recording not found");
 	}
 	PQclear(res);
 	details = json_pack("{s:b}", "hold", hold);
 	e = audit_log(db, &r->user, "recording.legal_hold", "recording", rec_id, details,
-		      r->request_id, &err);
+		      r->request_id, err);
 	json_decref(details);
 	if (e != NC_OK)
-		goto fail;
+		return e;
 	res = db_exec(db, "SELECT " REC_COLS " FROM nchat_call_recordings r WHERE r.id = $1", 1, p,
-		      &err);
+		      err);
 	if (res == NULL)
-		goto fail;
+		return err->code;
 	row = recordings_row_json(res, 0);
 	PQclear(res);
-	if (db_commit(db, &err) != NC_OK) {
+	if (db_commit(db, err) != NC_OK) {
 		json_decref(row);
-		goto fail;
+		return err->code;
 	}
 	resp_json(r, 200, row);
-	return;
-fail:
-	db_rollback(db);
-	resp_nc_error(r, &err);
+	return NC_OK;
 }
 
+/*
+ * Start parses its body before anything else and only then checks the id
+ * (after "is storage configured"), so it takes no ROUTE_UUID_PARAMS: the
+ * order of its answers stays as it was.
+ */
 const struct route recordings_routes[] = {
-	{ RM_POST, "/api/calls/{id}/recording/start", api_recording_start, ROUTE_AUTH, NULL },
-	{ RM_POST, "/api/calls/{id}/recording/stop", api_recording_stop, ROUTE_AUTH, NULL },
-	{ RM_GET, "/api/calls/{id}/recordings", api_call_recordings, ROUTE_AUTH, NULL },
-	{ RM_GET, "/api/recordings/{id}", api_recording_get, ROUTE_AUTH, NULL },
-	{ RM_DELETE, "/api/recordings/{id}", api_recording_delete, ROUTE_AUTH, NULL },
-	{ RM_POST, "/api/recordings/{id}/legal-hold", api_recording_legal_hold, ROUTE_AUTH, NULL },
+	{ RM_POST, "/api/calls/{id}/recording/start", RUN(api_recording_start),
+	  ROUTE_FN | ROUTE_AUTH | ROUTE_JSON, NULL },
+	{ RM_POST, "/api/calls/{id}/recording/stop", RUN(api_recording_stop),
+	  ROUTE_FN | ROUTE_AUTH | ROUTE_UUID_PARAMS, NULL },
+	{ RM_GET, "/api/calls/{id}/recordings", RUN(api_call_recordings),
+	  ROUTE_FN | ROUTE_AUTH | ROUTE_UUID_PARAMS, NULL },
+	{ RM_GET, "/api/recordings/{id}", RUN(api_recording_get),
+	  ROUTE_FN | ROUTE_AUTH | ROUTE_UUID_PARAMS, NULL },
+	{ RM_DELETE, "/api/recordings/{id}", RUN(api_recording_delete),
+	  ROUTE_FN | ROUTE_AUTH | ROUTE_UUID_PARAMS, NULL },
+	{ RM_POST, "/api/recordings/{id}/legal-hold", RUN(api_recording_legal_hold),
+	  ROUTE_FN | ROUTE_AUTH | ROUTE_ADMIN | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL },
 	{ 0, NULL, NULL, 0, NULL },
 };

@@ -27,7 +27,9 @@
  * ("would delete" with --dry-run).  Exit 0 when nothing failed, 1 otherwise,
  * 2 for bad arguments.
  */
+#include "core/uuid.h"
 #include "store/db.h"
+#include "store/db_row.h"
 #include "realtime/events.h"
 #include "livekit/lk.h"
 #include "core/log.h"
@@ -70,20 +72,6 @@ static int parse_args(int argc, char **argv, struct sweep_opts *o)
 	return 0;
 }
 
-/* "{id1,id2}" - ids are UUIDs from our own rows, so no quoting is needed. */
-static char *uuid_array(char **ids, size_t n)
-{
-	size_t len = 3 + n * 37;
-	char *s = xmalloc(len), *p = s;
-
-	*p++ = '{';
-	for (size_t i = 0; i < n; i++)
-		p += snprintf(p, len - (size_t)(p - s), "%s%s", i ? "," : "", ids[i]);
-	*p++ = '}';
-	*p = '\0';
-	return s;
-}
-
 /* A Postgres text[] literal of arbitrary strings (each quoted and escaped). */
 static char *text_array(char **v, size_t n)
 {
@@ -122,37 +110,88 @@ static int sweep_dry_run(struct nc_worker *w, const struct sweep_opts *o, struct
 	PGresult *res;
 
 	snprintf(lim, sizeof lim, "%ld", o->limit);
-	if (db_begin_service(&w->db, err) != NC_OK)
-		return -1;
-	res = db_exec(&w->db,
-		      "SELECT id, object_key FROM nchat_call_recordings"
-		      " WHERE expires_at < now() AND NOT legal_hold AND deleted_at IS NULL"
-		      " AND status IN ('completed', 'failed', 'aborted')"
-		      " ORDER BY expires_at LIMIT $1::integer",
-		      1, p, err);
-	db_rollback(&w->db);
+	res = db_exec_service(&w->db,
+			      "SELECT id, object_key FROM nchat_call_recordings"
+			      " WHERE expires_at < now() AND NOT legal_hold AND deleted_at IS NULL"
+			      " AND status IN ('completed', 'failed', 'aborted')"
+			      " ORDER BY expires_at LIMIT $1::integer",
+			      1, p, err);
 	if (res == NULL)
 		return -1;
 	c->found = PQntuples(res);
-	for (int i = 0; i < PQntuples(res); i++)
-		fprintf(stderr, "would delete recording %s (%s)\n", PQgetvalue(res, i, 0),
-			db_val(res, i, 1) ? PQgetvalue(res, i, 1) : "no object");
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *key = row_text(res, i, "object_key");
+
+		fprintf(stderr, "would delete recording %s (%s)\n", row_text(res, i, "id"),
+			key ? key : "no object");
+	}
 	PQclear(res);
 	return 0;
+}
+
+/* Ids this run could not delete (S3 refused): skipped until the run ends. */
+struct skip_list {
+	char (*ids)[37];
+	size_t n;
+};
+
+/*
+ * Expire the claimed rows of res in the open transaction: S3 object, then
+ * row -> deleted with its audit entry.  Rows deleted, or -1 (err set) when
+ * the transaction must be rolled back.
+ */
+static long expire_batch(struct nc_worker *w, PGresult *res, struct skip_list *skip,
+			 struct sweep_counts *c, struct nc_error *err)
+{
+	long ok = 0;
+
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *id = row_text(res, i, "id");
+		const char *key = row_text(res, i, "object_key");
+		const char *q[1] = { id };
+		struct nc_error e2;
+		enum nc_err e = NC_OK;
+		PGresult *u;
+		json_t *details;
+
+		if (key != NULL)
+			e = s3_delete(w->s3, key, &e2);
+		if (e != NC_OK && e != NC_ENOTFOUND) {
+			fprintf(stderr, "sweep-recordings: recording %s: %s\n", id, e2.msg);
+			skip->ids = xrealloc(skip->ids, (skip->n + 1) * sizeof *skip->ids);
+			snprintf(skip->ids[skip->n++], sizeof *skip->ids, "%s", id);
+			c->failed++;
+			continue;
+		}
+		u = db_exec(&w->db,
+			    "UPDATE nchat_call_recordings SET status = 'deleted',"
+			    " deleted_at = now(), file_url = NULL WHERE id = $1",
+			    1, q, err);
+		if (u == NULL)
+			return -1;
+		PQclear(u);
+		details = json_pack("{s:s, s:s?, s:s}", "callId", row_text(res, i, "call_id"),
+				    "objectKey", key, "reason", "retention");
+		e = audit_log(&w->db, NULL, "recording.expire", "recording", id, details, NULL, err);
+		json_decref(details);
+		if (e != NC_OK)
+			return -1;
+		ok++;
+	}
+	return ok;
 }
 
 static int sweep_expired(struct nc_worker *w, const struct sweep_opts *o, struct sweep_counts *c,
 			 struct nc_error *err)
 {
-	char **skip = NULL;
-	size_t n_skip = 0;
+	struct skip_list skip = { NULL, 0 };
 	int rc = 0;
 
 	while (c->found < o->limit) {
 		long want = o->limit - c->found < SWEEP_BATCH ? o->limit - c->found : SWEEP_BATCH;
-		char lim[24], *skip_arr = uuid_array(skip, n_skip);
+		char lim[24], *skip_arr = uuid_array_literal(skip.ids, skip.n);
 		const char *p[2] = { lim, skip_arr };
-		long batch_ok = 0, batch_n;
+		long batch_ok, batch_n;
 		PGresult *res;
 
 		snprintf(lim, sizeof lim, "%ld", want);
@@ -181,46 +220,9 @@ static int sweep_expired(struct nc_worker *w, const struct sweep_opts *o, struct
 			break;
 		}
 		c->found += batch_n;
-		for (long i = 0; i < batch_n; i++) {
-			const char *id = PQgetvalue(res, (int)i, 0);
-			const char *key = db_val(res, (int)i, 1);
-			const char *q[1] = { id };
-			struct nc_error e2;
-			enum nc_err e = NC_OK;
-			PGresult *u;
-			json_t *details;
-
-			if (key != NULL)
-				e = s3_delete(w->s3, key, &e2);
-			if (e != NC_OK && e != NC_ENOTFOUND) {
-				fprintf(stderr, "sweep-recordings: recording %s: %s\n", id, e2.msg);
-				skip = xrealloc(skip, (n_skip + 1) * sizeof *skip);
-				skip[n_skip++] = xstrdup(id);
-				c->failed++;
-				continue;
-			}
-			u = db_exec(&w->db,
-				    "UPDATE nchat_call_recordings SET status = 'deleted',"
-				    " deleted_at = now(), file_url = NULL WHERE id = $1",
-				    1, q, err);
-			if (u == NULL) {
-				rc = -1;
-				break;
-			}
-			PQclear(u);
-			details = json_pack("{s:s, s:s?, s:s}", "callId", PQgetvalue(res, (int)i, 2),
-					    "objectKey", key, "reason", "retention");
-			e = audit_log(&w->db, NULL, "recording.expire", "recording", id, details,
-				      NULL, err);
-			json_decref(details);
-			if (e != NC_OK) {
-				rc = -1;
-				break;
-			}
-			batch_ok++;
-		}
+		batch_ok = expire_batch(w, res, &skip, c, err);
 		PQclear(res);
-		if (rc != 0 || db_commit(&w->db, err) != NC_OK) {
+		if (batch_ok < 0 || db_commit(&w->db, err) != NC_OK) {
 			/* Objects already deleted are found again next run (404 = deleted). */
 			db_rollback(&w->db);
 			rc = -1;
@@ -230,9 +232,7 @@ static int sweep_expired(struct nc_worker *w, const struct sweep_opts *o, struct
 		if (batch_ok == 0)
 			break; /* every delete failed: S3 is down, leave the rest for next time */
 	}
-	for (size_t i = 0; i < n_skip; i++)
-		free(skip[i]);
-	free(skip);
+	free(skip.ids);
 	return rc;
 }
 
@@ -261,18 +261,11 @@ static int reconcile_objects(struct nc_worker *w, struct reconcile_counts *rc_ou
 		if (page.n_keys > 0) {
 			arr = text_array(page.keys, page.n_keys);
 			p[0] = arr;
-			if (db_begin_service(&w->db, err) != NC_OK) {
-				free(arr);
-				s3_list_page_free(&page);
-				free(token);
-				return -1;
-			}
-			res = db_exec(&w->db,
-				      "SELECT k FROM unnest($1::text[]) AS k WHERE NOT EXISTS"
-				      " (SELECT 1 FROM nchat_call_recordings r WHERE r.object_key = k"
-				      "  AND r.deleted_at IS NULL)",
-				      1, p, err);
-			db_rollback(&w->db);
+			res = db_exec_service(&w->db,
+					      "SELECT k FROM unnest($1::text[]) AS k WHERE NOT EXISTS"
+					      " (SELECT 1 FROM nchat_call_recordings r"
+					      "  WHERE r.object_key = k AND r.deleted_at IS NULL)",
+					      1, p, err);
 			free(arr);
 			if (res == NULL) {
 				s3_list_page_free(&page);
@@ -281,7 +274,7 @@ static int reconcile_objects(struct nc_worker *w, struct reconcile_counts *rc_ou
 			}
 			for (int i = 0; i < PQntuples(res); i++)
 				fprintf(stderr, "object without a recording row: %s\n",
-					PQgetvalue(res, i, 0));
+					row_text(res, i, "k"));
 			rc_out->orphans += PQntuples(res);
 			PQclear(res);
 		}
@@ -298,28 +291,25 @@ static int reconcile_rows(struct nc_worker *w, long limit, struct reconcile_coun
 	PGresult *res;
 
 	snprintf(lim, sizeof lim, "%ld", limit);
-	if (db_begin_service(&w->db, err) != NC_OK)
-		return -1;
-	res = db_exec(&w->db,
-		      "SELECT id, object_key FROM nchat_call_recordings"
-		      " WHERE status = 'completed' AND deleted_at IS NULL AND object_key IS NOT NULL"
-		      " ORDER BY created_at LIMIT $1::integer",
-		      1, p, err);
-	db_rollback(&w->db);
+	res = db_exec_service(&w->db,
+			      "SELECT id, object_key FROM nchat_call_recordings"
+			      " WHERE status = 'completed' AND deleted_at IS NULL"
+			      " AND object_key IS NOT NULL ORDER BY created_at LIMIT $1::integer",
+			      1, p, err);
 	if (res == NULL)
 		return -1;
 	for (int i = 0; i < PQntuples(res); i++) {
+		const char *id = row_text(res, i, "id"), *key = row_text(res, i, "object_key");
 		struct nc_error e2;
-		enum nc_err e = s3_head(w->s3, PQgetvalue(res, i, 1), NULL, &e2);
+		enum nc_err e = s3_head(w->s3, key, NULL, &e2);
 
 		c->rows++;
 		if (e == NC_ENOTFOUND) {
 			c->missing++;
-			fprintf(stderr, "recording %s: object missing: %s\n", PQgetvalue(res, i, 0),
-				PQgetvalue(res, i, 1));
+			fprintf(stderr, "recording %s: object missing: %s\n", id, key);
 		} else if (e != NC_OK) {
 			c->errors++;
-			fprintf(stderr, "recording %s: %s\n", PQgetvalue(res, i, 0), e2.msg);
+			fprintf(stderr, "recording %s: %s\n", id, e2.msg);
 		}
 	}
 	PQclear(res);
