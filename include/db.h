@@ -62,6 +62,35 @@ enum nc_err db_commit(struct db_conn *db, struct nc_error *err) NC_MUSTCHECK;
 /* Roll back if a transaction is open; safe to call at any time. */
 void db_rollback(struct db_conn *db);
 
+/*
+ * One statement as a transaction of its own, in one network round trip:
+ * the acting identity (as db_begin_user / db_begin_service set it) and sql
+ * are pipelined and committed together at the pipeline's sync point, with
+ * no BEGIN or COMMIT of their own.  Returns sql's result once committed
+ * (caller PQclears), or NULL with err set as db_exec does (nothing
+ * committed).  Called with a transaction open, that one is rolled back
+ * first.  For statements that are complete on their own (a CTE, or a call
+ * of a function that does several steps).
+ */
+PGresult *db_exec1_user(struct db_conn *db, const char *user_id, const char *sql, int nparams,
+			const char *const *params, struct nc_error *err) NC_MUSTCHECK;
+PGresult *db_exec1_service(struct db_conn *db, const char *sql, int nparams,
+			   const char *const *params, struct nc_error *err) NC_MUSTCHECK;
+
+/*
+ * Rows are read by column name (the AS names of the statement), never by
+ * position.  db_col aborts when the statement has no such column: that is
+ * a statement / reader mismatch, a programming error.  db_get returns NULL
+ * for SQL NULL; db_get_copy writes "" for it.
+ */
+int db_col(const PGresult *res, const char *name);
+const char *db_get(const PGresult *res, int row, const char *name);
+bool db_get_bool(const PGresult *res, int row, const char *name);
+long long db_get_ll(const PGresult *res, int row, const char *name, long long dflt);
+void db_get_copy(const PGresult *res, int row, const char *name, char *dst, size_t n);
+/* malloc'd copy, or NULL for SQL NULL. */
+char *db_get_dup(const PGresult *res, int row, const char *name);
+
 /* Convenience: value of row/col or NULL if SQL NULL. */
 static inline const char *db_val(const PGresult *res, int row, int col)
 {

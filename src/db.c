@@ -422,3 +422,208 @@ void db_rollback(struct db_conn *db)
 		db->broken = true;
 	PQclear(res);
 }
+
+/* ------------------------------------------------------------------ */
+/* One statement, one transaction, one round trip                      */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Queue one statement in the pipeline: by name when prepared statements are
+ * on (preparing it first, outside the pipeline, on its first use), else
+ * unnamed.  Returns -2 with *fail set when PREPARE failed, 0 when sent, -1
+ * when libpq refused to queue it.
+ */
+static int pipe_send(struct db_conn *db, const char *sql, int nparams, const char *const *params,
+		     int slot)
+{
+	char name[16];
+
+	if (slot < 0)
+		return PQsendQueryParams(db->pg, sql, nparams, NULL, params, NULL, NULL, 0) == 1
+			       ? 0 : -1;
+	snprintf(name, sizeof(name), "nc%d", slot);
+	return PQsendQueryPrepared(db->pg, name, nparams, params, NULL, NULL, 0) == 1 ? 0 : -1;
+}
+
+/*
+ * The identity statement then sql, in one pipeline that ends in a sync
+ * point.  No BEGIN and no COMMIT: the statements of a pipeline up to its
+ * sync point are one implicit transaction, committed at the sync point (or
+ * rolled back there if any of them failed), so set_config(..., true) holds
+ * for sql and nothing leaks into the session.
+ *
+ * (Whatever begin_pipelined sends to enter the acting identity must be sent
+ * here as well, in the same order, before sql.)
+ *
+ * *got_any tells whether the server answered any statement with success
+ * (a failure before that means the statement never ran: the identity
+ * statement goes first, and its answer comes before sql runs).
+ */
+static PGresult *exec1_pipelined(struct db_conn *db, const char *const *id_params, const char *sql,
+				 int nparams, const char *const *params, bool *got_any,
+				 struct nc_error *err)
+{
+	PGresult *x, *first_err = NULL, *fail = NULL, *out = NULL;
+	int id_slot = -1, slot = -1, nulls = 0, nres = 0;
+	bool synced = false, sent;
+
+	*got_any = false;
+	if (db->use_prepared) {
+		/* Outside any transaction: a failed PREPARE aborts nothing. */
+		id_slot = stmt_slot(db, set_identity_sql, 3, &fail);
+		if (id_slot != -2)
+			slot = stmt_slot(db, sql, nparams, &fail);
+		if (id_slot == -2 || slot == -2) {
+			classify(db, fail, err);
+			PQclear(fail);
+			/* PREPARE runs nothing: safe to retry after a reconnect */
+			*got_any = !db->broken;
+			return NULL;
+		}
+	}
+	if (PQenterPipelineMode(db->pg) != 1) {
+		classify(db, NULL, err);
+		return NULL;
+	}
+	sent = pipe_send(db, set_identity_sql, 3, id_params, id_slot) == 0 &&
+	       pipe_send(db, sql, nparams, params, slot) == 0 && PQpipelineSync(db->pg) == 1;
+	/* Results: identity, NULL, sql, NULL, then the sync point. */
+	while (sent && !synced) {
+		x = PQgetResult(db->pg);
+		if (x == NULL) {
+			if (PQstatus(db->pg) != CONNECTION_OK || ++nulls > 4)
+				break;
+			continue;
+		}
+		nulls = 0;
+		switch (PQresultStatus(x)) {
+		case PGRES_PIPELINE_SYNC:
+			synced = true;
+			PQclear(x);
+			break;
+		case PGRES_COMMAND_OK:
+		case PGRES_TUPLES_OK:
+			*got_any = true;
+			if (++nres == 2 && out == NULL)
+				out = x;
+			else
+				PQclear(x);
+			break;
+		default:
+			/* PGRES_PIPELINE_ABORTED for what followed the failure */
+			if (first_err == NULL && PQresultStatus(x) != PGRES_PIPELINE_ABORTED)
+				first_err = x;
+			else
+				PQclear(x);
+		}
+	}
+	if (!synced || PQexitPipelineMode(db->pg) != 1) {
+		/* A connection that is not back to idle is not reused. */
+		classify(db, first_err, err);
+		PQclear(first_err);
+		PQclear(out);
+		db->broken = true;
+		return NULL;
+	}
+	if (first_err != NULL || out == NULL) {
+		if (first_err != NULL)
+			classify(db, first_err, err);
+		else
+			err_set(err, NC_EINTERNAL, "database error");
+		PQclear(first_err);
+		PQclear(out);
+		return NULL;
+	}
+	return out;
+}
+
+static PGresult *exec1_with(struct db_conn *db, const char *name, const char *value,
+			    const char *sql, int nparams, const char *const *params,
+			    struct nc_error *err)
+{
+	char timeout[24];
+	const char *id_params[] = {name, value, timeout};
+	PGresult *res;
+	bool idle, got_any;
+
+	if (db->in_tx)
+		db_rollback(db);
+	snprintf(timeout, sizeof(timeout), "%d", db->statement_timeout_ms);
+	idle = db->pg != NULL && !db->broken;
+	if (db_ensure(db, err) != NC_OK)
+		return NULL;
+	res = exec1_pipelined(db, id_params, sql, nparams, params, &got_any, err);
+	if (res == NULL && idle && db->broken && !got_any) {
+		/*
+		 * Died while idle (Postgres restarted since our last statement)
+		 * and nothing was answered, so nothing ran: reconnect at once
+		 * and send it again, once (as db_exec does for BEGIN).
+		 */
+		db->retry_after_ms = 0;
+		memset(err, 0, sizeof(*err));
+		if (db_ensure(db, err) != NC_OK)
+			return NULL;
+		res = exec1_pipelined(db, id_params, sql, nparams, params, &got_any, err);
+	}
+	return res;
+}
+
+PGresult *db_exec1_user(struct db_conn *db, const char *user_id, const char *sql, int nparams,
+			const char *const *params, struct nc_error *err)
+{
+	return exec1_with(db, "nchat.user_id", user_id, sql, nparams, params, err);
+}
+
+PGresult *db_exec1_service(struct db_conn *db, const char *sql, int nparams,
+			   const char *const *params, struct nc_error *err)
+{
+	return exec1_with(db, "nchat.role", "service", sql, nparams, params, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading rows by column name                                         */
+/* ------------------------------------------------------------------ */
+
+int db_col(const PGresult *res, const char *name)
+{
+	int c = PQfnumber(res, name);
+
+	if (c < 0)
+		fatal("database: the statement returns no column \"%s\"", name);
+	return c;
+}
+
+const char *db_get(const PGresult *res, int row, const char *name)
+{
+	int c = db_col(res, name);
+
+	return PQgetisnull(res, row, c) ? NULL : PQgetvalue(res, row, c);
+}
+
+bool db_get_bool(const PGresult *res, int row, const char *name)
+{
+	const char *v = db_get(res, row, name);
+
+	return v != NULL && v[0] == 't';
+}
+
+long long db_get_ll(const PGresult *res, int row, const char *name, long long dflt)
+{
+	const char *v = db_get(res, row, name);
+
+	return v != NULL ? strtoll(v, NULL, 10) : dflt;
+}
+
+void db_get_copy(const PGresult *res, int row, const char *name, char *dst, size_t n)
+{
+	const char *v = db_get(res, row, name);
+
+	snprintf(dst, n, "%s", v ? v : "");
+}
+
+char *db_get_dup(const PGresult *res, int row, const char *name)
+{
+	const char *v = db_get(res, row, name);
+
+	return v ? xstrdup(v) : NULL;
+}

@@ -410,6 +410,8 @@ static void *worker_main(void *arg)
 		atomic_fetch_sub(&srv->busy_workers, 1);
 		r->w = NULL;
 		push_done(srv, r);
+		/* best-effort writes the handler queued, off the response path */
+		worker_after_response(w);
 	}
 	worker_teardown(w);
 	return NULL;

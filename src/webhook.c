@@ -34,6 +34,7 @@
  */
 #include "api.h"
 #include "calls.h"
+#include "calls_db.h"
 #include "events.h"
 #include "hooks.h"
 #include "log.h"
@@ -275,165 +276,11 @@ static const char *jstr(json_t *obj, const char *key)
 
 /* Lock the call of a "call-<uuid>" room; 1 found (status filled), 0 not ours, -1 error. */
 static int lock_call(struct db_conn *db, json_t *ev, char id[37], char status[16],
-		     char initiator[37], struct nc_error *err)
+		     struct nc_error *err)
 {
-	const char *params[1] = { id };
-	PGresult *res;
-
 	if (!calls_room_to_id(jstr(json_object_get(ev, "room"), "name"), id))
 		return 0;
-	res = db_exec(db, "SELECT status, COALESCE(initiator_id::text, '') FROM nchat_calls"
-		      " WHERE id = $1 FOR UPDATE", 1, params, err);
-	if (res == NULL)
-		return -1;
-	if (PQntuples(res) == 0) {
-		PQclear(res);
-		return 0;
-	}
-	snprintf(status, 16, "%s", PQgetvalue(res, 0, 0));
-	snprintf(initiator, 37, "%s", PQgetvalue(res, 0, 1));
-	PQclear(res);
-	return 1;
-}
-
-static enum nc_err touch_call(struct db_conn *db, const char *id, const char *created,
-			      struct nc_error *err)
-{
-	const char *params[2] = { id, created };
-	PGresult *res = db_exec(db, "UPDATE nchat_calls SET last_event_at ="
-				" GREATEST(last_event_at, to_timestamp($2::bigint)) WHERE id = $1",
-				2, params, err);
-
-	if (res == NULL)
-		return err->code;
-	PQclear(res);
-	return NC_OK;
-}
-
-static int apply_participant(struct db_conn *db, json_t *ev, bool joined, const char *created,
-			     struct wh_effect *eff, struct nc_error *err)
-{
-	json_t *pi = json_object_get(ev, "participant");
-	const char *identity = jstr(pi, "identity"), *params[5];
-	char id[37], status[16], initiator[37], joined_at[32] = "", pid[37], pstatus[16], role[16];
-	PGresult *res;
-	bool newer, not_older;
-	int64_t ja = json_i64(json_object_get(pi, "joinedAt"));
-	int n;
-
-	if (!is_uuid(identity))
-		return 0; /* egress/ingress/agent participants are not ours */
-	n = lock_call(db, ev, id, status, initiator, err);
-	if (n <= 0)
-		return n;
-	if (ja > 0)
-		snprintf(joined_at, sizeof(joined_at), "%lld", (long long)ja);
-	params[0] = id;
-	params[1] = identity;
-	params[2] = created;
-	res = db_exec(db, "SELECT id::text, status, role,"
-		      " last_event_at IS NULL OR to_timestamp($3::bigint) > last_event_at,"
-		      " last_event_at IS NULL OR to_timestamp($3::bigint) >= last_event_at"
-		      " FROM nchat_call_participants WHERE call_id = $1 AND user_id = $2::uuid"
-		      " FOR UPDATE", 3, params, err);
-	if (res == NULL)
-		return -1;
-	if (PQntuples(res) == 0) {
-		PQclear(res);
-		log_info("webhook: %s in call %s has no participant row; ignored", identity, id);
-		return 0;
-	}
-	snprintf(pid, sizeof(pid), "%s", PQgetvalue(res, 0, 0));
-	snprintf(pstatus, sizeof(pstatus), "%s", PQgetvalue(res, 0, 1));
-	snprintf(role, sizeof(role), "%s", PQgetvalue(res, 0, 2));
-	newer = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
-	not_older = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
-	PQclear(res);
-
-	params[0] = pid;
-	params[1] = identity;
-	params[2] = created;
-	params[3] = joined_at[0] ? joined_at : NULL;
-	params[4] = jstr(pi, "sid");
-	if (joined) {
-		if (calls_status_terminal(status) || !newer || strcmp(pstatus, "removed") == 0)
-			return 0;
-		res = db_exec(db, "UPDATE nchat_call_participants SET status = 'joined',"
-			      " livekit_participant_id = COALESCE(NULLIF($5, ''), livekit_participant_id),"
-			      " livekit_identity = $2,"
-			      " joined_at = COALESCE(to_timestamp($4::bigint), joined_at, now()),"
-			      " last_event_at = to_timestamp($3::bigint) WHERE id = $1",
-			      5, params, err);
-		if (res == NULL)
-			return -1;
-		PQclear(res);
-		if (strcmp(status, "ringing") == 0 && strcmp(role, "initiator") != 0) {
-			const char *cp[2] = { id, joined_at[0] ? joined_at : created };
-
-			res = db_exec(db, "UPDATE nchat_calls SET status = 'active', started_at ="
-				      " COALESCE(started_at, to_timestamp($2::bigint)) WHERE id = $1",
-				      2, cp, err);
-			if (res == NULL)
-				return -1;
-			PQclear(res);
-			snprintf(status, sizeof(status), "active");
-		}
-		eff->presence = calls_status_terminal(status) ? 0 : 1;
-	} else {
-		if (!not_older)
-			return 0;
-		if (strcmp(pstatus, "joined") == 0) {
-			res = db_exec(db, "UPDATE nchat_call_participants SET status = 'left',"
-				      " livekit_identity = $2, livekit_participant_id = COALESCE(NULLIF($5, ''), livekit_participant_id),"
-				      " joined_at = COALESCE(to_timestamp($4::bigint), joined_at),"
-				      " left_at = GREATEST(to_timestamp($3::bigint),"
-				      "     COALESCE(to_timestamp($4::bigint), joined_at)),"
-				      " is_audio_enabled = false, is_video_enabled = false,"
-				      " is_screen_sharing = false, last_event_at = to_timestamp($3::bigint)"
-				      " WHERE id = $1", 5, params, err);
-		} else if (strcmp(pstatus, "left") == 0) {
-			/*
-			 * Closed before by the API, a room end or a sweep: LiveKit's
-			 * own times replace that session.  Two steps so the duration
-			 * trigger replaces the share instead of adding it again:
-			 * take the old share out and clear left_at, then set the
-			 * session anew.
-			 */
-			res = db_exec(db, "UPDATE nchat_call_participants SET"
-				      " total_duration_seconds = GREATEST(0, total_duration_seconds"
-				      "   - nchat_rtc_seconds_between(joined_at, left_at)),"
-				      " left_at = NULL WHERE id = $1", 1, params, err);
-			if (res == NULL)
-				return -1;
-			PQclear(res);
-			res = db_exec(db, "UPDATE nchat_call_participants SET"
-				      " livekit_identity = $2, livekit_participant_id = COALESCE(NULLIF($5, ''), livekit_participant_id),"
-				      " joined_at = COALESCE(to_timestamp($4::bigint), joined_at),"
-				      " left_at = GREATEST(to_timestamp($3::bigint),"
-				      "     COALESCE(to_timestamp($4::bigint), joined_at)),"
-				      " is_audio_enabled = false, is_video_enabled = false,"
-				      " is_screen_sharing = false, last_event_at = to_timestamp($3::bigint)"
-				      " WHERE id = $1", 5, params, err);
-		} else {
-			const char *p2[2] = { pid, created };
-
-			res = db_exec(db, "UPDATE nchat_call_participants SET"
-				      " is_audio_enabled = false, is_video_enabled = false,"
-				      " is_screen_sharing = false, last_event_at = to_timestamp($2::bigint)"
-				      " WHERE id = $1", 2, p2, err);
-		}
-		if (res == NULL)
-			return -1;
-		PQclear(res);
-		eff->presence = -1;
-	}
-	if (touch_call(db, id, created, err) != NC_OK)
-		return -1;
-	snprintf(eff->call_id, sizeof(eff->call_id), "%s", id);
-	snprintf(eff->user_id, sizeof(eff->user_id), "%s", identity);
-	snprintf(eff->status, sizeof(eff->status), "%s", status);
-	eff->updated = true;
-	return 1;
+	return calls_db_lock_status(db, id, false, status, err);
 }
 
 /* The participant column a track of this source/type drives, or NULL. */
@@ -459,62 +306,24 @@ static const char *track_column(json_t *track)
 	return NULL; /* SCREEN_SHARE_AUDIO and others: no column */
 }
 
-static int apply_track(struct db_conn *db, json_t *ev, bool published, const char *created,
-		       struct wh_effect *eff, struct nc_error *err)
-{
-	const char *identity = jstr(json_object_get(ev, "participant"), "identity");
-	const char *col = track_column(json_object_get(ev, "track")), *params[4];
-	char id[37], status[16], initiator[37], *sql;
-	PGresult *res;
-	int n;
-
-	if (col == NULL || !is_uuid(identity))
-		return 0;
-	n = lock_call(db, ev, id, status, initiator, err);
-	if (n <= 0)
-		return n;
-	if (calls_status_terminal(status))
-		return 0;
-	params[0] = id;
-	params[1] = identity;
-	params[2] = created;
-	params[3] = published ? "t" : "f";
-	sql = xasprintf("UPDATE nchat_call_participants SET %s = $4::boolean"
-			" WHERE call_id = $1 AND user_id = $2::uuid AND status = 'joined'"
-			" AND (last_event_at IS NULL OR to_timestamp($3::bigint) >= last_event_at)",
-			col);
-	res = db_exec(db, sql, 4, params, err);
-	free(sql);
-	if (res == NULL)
-		return -1;
-	n = atoi(PQcmdTuples(res));
-	PQclear(res);
-	if (n == 0)
-		return 0;
-	snprintf(eff->call_id, sizeof(eff->call_id), "%s", id);
-	snprintf(eff->status, sizeof(eff->status), "%s", status);
-	eff->updated = true;
-	return 1;
-}
-
 static int apply_room(const struct nc_config *cfg, struct db_conn *db, json_t *ev, bool finished, const char *created,
 		      struct wh_effect *eff, struct nc_error *err)
 {
-	char id[37], status[16], initiator[37], at[32];
-	int n = lock_call(db, ev, id, status, initiator, err);
+	char id[37], status[16], at[32];
+	int n = lock_call(db, ev, id, status, err);
 
 	if (n <= 0)
 		return n;
 	if (!finished || calls_status_terminal(status)) {
 		/* room_started: nothing but the event time (see the file comment). */
-		return touch_call(db, id, created, err) == NC_OK ? 1 : -1;
+		return calls_db_touch_event(db, id, created, err) == NC_OK ? 1 : -1;
 	}
 	format_rfc3339((int64_t)atoll(created), at, sizeof(at));
 	if (calls_close_tx(cfg, db, id, "ended", "room_finished", at, err) < 0)
 		return -1;
-	if (touch_call(db, id, created, err) != NC_OK)
+	if (calls_db_touch_event(db, id, created, err) != NC_OK)
 		return -1;
-	eff->members = calls_member_ids(db, id, err);
+	eff->members = calls_db_member_ids(db, id, err);
 	if (eff->members == NULL)
 		return -1;
 	snprintf(eff->call_id, sizeof(eff->call_id), "%s", id);
@@ -532,15 +341,9 @@ static int apply_event(struct nc_worker *w, const char *event, json_t *ev, int64
 	int n;
 
 	snprintf(created, sizeof(created), "%lld", (long long)created_at);
-	if (strcmp(event, "participant_joined") == 0)
-		return apply_participant(db, ev, true, created, eff, err);
-	if (strcmp(event, "participant_left") == 0 ||
-	    strcmp(event, "participant_connection_aborted") == 0)
-		return apply_participant(db, ev, false, created, eff, err);
-	if (strcmp(event, "track_published") == 0)
-		return apply_track(db, ev, true, created, eff, err);
-	if (strcmp(event, "track_unpublished") == 0)
-		return apply_track(db, ev, false, created, eff, err);
+	/* participant and track events of call rooms went through apply_call_event */
+	if (strncmp(event, "participant_", 12) == 0 || strncmp(event, "track_", 6) == 0)
+		return 0;
 	if (strcmp(event, "room_started") == 0)
 		return apply_room(w->cfg, db, ev, false, created, eff, err);
 	if (strcmp(event, "room_finished") == 0)
@@ -586,7 +389,7 @@ static void after_commit(struct nc_worker *w, struct wh_effect *eff)
 	if (eff->updated) {
 		/* Members read after commit, outside the event's transaction. */
 		if (db_begin_service(&w->db, &err) == NC_OK) {
-			eff->members = calls_member_ids(&w->db, eff->call_id, &err);
+			eff->members = calls_db_member_ids(&w->db, eff->call_id, &err);
 			db_rollback(&w->db);
 		}
 		calls_publish(w, eff->members, "call.updated", eff->call_id, eff->status, NULL);
@@ -623,7 +426,7 @@ static void publish_resource_change(struct nc_worker *w, const char *event, json
 		if (res != NULL && PQntuples(res) == 1) {
 			snprintf(call_id, sizeof(call_id), "%s", PQgetvalue(res, 0, 0));
 			data = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
-			members = calls_member_ids(&w->db, call_id, &err);
+			members = calls_db_member_ids(&w->db, call_id, &err);
 		}
 		PQclear(res);
 		res = NULL;
@@ -655,14 +458,96 @@ static void publish_resource_change(struct nc_worker *w, const char *event, json
 	json_decref(data);
 }
 
+/*
+ * A participant or track event of a call room about one of our users: it
+ * is recorded and applied in one statement (calls_db_webhook).  Fills e
+ * and returns true for those; false for everything else.
+ */
+static bool call_event(const char *event, json_t *ev, const char *created, char call_id[37],
+		       char joined_at[24], enum calls_wh_kind *kind, struct calls_wh_event *e)
+{
+	json_t *pi = json_object_get(ev, "participant");
+	const char *identity = jstr(pi, "identity"), *col;
+	int64_t ja = json_i64(json_object_get(pi, "joinedAt"));
+
+	memset(e, 0, sizeof(*e));
+	if (strcmp(event, "participant_joined") == 0)
+		*kind = CALLS_WH_JOINED;
+	else if (strcmp(event, "participant_left") == 0 ||
+		 strcmp(event, "participant_connection_aborted") == 0)
+		*kind = CALLS_WH_LEFT;
+	else if (strcmp(event, "track_published") == 0 || strcmp(event, "track_unpublished") == 0)
+		*kind = CALLS_WH_TRACK;
+	else
+		return false;
+	/* egress/ingress/agent participants are not ours */
+	if (!is_uuid(identity) || !calls_room_to_id(jstr(json_object_get(ev, "room"), "name"), call_id))
+		return false;
+	if (*kind == CALLS_WH_TRACK) {
+		col = track_column(json_object_get(ev, "track"));
+		if (col == NULL)
+			return false;
+		e->track = strcmp(col, "is_audio_enabled") == 0 ? CALLS_TRACK_AUDIO
+			   : strcmp(col, "is_video_enabled") == 0 ? CALLS_TRACK_VIDEO
+			   : CALLS_TRACK_SCREEN;
+		e->published = strcmp(event, "track_published") == 0;
+	}
+	joined_at[0] = '\0';
+	if (ja > 0)
+		snprintf(joined_at, 24, "%lld", (long long)ja);
+	e->event = event;
+	e->room_name = json_string_value(json_object_get(json_object_get(ev, "room"), "name"));
+	e->created = created;
+	e->call_id = call_id;
+	e->identity = identity;
+	e->joined_at = joined_at[0] ? joined_at : NULL;
+	e->sid = jstr(pi, "sid");
+	return true;
+}
+
+/* Apply a call event (call_event) and answer; side effects after the response. */
+static void apply_call_event(struct req *r, enum calls_wh_kind kind, struct calls_wh_event *e)
+{
+	struct nc_error err = {0};
+	struct calls_wh_result res;
+
+	if (calls_db_webhook(&r->w->db, kind, e, &res, &err) != NC_OK) {
+		if (err.code == NC_OK || err.code == NC_EBADREQ || err.code == NC_ECONFLICT)
+			err_set(&err, NC_EINTERNAL, "the event could not be applied");
+		log_error("webhook: %s %s failed: %s", e->event, e->event_id, err.msg);
+		metrics_webhook(e->event, "error");
+		resp_nc_error(r, &err);
+		return;
+	}
+	if (res.duplicate) {
+		log_debug("webhook: %s %s is a duplicate", e->event, e->event_id);
+		metrics_webhook(e->event, "duplicate");
+		resp_json(r, 200, json_pack("{s:s}", "status", "duplicate"));
+		return;
+	}
+	log_debug("webhook: %s %s %s", e->event, e->event_id, res.applied ? "applied" : "ignored");
+	metrics_webhook(e->event, res.applied ? "applied" : "ignored");
+	resp_json(r, 200, json_pack("{s:s}", "status", res.applied ? "applied" : "ignored"));
+	if (res.applied) {
+		if (res.presence > 0)
+			presence_join(r->w, e->call_id, e->identity);
+		else if (res.presence < 0)
+			presence_leave(r->w, e->call_id, e->identity);
+		calls_publish(r->w, res.members, "call.updated", e->call_id, res.status, NULL);
+	}
+	calls_wh_result_free(&res);
+}
+
 static void api_webhook_livekit(struct req *r)
 {
 	struct nc_worker *w = r->w;
 	struct db_conn *db = &w->db;
 	struct nc_error err = {0};
 	struct wh_effect eff;
-	char why[96], created[24];
+	char why[96], created[24], call_id[37], joined_at[24];
 	const char *event, *id, *params[4];
+	struct calls_wh_event ce;
+	enum calls_wh_kind kind;
 	json_t *ev;
 	json_error_t jerr;
 	PGresult *res;
@@ -696,6 +581,12 @@ static void api_webhook_livekit(struct req *r)
 		created_at = now_unix();
 	snprintf(created, sizeof(created), "%lld", (long long)created_at);
 	memset(&eff, 0, sizeof(eff));
+	if (call_event(event, ev, created, call_id, joined_at, &kind, &ce)) {
+		ce.event_id = id;
+		apply_call_event(r, kind, &ce);
+		json_decref(ev);
+		return;
+	}
 
 	if (db_begin_service(db, &err) != NC_OK)
 		goto fail;

@@ -28,8 +28,35 @@ void worker_setup(struct nc_worker *w, const struct nc_config *cfg)
 	w->s3 = s3_client_new(cfg);
 }
 
+void worker_defer(struct nc_worker *w, void (*fn)(struct nc_worker *w, void *arg), void *arg)
+{
+	if (w->n_deferred >= WORKER_DEFER_MAX) {
+		fn(w, arg);
+		return;
+	}
+	w->deferred[w->n_deferred].fn = fn;
+	w->deferred[w->n_deferred].arg = arg;
+	w->n_deferred++;
+}
+
+void worker_after_response(struct nc_worker *w)
+{
+	/* deferred work may queue Redis commands of its own: flush after it too */
+	if (w->rds_ok)
+		(void)rds_flush(&w->rds);
+	for (int i = 0; i < w->n_deferred; i++) {
+		struct worker_deferred d = w->deferred[i];
+
+		d.fn(w, d.arg);
+	}
+	w->n_deferred = 0;
+	if (w->rds_ok)
+		(void)rds_flush(&w->rds);
+}
+
 void worker_teardown(struct nc_worker *w)
 {
+	worker_after_response(w);
 	db_cleanup(&w->db);
 	if (w->rds_ok)
 		rds_cleanup(&w->rds);
