@@ -36,6 +36,8 @@ enum nc_err recordings_stop_for_call(struct nc_worker *w, const char *call_id,
 
 /* Periodic work run by `serve` on a timer (route handlers with evreq NULL). */
 void calls_periodic(struct req *r);
+/* Fold the counter deltas busy streams left (sql/0009_stream_counters.sql). */
+void streams_counters_periodic(struct req *r);
 
 /* CLI subcommands (argv[0] is the subcommand name). */
 int cmd_sweep_calls(int argc, char **argv, const struct nc_config *cfg);

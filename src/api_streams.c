@@ -10,6 +10,7 @@
  * characters, which GET shows to the broadcaster only.
  */
 #include "streams.h"
+#include "streams_db.h"
 
 #include "api.h"
 #include "auth.h"
@@ -23,26 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* A stream row as the JSON object of API responses (one column). */
-#define STREAM_JSON_SQL                                                                   \
-	"json_build_object('id', s.id, 'channel_id', s.channel_id,"                       \
-	" 'broadcaster_id', s.broadcaster_id, 'title', s.title,"                          \
-	" 'description', s.description, 'status', s.status,"                              \
-	" 'livekit_room_name', s.livekit_room_name, 'hls_manifest_url', s.hls_manifest_url," \
-	" 'ingest_url', s.ingest_url, 'stream_key_last4', s.stream_key_last4,"            \
-	" 'stream_key_revoked_at', " STREAMS_TS("s.stream_key_revoked_at") ","            \
-	" 'enable_chat', s.enable_chat, 'enable_reactions', s.enable_reactions,"          \
-	" 'chat_slow_mode_seconds', s.chat_slow_mode_seconds,"                            \
-	" 'scheduled_at', " STREAMS_TS("s.scheduled_at") ","                              \
-	" 'started_at', " STREAMS_TS("s.started_at") ","                                  \
-	" 'ended_at', " STREAMS_TS("s.ended_at") ","                                      \
-	" 'current_viewers', s.current_viewers, 'peak_viewers', s.peak_viewers,"          \
-	" 'total_views', s.total_views, 'unique_viewers', s.unique_viewers,"              \
-	" 'total_chat_messages', s.total_chat_messages,"                                  \
-	" 'total_reactions', s.total_reactions,"                                          \
-	" 'created_at', " STREAMS_TS("s.created_at") ","                                  \
-	" 'updated_at', " STREAMS_TS("s.updated_at") ")"
 
 /* A start claim older than this is taken to be from a crashed request. */
 #define START_CLAIM_STALE_S 60
@@ -814,22 +795,13 @@ fail:
 static void api_streams_list(struct req *r)
 {
 	static const char *const statuses[] = { "preparing", "scheduled", "live", "ended", "failed" };
-	static const char sql[] =
-		"SELECT " STREAM_JSON_SQL ", s.id FROM nchat_streams s"
-		" WHERE ($1::uuid IS NULL OR s.channel_id = $1::uuid)"
-		"   AND ($2::text IS NULL OR s.status = $2::text)"
-		"   AND ($3::uuid IS NULL OR (s.created_at, s.id) <"
-		"        (SELECT b.created_at, b.id FROM nchat_streams b WHERE b.id = $3::uuid))"
-		" ORDER BY s.created_at DESC, s.id DESC LIMIT $4::int";
-	struct db_conn *db = &r->w->db;
-	struct nc_error err;
+	struct nc_error err = {0};
 	char *channel_id = req_query(r, "channel_id"), *status = req_query(r, "status");
 	char *limit_txt = req_query(r, "limit"), *before = req_query(r, "before");
+	struct streams_list_filter f = { channel_id, status, before, 50 };
 	long limit = 50;
-	char lim[24];
-	PGresult *res = NULL;
-	json_t *arr = NULL;
-	int n;
+	json_t *rows = NULL, *arr, *o, *next;
+	size_t n, i;
 	bool ok = false;
 
 	if (channel_id && !is_uuid(channel_id)) {
@@ -841,7 +813,7 @@ static void api_streams_list(struct req *r)
 		goto out;
 	}
 	if (status) {
-		for (size_t i = 0; i < NC_ARRAY_LEN(statuses) && !ok; i++)
+		for (i = 0; i < NC_ARRAY_LEN(statuses) && !ok; i++)
 			ok = strcmp(status, statuses[i]) == 0;
 		if (!ok) {
 			resp_error(r, NC_EBADREQ,
@@ -853,35 +825,24 @@ static void api_streams_list(struct req *r)
 		resp_error(r, NC_EBADREQ, "limit must be an integer from 1 to 100");
 		goto out;
 	}
-	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	/* user context: row-level security shows the caller's channels' streams and their own */
-	if (db_begin_user(db, r->user.user_id, &err) != NC_OK)
-		goto fail;
-	{
-		const char *p[4] = { channel_id, status, before, lim };
-
-		res = db_exec(db, sql, 4, p, &err);
+	f.limit = (int)limit;
+	/* the caller's channels' streams and their own, in the statement itself */
+	rows = streams_db_list(&r->w->db, r->user.user_id, &f, &err);
+	if (rows == NULL) {
+		resp_nc_error(r, &err);
+		goto out;
 	}
-	if (res == NULL)
-		goto fail;
-	db_rollback(db);
+	n = json_array_size(rows);
 	arr = json_array();
-	n = PQntuples(res);
-	for (int i = 0; i < n && i < limit; i++) {
-		json_t *o = col_json(res, i, 0);
-
-		if (o == NULL)
-			continue;
+	for (i = 0; i < n && i < (size_t)limit; i++) {
+		o = json_array_get(rows, i);
 		stream_json_filter(o, r);
-		json_array_append_new(arr, o);
+		json_array_append(arr, o);
 	}
-	resp_json(r, 200, json_pack("{s:o, s:s?}", "streams", arr, "next_before",
-				    n > limit ? PQgetvalue(res, (int)limit - 1, 1) : NULL));
-	PQclear(res);
-	goto out;
-fail:
-	streams_fail(r, &err);
+	next = n > (size_t)limit ? json_object_get(json_array_get(rows, (size_t)limit - 1), "id") : NULL;
+	resp_json(r, 200, json_pack("{s:o, s:O?}", "streams", arr, "next_before", next));
 out:
+	json_decref(rows);
 	free(channel_id);
 	free(status);
 	free(limit_txt);

@@ -133,6 +133,8 @@ static int cmd_serve(const struct nc_config *cfg)
 	srv = http_server_new(cfg, api_routes());
 	http_server_add_periodic(srv, cfg->call_sweep_interval_s, calls_periodic, "sweep-calls");
 	http_server_add_periodic(srv, cfg->outbound_webhook_interval_s, outbox_periodic, "outbox");
+	http_server_add_periodic(srv, cfg->stream_counter_flush_s, streams_counters_periodic,
+				 "stream-counters");
 	rc = http_server_run(srv);
 	http_server_free(srv);
 	return rc == 0 ? 0 : 1;

@@ -9,6 +9,7 @@
  * in one short transaction, call LiveKit, and write the outcome in another.
  */
 #include "streams.h"
+#include "streams_db.h"
 
 #include "auth.h"
 #include "db.h"
@@ -25,77 +26,45 @@
 
 /* ---- loading and rights ---- */
 
-static void copy_id(char *dst, size_t len, const char *src)
-{
-	snprintf(dst, len, "%s", src ? src : "");
-}
-
-static char *dup_or_null(const char *s)
-{
-	return s ? xstrdup(s) : NULL;
-}
-
 enum nc_err streams_open(struct req *r, const char *id, unsigned need, bool for_update,
 			 struct stream_ctx *s, struct nc_error *err)
 {
-	static const char sql[] =
-		"SELECT s.id, s.channel_id, s.broadcaster_id, s.status, s.livekit_room_name,"
-		" s.livekit_ingress_id, s.livekit_egress_id, s.enable_chat, s.enable_reactions,"
-		" s.chat_slow_mode_seconds,"
-		" $2::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM nchat_channel_members m"
-		"   WHERE m.channel_id = s.channel_id AND m.user_id = $2::uuid)"
-		" FROM nchat_streams s WHERE s.id = $1";
-	static const char sql_lock[] =
-		"SELECT s.id, s.channel_id, s.broadcaster_id, s.status, s.livekit_room_name,"
-		" s.livekit_ingress_id, s.livekit_egress_id, s.enable_chat, s.enable_reactions,"
-		" s.chat_slow_mode_seconds,"
-		" $2::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM nchat_channel_members m"
-		"   WHERE m.channel_id = s.channel_id AND m.user_id = $2::uuid)"
-		" FROM nchat_streams s WHERE s.id = $1 FOR UPDATE OF s";
-	const char *params[2];
 	struct db_conn *db = &r->w->db;
-	PGresult *res;
+	struct stream_row row;
+	int n;
 
 	memset(s, 0, sizeof(*s));
 	if (id == NULL || !is_uuid(id))
 		return err_set(err, NC_EBADREQ, "stream id must be a UUID");
 	if (db_begin_service(db, err) != NC_OK)
 		return err->code;
-	params[0] = id;
-	params[1] = r->authed ? r->user.user_id : NULL;
-	res = db_exec(db, for_update ? sql_lock : sql, 2, params, err);
-	if (res == NULL) {
+	n = streams_db_load(db, id, r->authed ? r->user.user_id : NULL, for_update, &row, err);
+	if (n <= 0) {
 		db_rollback(db);
-		return err->code;
+		return n < 0 ? err->code : err_set(err, NC_ENOTFOUND, "stream not found");
 	}
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		db_rollback(db);
-		return err_set(err, NC_ENOTFOUND, "stream not found");
-	}
-	copy_id(s->id, sizeof(s->id), db_val(res, 0, 0));
-	copy_id(s->channel_id, sizeof(s->channel_id), db_val(res, 0, 1));
-	copy_id(s->broadcaster_id, sizeof(s->broadcaster_id), db_val(res, 0, 2));
-	copy_id(s->status, sizeof(s->status), db_val(res, 0, 3));
-	s->room_name = dup_or_null(db_val(res, 0, 4));
-	s->ingress_id = dup_or_null(db_val(res, 0, 5));
-	s->egress_id = dup_or_null(db_val(res, 0, 6));
-	s->enable_chat = strcmp(PQgetvalue(res, 0, 7), "t") == 0;
-	s->enable_reactions = strcmp(PQgetvalue(res, 0, 8), "t") == 0;
-	s->slow_mode_s = atoi(PQgetvalue(res, 0, 9));
-	s->is_member = strcmp(PQgetvalue(res, 0, 10), "t") == 0;
-	PQclear(res);
+	memcpy(s->id, row.id, sizeof(s->id));
+	memcpy(s->channel_id, row.channel_id, sizeof(s->channel_id));
+	memcpy(s->broadcaster_id, row.broadcaster_id, sizeof(s->broadcaster_id));
+	memcpy(s->status, row.status, sizeof(s->status));
+	s->room_name = row.room_name;
+	s->ingress_id = row.ingress_id;
+	s->egress_id = row.egress_id;
+	s->enable_chat = row.enable_chat;
+	s->enable_reactions = row.enable_reactions;
+	s->slow_mode_s = row.slow_mode_s;
+	s->is_member = row.is_member;
 
 	s->is_broadcaster = r->authed && strcmp(s->broadcaster_id, r->user.user_id) == 0;
 	s->is_staff = r->authed && auth_is_staff(&r->user);
 	s->can_view = s->is_broadcaster || s->is_member || s->is_staff ||
 		      (strcmp(s->status, "live") == 0 && r->cfg->streams_public_live);
 
-	if ((need & STREAM_NEED_VIEW) && !s->can_view) {
-		if (!r->authed)
-			err_set(err, NC_EUNAUTH, "sign in to view this stream");
-		else
-			err_set(err, NC_EFORBIDDEN, "not a member of this stream's channel");
+	if (need != 0 && !s->can_view && r->authed) {
+		/* a stream the caller may not see: 404, as if it did not exist */
+		err_set(err, NC_ENOTFOUND, "stream not found");
+	} else if ((need & STREAM_NEED_VIEW) && !s->can_view) {
+		err_set(err, NC_EUNAUTH, "sign in to view this stream");
 	} else if (need & (STREAM_NEED_OWNER | STREAM_NEED_MANAGE)) {
 		if (!r->authed)
 			err_set(err, NC_EUNAUTH, "sign in required");
@@ -569,4 +538,18 @@ char *streams_mint_token(const struct nc_config *cfg, const char *identity, cons
 	}
 	*expires_at = now + o.ttl_s;
 	return lk_token_mint(cfg->livekit_api_key, cfg->livekit_api_secret, &o, now);
+}
+
+/* ---- the counter timer ---- */
+
+void streams_counters_periodic(struct req *r)
+{
+	struct nc_error err = {0};
+	int n = streams_db_flush_counters(&r->w->db, &err);
+
+	if (n < 0)
+		log_warn("stream counters: flush failed: %s", err.msg);
+	else if (n > 0)
+		log_debug("stream counters: %d streams folded", n);
+	resp_json(r, 204, NULL);
 }

@@ -533,7 +533,7 @@ START_TEST(revoke_key)
 	char *p = path_of(id, "/revoke-key"), *ingress_id;
 
 	ingress_id = db_str("SELECT livekit_ingress_id FROM nchat_streams WHERE id = $1", id, NULL);
-	ck_assert_int_eq(status_of("POST", p, t_o, "{}"), 403);
+	ck_assert_int_eq(status_of("POST", p, t_o, "{}"), 404);
 	ck_assert_int_eq(status_of("POST", p, t_m, "{}"), 403);
 	ck_assert_int_eq(status_of("POST", p, NULL, "{}"), 401);
 	r = call("POST", p, t_mod, "{}", 200);
@@ -612,9 +612,9 @@ START_TEST(publisher_and_viewer_tokens)
 	ck_assert(json_is_true(json_object_get(video, "hidden")));
 	json_decref(claims);
 	json_decref(r);
-	/* not live: anonymous 401, outsider 403 */
+	/* not live: anonymous 401, outsider 404 (a private stream is not confirmed) */
 	ck_assert_int_eq(status_of("POST", pv, NULL, "{\"viewer_session_id\":\"anon-session-1\"}"), 401);
-	ck_assert_int_eq(status_of("POST", pv, t_o, "{}"), 403);
+	ck_assert_int_eq(status_of("POST", pv, t_o, "{}"), 404);
 	/* live: public */
 	start_stream(id);
 	ck_assert_int_eq(status_of("POST", pv, NULL, "{}"), 400);
@@ -653,9 +653,15 @@ START_TEST(concurrent_viewer_joins)
 			struct it_resp rr;
 			int st;
 
+			char url[256], xff[64];
+			const char *hdr[] = { xff, NULL };
+
+			/* 16 anonymous clients: each its own address (through the trusted proxy) */
 			snprintf(body, sizeof(body), "{\"viewer_session_id\":\"concurrent-%02d-%d\"}", i,
 				 (int)getppid());
-			st = it_req(&srv, "POST", pj, NULL, body, &rr) == 0 ? (int)rr.status : 0;
+			snprintf(url, sizeof(url), "%s%s", srv.base, pj);
+			snprintf(xff, sizeof(xff), "X-Forwarded-For: 203.0.113.%d", i + 1);
+			st = it_http("POST", url, NULL, body, hdr, &rr) == 0 ? (int)rr.status : 0;
 			_exit(st == 201 ? 0 : 1);
 		}
 	}
@@ -688,7 +694,7 @@ START_TEST(viewer_counting_with_heartbeats)
 
 	/* before live: anonymous may not watch, a member may wait */
 	ck_assert_int_eq(status_of("POST", pj, NULL, A), 401);
-	ck_assert_int_eq(status_of("POST", pj, t_o, C), 403);
+	ck_assert_int_eq(status_of("POST", pj, t_o, C), 404);
 	start_stream(id);
 	ck_assert_int_eq(status_of("POST", pj, NULL, "{\"viewer_session_id\":\"short\"}"), 400);
 	ck_assert_int_eq(status_of("POST", pj, NULL, "{\"viewer_session_id\":\"bad id with spaces\"}"), 400);
@@ -870,7 +876,7 @@ START_TEST(chat_rules)
 	json_decref(r);
 	/* anonymous may not post; an outsider may not on a stream that is not live */
 	ck_assert_int_eq(status_of("POST", pc, NULL, "{\"content\":\"hi\"}"), 401);
-	ck_assert_int_eq(status_of("POST", pc, t_o, "{\"content\":\"hi\"}"), 403);
+	ck_assert_int_eq(status_of("POST", pc, t_o, "{\"content\":\"hi\"}"), 404);
 	ck_assert_int_eq(status_of("POST", "/api/streams/00000000-0000-4000-8000-000000000000/chat", tok2, "{\"content\":\"hi\"}"), 404);
 
 	/* the rate limit: 5 per 10 s per user (tok has used 1, tok2 1) */
@@ -975,7 +981,7 @@ START_TEST(chat_list_pin_delete)
 	ck_assert_int_eq(status_of("GET", path, t_m, NULL), 400);
 	/* who may read: members yes, anonymous not before live, outsider not */
 	ck_assert_int_eq(status_of("GET", pc, NULL, NULL), 401);
-	ck_assert_int_eq(status_of("GET", pc, t_o, NULL), 403);
+	ck_assert_int_eq(status_of("GET", pc, t_o, NULL), 404);
 
 	/* pin m1: broadcaster or moderator only */
 	snprintf(path, sizeof(path), "/api/streams/%s/chat/%s/pin", id, ids[1]);
@@ -1059,7 +1065,7 @@ START_TEST(reactions_all_types)
 	ck_assert_int_eq(status_of("POST", pr, tok, "{\"reactionType\":\"meh\"}"), 400);
 	ck_assert_int_eq(status_of("POST", pr, tok, "{\"reactionType\":\"HEART\"}"), 400);
 	ck_assert_int_eq(status_of("POST", pr, tok, "{}"), 400);
-	ck_assert_int_eq(status_of("POST", pr, t_o, "{\"reactionType\":\"heart\"}"), 403);
+	ck_assert_int_eq(status_of("POST", pr, t_o, "{\"reactionType\":\"heart\"}"), 404);
 	ck_assert_int_eq(status_of("POST", pr, NULL, "{\"reactionType\":\"heart\",\"viewer_session_id\":\"anon-react-1\"}"), 401);
 	r = call("GET", pr, t_m, NULL, 200);
 	for (size_t i = 0; i < 8; i++) {
@@ -1148,7 +1154,7 @@ START_TEST(list_get_and_auth)
 
 	/* GET one */
 	ck_assert_int_eq(status_of("GET", pg, NULL, NULL), 401);
-	ck_assert_int_eq(status_of("GET", pg, t_o, NULL), 403);
+	ck_assert_int_eq(status_of("GET", pg, t_o, NULL), 404);
 	json_decref(call("GET", pg, t_mod, NULL, 200));
 	ck_assert_int_eq(status_of("GET", "/api/streams/not-a-uuid", t_m, NULL), 400);
 	ck_assert_int_eq(status_of("GET", "/api/streams/00000000-0000-4000-8000-000000000000", t_m, NULL), 404);
@@ -1288,7 +1294,7 @@ int main(void)
 	const char *env[] = { "VIEWER_HEARTBEAT_TIMEOUT_SECONDS=2", "NEXT_PUBLIC_HLS_BASE_URL=" HLS_BASE,
 			      "CHAT_BLOCKED_WORDS=badword, darn", "STREAM_CHAT_RATE_LIMIT=5",
 			      "STREAM_CHAT_RATE_WINDOW_SECONDS=10", "STREAM_REACTION_RATE_LIMIT=10",
-			      NULL };
+			      "TRUSTED_PROXIES=127.0.0.1", NULL };
 	Suite *s = suite_create("streams");
 	TCase *tc = tcase_create("streams");
 	SRunner *sr;
