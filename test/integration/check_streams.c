@@ -1285,6 +1285,157 @@ START_TEST(ingress_started_marks_live)
 }
 END_TEST
 
+/* ---- issue 15 #10: anonymous viewers, per client address ---- */
+
+START_TEST(anonymous_counted_once_per_address)
+{
+	json_t *s = create_stream(t_b, "");
+	const char *id = js(s, "id");
+	char *pj = path_of(id, "/viewers/join"), *pr = path_of(id, "/reactions"), body[96];
+	int limited = 0;
+
+	start_stream(id);
+	/* one client (this address), four made-up session ids: one view, one viewer */
+	for (int i = 0; i < 4; i++) {
+		snprintf(body, sizeof(body), "{\"viewer_session_id\":\"same-client-%d\"}", i);
+		json_decref(call("POST", pj, NULL, body, 201));
+	}
+	ck_assert_int_eq(db_long("SELECT total_views FROM nchat_streams WHERE id = $1", id, NULL), 1);
+	ck_assert_int_eq(db_long("SELECT unique_viewers FROM nchat_streams WHERE id = $1", id, NULL), 1);
+	/* and no more open sessions than ANON_VIEWER_SESSIONS_PER_ADDRESS (4) */
+	ck_assert_int_eq(status_of("POST", pj, NULL, "{\"viewer_session_id\":\"same-client-5\"}"), 429);
+	ck_assert_int_eq(db_long("SELECT count(*) FROM nchat_stream_viewers WHERE stream_id = $1", id,
+				 NULL), 4);
+	/* re-opening one of its own sessions is no new view either */
+	json_decref(call("POST", pj, NULL, "{\"viewer_session_id\":\"same-client-0\"}", 200));
+	ck_assert_int_eq(db_long("SELECT total_views FROM nchat_streams WHERE id = $1", id, NULL), 1);
+	/* a signed-in viewer still counts */
+	json_decref(call("POST", pj, t_m, "{\"viewer_session_id\":\"member-view-1\"}", 201));
+	ck_assert_int_eq(db_long("SELECT unique_viewers FROM nchat_streams WHERE id = $1", id, NULL), 2);
+	/* the address is never stored, only a keyed hash of it */
+	ck_assert_int_eq(db_long("SELECT count(*) FROM nchat_stream_viewers WHERE stream_id = $1"
+				 " AND client_key LIKE '%127.0.0.1%'", id, NULL), 0);
+	/* reactions: the limit (10/s) is per address, whichever session they name */
+	for (int i = 0; i < 16; i++) {
+		long st;
+
+		snprintf(body, sizeof(body),
+			 "{\"reactionType\":\"wow\",\"viewer_session_id\":\"same-client-%d\"}", i % 4);
+		st = status_of("POST", pr, NULL, body);
+		ck_assert(st == 201 || st == 429);
+		limited += st == 429;
+	}
+	ck_assert_int_ge(limited, 1);
+	free(pj);
+	free(pr);
+	json_decref(s);
+}
+END_TEST
+
+/* ---- a hot stream: counters exact without a queue on the stream row ---- */
+
+START_TEST(concurrent_reactions_count_exactly)
+{
+	json_t *s = create_stream(t_b, "");
+	const char *id = js(s, "id");
+	char *pr = path_of(id, "/reactions"), *pc = path_of(id, "/chat");
+	char *toks[12];
+	pid_t kids[12];
+	long total = 0, rows = 0, types = 0, chat = 0, left = 0;
+
+	start_stream(id);
+	for (int i = 0; i < 12; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "Reactor %d", i);
+		free(new_member(name, &toks[i]));
+	}
+	for (int i = 0; i < 12; i++) {
+		kids[i] = fork();
+		if (kids[i] == 0) {
+			static const char *t[] = { "heart", "fire", "clap", "wow" };
+			int bad = 0;
+
+			for (int k = 0; k < 8; k++) {
+				char body[64];
+				struct it_resp rr;
+
+				snprintf(body, sizeof(body), "{\"reactionType\":\"%s\"}", t[(i + k) % 4]);
+				bad += it_req(&srv, "POST", pr, toks[i], body, &rr) != 0 || rr.status != 201;
+				it_resp_free(&rr);
+			}
+			{
+				struct it_resp rr;
+
+				bad += it_req(&srv, "POST", pc, toks[i], "{\"content\":\"hot\"}", &rr) != 0 ||
+				       rr.status != 201;
+				it_resp_free(&rr);
+			}
+			_exit(bad == 0 ? 0 : 1);
+		}
+	}
+	for (int i = 0; i < 12; i++) {
+		int st;
+
+		waitpid(kids[i], &st, 0);
+		ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	/* whatever waited in delta rows is folded by serve within STREAM_COUNTER_FLUSH_SECONDS */
+	for (int i = 0; i < 50; i++) {
+		total = db_long("SELECT total_reactions FROM nchat_streams WHERE id = $1", id, NULL);
+		left = db_long("SELECT count(*) FROM nchat_stream_counter_deltas WHERE stream_id = $1", id,
+			       NULL);
+		if (total == 96 && left == 0)
+			break;
+		sleep_ms(200);
+	}
+	rows = db_long("SELECT count(*) FROM nchat_stream_reactions WHERE stream_id = $1", id, NULL);
+	types = db_long("SELECT sum(count) FROM nchat_stream_reaction_counts WHERE stream_id = $1", id,
+			NULL);
+	chat = db_long("SELECT total_chat_messages FROM nchat_streams WHERE id = $1", id, NULL);
+	ck_assert_int_eq(rows, 96);
+	ck_assert_int_eq(total, 96);
+	ck_assert_int_eq(types, 96);
+	ck_assert_int_eq(db_long("SELECT count FROM nchat_stream_reaction_counts WHERE stream_id = $1"
+				 " AND reaction_type = 'heart'", id, NULL), 24);
+	ck_assert_int_eq(chat, 12);
+	ck_assert_int_eq(left, 0);
+	for (int i = 0; i < 12; i++)
+		free(toks[i]);
+	free(pr);
+	free(pc);
+	json_decref(s);
+}
+END_TEST
+
+/* GET /api/streams lists the caller's channels' streams even where RLS does not apply. */
+START_TEST(stream_list_holds_without_rls)
+{
+	char dsn[600], url[512];
+	const char *env[] = { dsn, NULL };
+	struct it_server own;
+	struct it_resp r;
+	json_t *s = create_stream(t_b, ""), *it;
+	const char *id = js(s, "id");
+	size_t i;
+
+	snprintf(dsn, sizeof(dsn), "DATABASE_URL=%s", it_env("DATABASE_MIGRATE_URL"));
+	ck_assert_int_eq(it_server_start(&own, env), 0);
+	snprintf(url, sizeof(url), "%s/api/streams?limit=100", own.base);
+	ck_assert_int_eq(it_http("GET", url, t_o, NULL, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	json_array_foreach(json_object_get(r.json, "streams"), i, it)
+		ck_assert_str_ne(js(it, "id"), id);
+	it_resp_free(&r);
+	snprintf(url, sizeof(url), "%s/api/streams/%s", own.base, id);
+	ck_assert_int_eq(it_http("GET", url, t_o, NULL, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 404);
+	it_resp_free(&r);
+	it_server_stop(&own);
+	json_decref(s);
+}
+END_TEST
+
 int main(void)
 {
 	const char *need[] = { "NC_BIN", "DATABASE_URL", "REDIS_URL", "AUTH_JWT_SECRET",
@@ -1332,6 +1483,9 @@ int main(void)
 	tcase_add_test(tc, publisher_and_viewer_tokens);
 	tcase_add_test(tc, viewer_counting_with_heartbeats);
 	tcase_add_test(tc, concurrent_viewer_joins);
+	tcase_add_test(tc, anonymous_counted_once_per_address);
+	tcase_add_test(tc, concurrent_reactions_count_exactly);
+	tcase_add_test(tc, stream_list_holds_without_rls);
 	tcase_add_test(tc, analytics_numbers);
 	tcase_add_test(tc, chat_rules);
 	tcase_add_test(tc, chat_disabled_and_slow_mode);
