@@ -166,6 +166,110 @@ struct streams_list_filter {
 json_t *streams_db_list(struct db_conn *db, const char *viewer, const struct streams_list_filter *f,
 			struct nc_error *err);
 
+/* ---- a stream's life (streams_db_manage.c; in the caller's transaction) ---- */
+
+/* A user's display name (malloc'd), NULL when unknown or on error. */
+char *streams_db_user_name(struct db_conn *db, const char *user_id);
+
+struct streams_create_check {
+	bool channel_exists, member;
+	char *display_name;     /* malloc'd or NULL */
+	bool scheduled;         /* scheduled_at given and in the future */
+};
+/* 400 "scheduledAt is not a valid date-time" when Postgres cannot read it. */
+enum nc_err streams_db_create_check(struct db_conn *db, const char *channel_id, const char *user_id,
+				    const char *scheduled_at, struct streams_create_check *out,
+				    struct nc_error *err) NC_MUSTCHECK;
+
+struct streams_new {
+	const char *id, *channel_id, *broadcaster_id, *title, *description, *status, *room;
+	const char *ingress_id, *key_hash, *last4, *ingest_url, *slow_mode, *scheduled_at;
+	bool enable_chat, enable_reactions;
+};
+/* The new stream as its API object, or NULL with err set. */
+json_t *streams_db_insert(struct db_conn *db, const struct streams_new *n, struct nc_error *err);
+
+/* livekit_egress_id = egress_id (NULL clears it), only while it is only_if when that is not NULL. */
+enum nc_err streams_db_set_egress(struct db_conn *db, const char *id, const char *egress_id,
+				  const char *only_if, struct nc_error *err) NC_MUSTCHECK;
+
+struct streams_started {
+	bool found;             /* false: ended or reclaimed meanwhile */
+	bool was_live;
+	char started_at[32];
+	char *channel_id, *broadcaster_id, *title;
+};
+void streams_started_free(struct streams_started *s);
+/* The stream is live with its HLS egress, if it still holds claim. */
+enum nc_err streams_db_finish_start(struct db_conn *db, const char *id, const char *egress_id,
+				    const char *hls, const char *claim, struct streams_started *out,
+				    struct nc_error *err) NC_MUSTCHECK;
+
+/*
+ * End the stream (if not over), close its open sessions (where their
+ * heartbeats stopped), and return the stream.ended payload with the final
+ * counts; *found false when it was over already.
+ */
+json_t *streams_db_end(struct db_conn *db, const char *id, int timeout_s, long *closed,
+		       bool *found, struct nc_error *err);
+/* The new ingress and key, if the stream still has old_ingress and is not over. */
+enum nc_err streams_db_swap_ingress(struct db_conn *db, const char *id, const char *ingress_id,
+				    const char *key_hash, const char *last4, const char *ingest_url,
+				    const char *old_ingress, bool *swapped, struct nc_error *err) NC_MUSTCHECK;
+/* stream_key_revoked_at (kept if set before) into at. */
+enum nc_err streams_db_revoke(struct db_conn *db, const char *id, char at[32],
+			      struct nc_error *err) NC_MUSTCHECK;
+
+/* ---- reads for the caller (each with its own visibility predicate) ---- */
+
+/* The stream's API object if c may view it; NULL (404) otherwise. */
+json_t *streams_db_get(struct db_conn *db, const char *id, const struct streams_caller *c,
+		       struct nc_error *err);
+/* A chat page (pinned ones first when asked, on the first page); next_before "" when last. */
+json_t *streams_db_chat_page(struct db_conn *db, const char *id, const struct streams_caller *c,
+			     bool pinned_first, const char *before, int limit, char next_before[37],
+			     struct nc_error *err);
+/* {stream_id, total, counts, last_minute_total, last_minute} if c may view the stream. */
+json_t *streams_db_reaction_summary(struct db_conn *db, const char *id,
+				    const struct streams_caller *c, struct nc_error *err);
+/* The analytics object (API.md) if c manages the stream (broadcaster or staff). */
+json_t *streams_db_analytics(struct db_conn *db, const char *id, int timeout_s,
+			     const struct streams_caller *c, struct nc_error *err);
+
+/* ---- chat moderation ---- */
+/* The message after (un)pinning, or NULL (404 when it is not there). */
+json_t *streams_db_chat_pin(struct db_conn *db, const char *id, const char *message_id,
+			    bool pinned, const char *user_id, struct nc_error *err);
+/* Lock a message of the stream: 1 (own set), 0 none, -1 error. */
+int streams_db_chat_lock(struct db_conn *db, const char *id, const char *message_id,
+			 const char *user_id, bool *own, struct nc_error *err);
+enum nc_err streams_db_chat_delete(struct db_conn *db, const char *id, const char *message_id,
+				   const char *user_id, struct nc_error *err) NC_MUSTCHECK;
+
+/* ---- webhook hooks ---- */
+/* Live by the encoder (first of /start and the webhook wins): the stream.live payload when it became live. */
+json_t *streams_db_ingress_started(struct db_conn *db, const char *ingress_id, const char *ts,
+				   bool *done, struct nc_error *err);
+enum nc_err streams_db_ingress_ended(struct db_conn *db, const char *ingress_id, const char *ts,
+				     struct nc_error *err) NC_MUSTCHECK;
+/* The HLS egress of a live stream is gone: 1 (stream_id set), 0 not a live stream's, -1. */
+int streams_db_egress_gone(struct db_conn *db, const char *egress_id, const char *ts,
+			   char stream_id[37], struct nc_error *err);
+/* Does a stream use this ingress / egress id?  1, 0, -1. */
+int streams_db_has_ingress_or_egress(struct db_conn *db, const char *ingress_id,
+				     const char *egress_id, struct nc_error *err);
+
+/* The stream using this ingress or egress id: {id, status, hls_manifest_url, started_at}, stream_id; NULL if none. */
+json_t *streams_db_status_by_lk_id(struct db_conn *db, const char *lk_id, char stream_id[37],
+				   struct nc_error *err);
+
+/*
+ * Fold the stream's pending counter deltas now (own round trip; waits for
+ * the row if a writer holds it): before a read that shows the counters.
+ * Best effort: on failure the read shows them up to a flush late.
+ */
+void streams_db_sync_counters(struct db_conn *db, const char *stream_id);
+
 /* Fold every stream's pending counter deltas (serve's timer); streams folded or -1. */
 int streams_db_flush_counters(struct db_conn *db, struct nc_error *err);
 

@@ -177,6 +177,30 @@ END
 $$;
 
 -- ---------------------------------------------------------------------------
+-- Fold one stream's pending deltas now, waiting for its row if need be: the
+-- reads that show the counters (GET of one stream, analytics, the reaction
+-- summary) call it first, in a transaction of its own, so what they show
+-- includes every count committed before (only a writer still in flight can
+-- keep its delta row for the next fold).  Nothing to do, nothing locked.
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION nchat_rtc_stream_counters_sync(p_stream uuid)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, public
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM nchat_stream_counter_deltas WHERE stream_id = p_stream) THEN
+        RETURN;
+    END IF;
+    PERFORM 1 FROM nchat_streams WHERE id = p_stream FOR NO KEY UPDATE;
+    IF FOUND THEN
+        PERFORM nchat_rtc_stream_fold(p_stream, 0, 0, 0, NULL);
+    END IF;
+END
+$$;
+
+-- ---------------------------------------------------------------------------
 -- The counting triggers, now through nchat_rtc_stream_count.
 -- ---------------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION nchat_rtc_viewer_counted()
@@ -273,3 +297,5 @@ REVOKE EXECUTE ON FUNCTION nchat_rtc_stream_count(uuid, integer, integer, intege
     FROM PUBLIC, nchat_rtc_service;
 REVOKE EXECUTE ON FUNCTION nchat_rtc_stream_counters_flush() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION nchat_rtc_stream_counters_flush() TO nchat_rtc_service;
+REVOKE EXECUTE ON FUNCTION nchat_rtc_stream_counters_sync(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION nchat_rtc_stream_counters_sync(uuid) TO nchat_rtc_service;

@@ -32,24 +32,10 @@
 #include <string.h>
 #include <strings.h>
 
-#define MSG_JSON_SQL                                                                      \
-	"json_build_object('id', m.id, 'stream_id', m.stream_id, 'user_id', m.user_id,"   \
-	" 'display_name', (SELECT u.display_name FROM nchat_users u WHERE u.id = m.user_id)," \
-	" 'content', m.content, 'is_pinned', m.is_pinned,"                                \
-	" 'pinned_at', " STREAMS_TS("m.pinned_at") ", 'is_deleted', m.is_deleted,"       \
-	" 'created_at', " STREAMS_TS("m.created_at") ")"
-
 #define CHAT_MAX_CHARS 2000
 
 static const char *const reaction_types[] = { "heart", "like", "fire", "clap",
 					      "laugh", "wow",  "sad",  "angry", NULL };
-
-static json_t *col_json(PGresult *res, int row, int col)
-{
-	const char *v = db_val(res, row, col);
-
-	return v ? json_loads(v, 0, NULL) : NULL;
-}
 
 /* ---- blocked words ---- */
 
@@ -320,29 +306,16 @@ done:
  */
 void api_stream_chat_list(struct req *r)
 {
-	static const char sql_page[] =
-		"SELECT " MSG_JSON_SQL ", m.id FROM nchat_stream_chat_messages m"
-		" WHERE m.stream_id = $1 AND NOT m.is_deleted"
-		"   AND (NOT $2::bool OR NOT m.is_pinned)"
-		"   AND ($3::uuid IS NULL OR (m.created_at, m.id) <"
-		"        (SELECT b.created_at, b.id FROM nchat_stream_chat_messages b"
-		"         WHERE b.id = $3::uuid AND b.stream_id = $1))"
-		" ORDER BY m.created_at DESC, m.id DESC LIMIT $4::int";
-	static const char sql_pinned[] =
-		"SELECT " MSG_JSON_SQL " FROM nchat_stream_chat_messages m"
-		" WHERE m.stream_id = $1 AND m.is_pinned AND NOT m.is_deleted"
-		" ORDER BY m.pinned_at DESC, m.id DESC LIMIT 100";
 	struct db_conn *db = &r->w->db;
+	struct streams_caller who = caller_of(r);
 	struct stream_ctx s;
 	struct nc_error err;
 	char *limit_txt = req_query(r, "limit"), *before = req_query(r, "before");
 	char *pf_txt = req_query(r, "pinned_first");
 	bool pinned_first = false;
 	long limit = 50;
-	char lim[24];
+	char next[37];
 	json_t *arr = NULL;
-	PGresult *res;
-	int n;
 
 	memset(&s, 0, sizeof(s));
 	if (limit_txt && parse_long(limit_txt, 1, 100, &limit) != 0) {
@@ -365,39 +338,14 @@ void api_stream_chat_list(struct req *r)
 		resp_nc_error(r, &err);
 		goto out;
 	}
-	arr = json_array();
-	if (pinned_first && before == NULL) {
-		const char *p[1] = { s.id };
-
-		if ((res = db_exec(db, sql_pinned, 1, p, &err)) == NULL)
-			goto fail;
-		for (int i = 0; i < PQntuples(res); i++) {
-			json_t *o = col_json(res, i, 0);
-
-			if (o)
-				json_array_append_new(arr, o);
-		}
-		PQclear(res);
-	}
-	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	{
-		const char *p[4] = { s.id, pinned_first ? "true" : "false", before, lim };
-
-		if ((res = db_exec(db, sql_page, 4, p, &err)) == NULL)
-			goto fail;
-	}
+	/* the statements check again who may read the chat */
+	arr = streams_db_chat_page(db, s.id, &who, pinned_first, before, (int)limit, next, &err);
+	if (arr == NULL)
+		goto fail;
 	db_rollback(db);
-	n = PQntuples(res);
-	for (int i = 0; i < n && i < limit; i++) {
-		json_t *o = col_json(res, i, 0);
-
-		if (o)
-			json_array_append_new(arr, o);
-	}
 	resp_json(r, 200, json_pack("{s:o, s:s?}", "messages", arr, "next_before",
-				    n > limit ? PQgetvalue(res, (int)limit - 1, 1) : NULL));
+				    next[0] ? next : NULL));
 	arr = NULL;
-	PQclear(res);
 	goto out;
 fail:
 	streams_fail(r, &err);
@@ -419,7 +367,6 @@ void api_stream_chat_pin(struct req *r)
 	const char *mid = req_param(r, "messageId");
 	json_t *body = req_json(r, true), *msg = NULL;
 	bool pinned = true;
-	PGresult *res;
 
 	memset(&s, 0, sizeof(s));
 	if (body == NULL)
@@ -432,24 +379,8 @@ void api_stream_chat_pin(struct req *r)
 	}
 	if (streams_open(r, req_param(r, "id"), STREAM_NEED_MANAGE, false, &s, &err) != NC_OK)
 		goto bad;
-	{
-		const char *p[4] = { s.id, mid, pinned ? "true" : "false", r->user.user_id };
-
-		res = db_exec(db,
-			"UPDATE nchat_stream_chat_messages m SET is_pinned = $3::bool,"
-			" pinned_at = CASE WHEN $3::bool THEN now() END,"
-			" pinned_by = CASE WHEN $3::bool THEN $4::uuid END"
-			" WHERE m.id = $2 AND m.stream_id = $1 AND NOT m.is_deleted"
-			" RETURNING " MSG_JSON_SQL, 4, p, &err);
-	}
-	if (res == NULL)
+	if ((msg = streams_db_chat_pin(db, s.id, mid, pinned, r->user.user_id, &err)) == NULL)
 		goto fail;
-	msg = PQntuples(res) == 1 ? col_json(res, 0, 0) : NULL;
-	PQclear(res);
-	if (msg == NULL) {
-		err_set(&err, NC_ENOTFOUND, "message not found");
-		goto fail;
-	}
 	{
 		json_t *d = json_pack("{s:s}", "message_id", mid);
 
@@ -485,10 +416,9 @@ void api_stream_chat_delete(struct req *r)
 	struct stream_ctx s;
 	struct nc_error err;
 	const char *mid = req_param(r, "messageId");
-	const char *p[3];
-	PGresult *res;
 	bool own;
 	json_t *d;
+	int n;
 
 	if (mid == NULL || !is_uuid(mid)) {
 		resp_error(r, NC_EBADREQ, "message id must be a UUID");
@@ -498,33 +428,20 @@ void api_stream_chat_delete(struct req *r)
 		resp_nc_error(r, &err);
 		return;
 	}
-	p[0] = s.id;
-	p[1] = mid;
-	p[2] = r->user.user_id;
-	res = db_exec(db,
-		"SELECT user_id = $3::uuid FROM nchat_stream_chat_messages"
-		" WHERE id = $2 AND stream_id = $1 AND NOT is_deleted FOR UPDATE", 3, p, &err);
-	if (res == NULL)
+	n = streams_db_chat_lock(db, s.id, mid, r->user.user_id, &own, &err);
+	if (n < 0)
 		goto fail;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
+	if (n == 0) {
 		err_set(&err, NC_ENOTFOUND, "message not found");
 		goto fail;
 	}
-	own = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
 	if (!own && !s.is_broadcaster && !s.is_staff) {
 		err_set(&err, NC_EFORBIDDEN,
 			"only the author, the broadcaster or a moderator may delete a message");
 		goto fail;
 	}
-	res = db_exec(db,
-		"UPDATE nchat_stream_chat_messages SET is_deleted = true, deleted_at = now(),"
-		" deleted_by = $3, is_pinned = false, pinned_at = NULL, pinned_by = NULL"
-		" WHERE id = $2 AND stream_id = $1", 3, p, &err);
-	if (res == NULL)
+	if (streams_db_chat_delete(db, s.id, mid, r->user.user_id, &err) != NC_OK)
 		goto fail;
-	PQclear(res);
 	if (!own) {
 		/* moderation of someone else's message is a privileged action */
 		d = json_pack("{s:s}", "message_id", mid);
@@ -618,49 +535,24 @@ done:
 
 void api_stream_reaction_summary(struct req *r)
 {
-	static const char sql[] =
-		"SELECT t.type, COALESCE(c.count, 0),"
-		" (SELECT count(*) FROM nchat_stream_reactions x WHERE x.stream_id = $1"
-		"   AND x.reaction_type = t.type AND x.created_at > now() - interval '1 minute')"
-		" FROM unnest(ARRAY['heart','like','fire','clap','laugh','wow','sad','angry'])"
-		"   AS t(type)"
-		" LEFT JOIN nchat_stream_reaction_counts c"
-		"   ON c.stream_id = $1 AND c.reaction_type = t.type";
-	struct db_conn *db = &r->w->db;
+	struct streams_caller who = caller_of(r);
 	struct stream_ctx s;
 	struct nc_error err;
-	json_t *counts, *recent;
-	long long total = 0, recent_total = 0;
-	PGresult *res;
+	json_t *out;
 
+	streams_db_sync_counters(&r->w->db, req_param(r, "id"));
 	if (streams_open(r, req_param(r, "id"), STREAM_NEED_VIEW, false, &s, &err) != NC_OK) {
 		resp_nc_error(r, &err);
 		return;
 	}
-	{
-		const char *p[1] = { s.id };
-
-		res = db_exec(db, sql, 1, p, &err);
-	}
-	if (res == NULL) {
+	/* the statement checks again who may see the stream */
+	out = streams_db_reaction_summary(&r->w->db, s.id, &who, &err);
+	if (out == NULL) {
 		streams_fail(r, &err);
 		stream_ctx_cleanup(&s);
 		return;
 	}
-	db_rollback(db);
-	counts = json_object();
-	recent = json_object();
-	for (int i = 0; i < PQntuples(res); i++) {
-		long long c = atoll(PQgetvalue(res, i, 1)), m = atoll(PQgetvalue(res, i, 2));
-
-		json_object_set_new(counts, PQgetvalue(res, i, 0), json_integer(c));
-		json_object_set_new(recent, PQgetvalue(res, i, 0), json_integer(m));
-		total += c;
-		recent_total += m;
-	}
-	PQclear(res);
-	resp_json(r, 200, json_pack("{s:s, s:I, s:o, s:I, s:o}", "stream_id", s.id, "total",
-				    (json_int_t)total, "counts", counts, "last_minute_total",
-				    (json_int_t)recent_total, "last_minute", recent));
+	db_rollback(&r->w->db);
+	resp_json(r, 200, out);
 	stream_ctx_cleanup(&s);
 }

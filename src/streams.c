@@ -374,89 +374,47 @@ static const char *jstr(json_t *o, const char *key)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* Does some stream row reference this ingress / egress id (column name fixed)? */
-static int stream_exists_by(struct db_conn *db, const char *sql, const char *id,
-			    struct nc_error *err)
-{
-	const char *params[1] = { id };
-	PGresult *res = db_exec(db, sql, 1, params, err);
-	int n;
-
-	if (res == NULL)
-		return -1;
-	n = PQntuples(res) > 0;
-	PQclear(res);
-	return n;
-}
-
 int streams_on_ingress(struct nc_worker *w, const char *event, json_t *ingress_info,
 		       int64_t created_at, struct nc_error *err)
 {
 	struct db_conn *db = &w->db;
 	const char *ingress_id = jstr(ingress_info, "ingressId");
 	char ts[32];
-	const char *params[2];
-	PGresult *res;
+	json_t *payload;
+	bool done;
+	enum nc_err rc;
 
 	if (ingress_id == NULL || *ingress_id == '\0')
 		return 0;
 	snprintf(ts, sizeof(ts), "%lld", (long long)(created_at > 0 ? created_at : now_unix()));
-	params[0] = ingress_id;
-	params[1] = ts;
-
 	if (strcmp(event, "ingress_started") == 0) {
 		/*
 		 * The encoder is publishing: the stream is live.  A stream that
 		 * /start already made live is left as it is (first one wins), and
 		 * an event older than the last one applied is ignored.
 		 */
-		res = db_exec(db,
-			"UPDATE nchat_streams SET status = 'live',"
-			" started_at = COALESCE(started_at, to_timestamp($2::bigint)),"
-			" last_event_at = to_timestamp($2::bigint)"
-			" WHERE livekit_ingress_id = $1 AND status IN ('preparing', 'scheduled')"
-			"   AND (last_event_at IS NULL OR last_event_at <= to_timestamp($2::bigint))"
-			" RETURNING id, channel_id, broadcaster_id, title, " STREAMS_TS("started_at"),
-			2, params, err);
-		if (res == NULL)
+		payload = streams_db_ingress_started(db, ingress_id, ts, &done, err);
+		if (payload == NULL && err->code != NC_OK)
 			return -1;
-		if (PQntuples(res) == 1) {
-			json_t *payload = json_pack("{s:s, s:s?, s:s?, s:s, s:s, s:s}",
-				"stream_id", PQgetvalue(res, 0, 0),
-				"channel_id", db_val(res, 0, 1),
-				"broadcaster_id", db_val(res, 0, 2),
-				"title", PQgetvalue(res, 0, 3),
-				"started_at", PQgetvalue(res, 0, 4),
-				"source", "ingress");
-			enum nc_err rc;
-
-			log_info("stream %s live (ingress %s started)", PQgetvalue(res, 0, 0),
-				 ingress_id);
-			PQclear(res);
+		if (done) {
 			if (payload == NULL)
 				return err_set(err, NC_EINTERNAL, "out of memory"), -1;
+			log_info("stream %s live (ingress %s started)",
+				 json_string_value(json_object_get(payload, "stream_id")), ingress_id);
 			rc = outbox_enqueue(db, w->cfg, "stream.live", payload, err);
 			json_decref(payload);
 			return rc == NC_OK ? 1 : -1;
 		}
-		PQclear(res);
 	} else if (strcmp(event, "ingress_ended") == 0) {
 		/*
 		 * The encoder stopped.  The stream is NOT ended: encoders reconnect
 		 * after network trouble, and only the broadcaster (or a moderator)
 		 * ends a stream.  Just note the event.
 		 */
-		res = db_exec(db,
-			"UPDATE nchat_streams SET last_event_at = to_timestamp($2::bigint)"
-			" WHERE livekit_ingress_id = $1"
-			"   AND (last_event_at IS NULL OR last_event_at <= to_timestamp($2::bigint))"
-			" RETURNING id", 2, params, err);
-		if (res == NULL)
+		if (streams_db_ingress_ended(db, ingress_id, ts, err) != NC_OK)
 			return -1;
-		PQclear(res);
 	}
-	return stream_exists_by(db, "SELECT 1 FROM nchat_streams WHERE livekit_ingress_id = $1",
-				ingress_id, err);
+	return streams_db_has_ingress_or_egress(db, ingress_id, NULL, err);
 }
 
 int streams_on_egress(struct nc_worker *w, const char *event, json_t *egress_info,
@@ -465,10 +423,9 @@ int streams_on_egress(struct nc_worker *w, const char *event, json_t *egress_inf
 	struct db_conn *db = &w->db;
 	const char *egress_id = jstr(egress_info, "egressId");
 	const char *status = jstr(egress_info, "status");
-	char ts[32];
-	const char *params[2];
-	PGresult *res;
+	char ts[32], stream_id[37];
 	bool terminal;
+	int n;
 
 	if (egress_id == NULL || *egress_id == '\0')
 		return 0;
@@ -478,8 +435,6 @@ int streams_on_egress(struct nc_worker *w, const char *event, json_t *egress_inf
 		   strcmp(status, "EGRESS_FAILED") == 0 || strcmp(status, "EGRESS_ABORTED") == 0 ||
 		   strcmp(status, "EGRESS_LIMIT_REACHED") == 0;
 	snprintf(ts, sizeof(ts), "%lld", (long long)(created_at > 0 ? created_at : now_unix()));
-	params[0] = egress_id;
-	params[1] = ts;
 	if (terminal) {
 		/*
 		 * The HLS egress of a stream that is still live is gone (failed,
@@ -487,24 +442,16 @@ int streams_on_egress(struct nc_worker *w, const char *event, json_t *egress_inf
 		 * a new one.  The stream itself stays live (WebRTC viewers are
 		 * unaffected); an ended stream keeps the id for the record.
 		 */
-		res = db_exec(db,
-			"UPDATE nchat_streams SET livekit_egress_id = NULL,"
-			" last_event_at = to_timestamp($2::bigint)"
-			" WHERE livekit_egress_id = $1 AND status = 'live' RETURNING id",
-			2, params, err);
-		if (res == NULL)
+		n = streams_db_egress_gone(db, egress_id, ts, stream_id, err);
+		if (n < 0)
 			return -1;
-		if (PQntuples(res) == 1)
-			log_warn("stream %s: HLS egress %s ended with %s while live",
-				 PQgetvalue(res, 0, 0), egress_id, status);
-		if (PQntuples(res) == 1) {
-			PQclear(res);
+		if (n == 1) {
+			log_warn("stream %s: HLS egress %s ended with %s while live", stream_id,
+				 egress_id, status);
 			return 1;
 		}
-		PQclear(res);
 	}
-	return stream_exists_by(db, "SELECT 1 FROM nchat_streams WHERE livekit_egress_id = $1",
-				egress_id, err);
+	return streams_db_has_ingress_or_egress(db, NULL, egress_id, err);
 }
 
 /* ---- LiveKit tokens ---- */

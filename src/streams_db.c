@@ -340,3 +340,15 @@ int streams_db_flush_counters(struct db_conn *db, struct nc_error *err)
 	PQclear(res);
 	return n;
 }
+
+void streams_db_sync_counters(struct db_conn *db, const char *stream_id)
+{
+	const char *p[1] = { stream_id };
+	struct nc_error err = {0};
+	PGresult *res;
+
+	if (stream_id == NULL || !is_uuid(stream_id))
+		return;
+	res = db_exec1_service(db, "SELECT nchat_rtc_stream_counters_sync($1::uuid)", 1, p, &err);
+	PQclear(res);
+}

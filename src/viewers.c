@@ -380,15 +380,7 @@ void api_stream_viewer_token(struct req *r)
 		goto out;
 	}
 	if (r->authed) {
-		const char *p[1] = { r->user.user_id };
-		PGresult *res = db_exec(db, "SELECT display_name FROM nchat_users WHERE id = $1", 1,
-					p, &err);
-
-		if (res != NULL) {
-			if (PQntuples(res) == 1 && db_val(res, 0, 0))
-				name = xstrdup(db_val(res, 0, 0));
-			PQclear(res);
-		}
+		name = streams_db_user_name(db, r->user.user_id);
 		identity = xstrdup(r->user.user_id);
 	} else {
 		identity = xasprintf("anon-%s", sid);

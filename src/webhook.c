@@ -35,6 +35,7 @@
 #include "api.h"
 #include "calls.h"
 #include "calls_db.h"
+#include "streams_db.h"
 #include "events.h"
 #include "hooks.h"
 #include "log.h"
@@ -432,17 +433,8 @@ static void publish_resource_change(struct nc_worker *w, const char *event, json
 		res = NULL;
 	}
 	if (call_id[0] == '\0') {
-		params[0] = egress != NULL ? egress : ingress;
-		res = db_exec(&w->db,
-			      "SELECT id::text, json_build_object('id', id, 'status', status,"
-			      " 'hls_manifest_url', hls_manifest_url, 'started_at', started_at)::text"
-			      " FROM nchat_streams WHERE livekit_ingress_id = $1 OR livekit_egress_id = $1",
-			      1, params, &err);
-		if (res != NULL && PQntuples(res) == 1) {
-			snprintf(stream_id, sizeof(stream_id), "%s", PQgetvalue(res, 0, 0));
-			data = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
-		}
-		PQclear(res);
+		data = streams_db_status_by_lk_id(&w->db, egress != NULL ? egress : ingress, stream_id,
+						  &err);
 	}
 	db_rollback(&w->db);
 	if (data != NULL && call_id[0] != '\0' && members != NULL) {
