@@ -58,8 +58,8 @@ void worker_teardown(struct nc_worker *w);
  */
 void worker_defer(struct nc_worker *w, void (*fn)(struct nc_worker *w, void *arg), void *arg);
 /*
- * After a response was handed to the loop: send the Redis commands queued
- * with rds_append (one round trip) and run the deferred work.
+ * After a response was handed to the loop: run the deferred work and send
+ * the Redis commands queued with rds_append (replies read later).
  */
 void worker_after_response(struct nc_worker *w);
 

@@ -144,6 +144,21 @@ bool rds_append(struct rds_conn *r, int argc, const char **argv, const size_t *l
 	return true;
 }
 
+int rds_send(struct rds_conn *r)
+{
+	int done = 0;
+
+	if (r->c == NULL || r->pending == 0)
+		return 0;
+	while (!done) {
+		if (redisBufferWrite(r->c, &done) != REDIS_OK) {
+			drop(r, r->c->errstr[0] ? r->c->errstr : "cannot send");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int rds_flush(struct rds_conn *r)
 {
 	void *rep = NULL;

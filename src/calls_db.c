@@ -418,6 +418,15 @@ static enum nc_err join_written(const char *text, struct calls_join *out, struct
 	return NC_OK;
 }
 
+/*
+ * Joined already, the call open and nothing to answer (row c, the caller's
+ * participant row p): a re-join.
+ */
+#define REJOIN                                                                            \
+	"(COALESCE(p.status = 'joined', false)"                                          \
+	" AND c.status NOT IN ('ended', 'missed', 'declined', 'failed')"                  \
+	" AND NOT (c.status = 'ringing' AND c.initiator_id IS DISTINCT FROM $2::uuid))"
+
 enum nc_err calls_db_join(struct db_conn *db, const char *call_id, const char *user_id, int cap,
 			  struct calls_join *out, struct nc_error *err)
 {
@@ -435,18 +444,15 @@ enum nc_err calls_db_join(struct db_conn *db, const char *call_id, const char *u
 	 * locks the call and reads again.
 	 */
 	res = db_exec1_service(db,
-		"WITH c AS (SELECT c.id, c.status, c.call_type, c.livekit_room_name,"
-		"   COALESCE(c.max_participants, $3::int) AS cap,"
-		"   (SELECT p.status FROM nchat_call_participants p"
-		"     WHERE p.call_id = c.id AND p.user_id = $2::uuid) IS NOT DISTINCT FROM 'joined'"
-		"   AND c.status NOT IN ('ended', 'missed', 'declined', 'failed')"
-		"   AND NOT (c.status = 'ringing' AND c.initiator_id IS DISTINCT FROM $2::uuid) AS rejoin"
-		"   FROM nchat_calls c WHERE c.id = $1::uuid)"
-		" SELECT c.status, c.call_type, c.livekit_room_name AS room, c.cap, c.rejoin,"
-		"  CASE WHEN NOT c.rejoin THEN"
+		"SELECT c.status, c.call_type, c.livekit_room_name AS room,"
+		"  COALESCE(c.max_participants, $3::int) AS cap, " REJOIN " AS rejoin,"
+		"  CASE WHEN NOT " REJOIN " THEN"
 		"    nchat_rtc_call_join_write($1::uuid, $2::uuid, $3::int)::text END AS written,"
-		"  (SELECT u.display_name FROM nchat_users u WHERE u.id = $2::uuid) AS display_name"
-		" FROM c", 3, params, err);
+		"  u.display_name"
+		" FROM nchat_calls c"
+		" LEFT JOIN nchat_call_participants p ON p.call_id = c.id AND p.user_id = $2::uuid"
+		" LEFT JOIN nchat_users u ON u.id = $2::uuid"
+		" WHERE c.id = $1::uuid", 3, params, err);
 	if (res == NULL)
 		return err->code;
 	if (!one_row(res)) {

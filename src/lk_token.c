@@ -3,13 +3,14 @@
  * LiveKit reads (iss, sub, nbf, exp, name, metadata, attributes, video).
  *
  * The payload is built as a jansson object first so that absent keys stay
- * absent and types are exact (booleans, integers, arrays), then handed to
- * libjwt for signing.
+ * absent and types are exact (booleans, integers, arrays), serialised once
+ * and signed (HMAC-SHA256) directly.
  */
 #include <string.h>
 #include <strings.h>
 
-#include <jwt.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "lk.h"
 #include "log.h"
@@ -102,24 +103,60 @@ static json_t *claims_json(const char *key, const struct lk_token_opts *o, int64
 	return c;
 }
 
-/* Sign claims with HS256; malloc'd token or NULL. */
+/* base64url without padding of n bytes (malloc'd). */
+static char *b64url(const unsigned char *in, size_t n)
+{
+	char *out = xmalloc(4 * ((n + 2) / 3) + 1), *p;
+
+	EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+	for (p = out; *p; p++) {
+		if (*p == '+')
+			*p = '-';
+		else if (*p == '/')
+			*p = '_';
+		else if (*p == '=') {
+			*p = '\0';
+			break;
+		}
+	}
+	return out;
+}
+
+/*
+ * Sign claims with HS256; malloc'd token or NULL.  The claims are
+ * serialised once and signed as they are (the header is a constant), with
+ * no round trip through libjwt's own JSON: minting is on every join.
+ */
 static char *sign_hs256(const char *secret, const json_t *claims)
 {
-	jwt_t *jwt = NULL;
-	char *text = json_dumps(claims, JSON_COMPACT);
-	char *tok = NULL;
+	/* base64url of {"alg":"HS256","typ":"JWT"} */
+	static const char header[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int mac_len = 0;
+	char *text = json_dumps(claims, JSON_COMPACT), *payload, *sig, *tok = NULL;
+	size_t hl = sizeof(header) - 1, pl, sl;
 
-	if (!text || jwt_new(&jwt) != 0)
-		goto out;
-	if (jwt_add_grants_json(jwt, text) != 0)
-		goto out;
-	if (jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret,
-			(int)strlen(secret)) != 0)
-		goto out;
-	tok = jwt_encode_str(jwt);
-out:
-	jwt_free(jwt);
+	if (text == NULL)
+		return NULL;
+	payload = b64url((const unsigned char *)text, strlen(text));
 	free(text);
+	pl = strlen(payload);
+	tok = xmalloc(hl + 1 + pl + 1 + 4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1);
+	memcpy(tok, header, hl);
+	tok[hl] = '.';
+	memcpy(tok + hl + 1, payload, pl);
+	tok[hl + 1 + pl] = '\0';
+	free(payload);
+	if (HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)tok, hl + 1 + pl,
+		 mac, &mac_len) == NULL) {
+		free(tok);
+		return NULL;
+	}
+	sig = b64url(mac, mac_len);
+	sl = strlen(sig);
+	tok[hl + 1 + pl] = '.';
+	memcpy(tok + hl + 1 + pl + 1, sig, sl + 1);
+	free(sig);
 	return tok;
 }
 

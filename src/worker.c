@@ -41,22 +41,26 @@ void worker_defer(struct nc_worker *w, void (*fn)(struct nc_worker *w, void *arg
 
 void worker_after_response(struct nc_worker *w)
 {
-	/* deferred work may queue Redis commands of its own: flush after it too */
-	if (w->rds_ok)
-		(void)rds_flush(&w->rds);
 	for (int i = 0; i < w->n_deferred; i++) {
 		struct worker_deferred d = w->deferred[i];
 
 		d.fn(w, d.arg);
 	}
 	w->n_deferred = 0;
+	/*
+	 * The queued Redis writes go out now; their replies are read before
+	 * the next command on this connection (they have arrived by then), so
+	 * the worker does not wait for them.
+	 */
 	if (w->rds_ok)
-		(void)rds_flush(&w->rds);
+		(void)rds_send(&w->rds);
 }
 
 void worker_teardown(struct nc_worker *w)
 {
 	worker_after_response(w);
+	if (w->rds_ok)
+		(void)rds_flush(&w->rds);
 	db_cleanup(&w->db);
 	if (w->rds_ok)
 		rds_cleanup(&w->rds);
