@@ -211,3 +211,41 @@ lockwatch_stop() {
                printf "samples=%d waiting_samples=%d max_waiting=%d relations=%s\n", n, w, m, r == "" ? "-" : r }' \
         "$LOCKWATCH_OUT"
 }
+
+# CPU use during a run, from /proc (clock ticks, so exact for short runs):
+# cpu_mark NAME, then after the run cpu_report NAME prints
+# "svc=N% pg=N% redis=N% lk=N% peer=N%" (percent of one core, averaged
+# over the run; pg sums every backend of this cluster).
+cpu_pids_of() { # GROUP: pids of the group now
+    local p
+    case $1 in
+        svc) [ -n "$SVC_PID" ] && echo "$SVC_PID" ;;
+        peer) [ -n "$PEER_PID" ] && { echo "$PEER_PID"; pgrep -P "$PEER_PID"; } ;;
+        pg) p=$(head -n1 "$(cat "$RUN_DIR/pg.datadir")/postmaster.pid" 2>/dev/null); [ -n "$p" ] && { echo "$p"; pgrep -P "$p"; } ;;
+        redis) cat "$RUN_DIR/redis.pid" 2>/dev/null ;;
+        lk) cat "$RUN_DIR/livekit.pid" 2>/dev/null ;;
+    esac
+}
+cpu_ticks() { # GROUP: clock ticks used so far by the group's live processes
+    local t=0 p s
+    for p in $(cpu_pids_of "$1"); do
+        s=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null) && t=$((t + s))
+    done
+    echo "$t"
+}
+declare -A CPU_MARK
+cpu_mark() {
+    local g
+    CPU_MARK[$1.t]=$(date +%s.%N)
+    for g in svc peer pg redis lk; do CPU_MARK[$1.$g]=$(cpu_ticks "$g"); done
+}
+cpu_report() {
+    local g out="" hz secs
+    hz=$(getconf CLK_TCK)
+    secs=$(awk -v a="${CPU_MARK[$1.t]}" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
+    for g in svc peer pg redis lk; do
+        out="$out $g=$(awk -v a="${CPU_MARK[$1.$g]}" -v b="$(cpu_ticks "$g")" -v hz="$hz" -v s="$secs" \
+            'BEGIN { d = b - a; if (d < 0) d = 0; printf "%.0f%%", 100 * d / hz / s }')"
+    done
+    echo "cpu:${out}"
+}

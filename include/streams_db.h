@@ -149,9 +149,15 @@ enum nc_err streams_db_viewer_leave(struct db_conn *db, const char *stream_id,
 				    const char *session_id, const char *user_id,
 				    struct streams_viewer_leave *out, struct nc_error *err) NC_MUSTCHECK;
 
-/* current_viewers = n unless over or unchanged; *changed when the row changed. */
+enum streams_count_write {
+	STREAMS_COUNT_WRITTEN, /* current_viewers changed to n */
+	STREAMS_COUNT_SAME,    /* it was n already (or the stream is over, or gone) */
+	STREAMS_COUNT_BUSY,    /* another writer holds the row: not written, not waited for */
+};
+/* current_viewers = n, without waiting for the row. */
 enum nc_err streams_db_set_current_viewers(struct db_conn *db, const char *stream_id, long n,
-					   bool *changed, struct nc_error *err) NC_MUSTCHECK;
+					   enum streams_count_write *out,
+					   struct nc_error *err) NC_MUSTCHECK;
 
 /* ---- lists ---- */
 struct streams_list_filter {

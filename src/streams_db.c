@@ -176,9 +176,10 @@ enum nc_err streams_db_viewer_join(struct db_conn *db, const char *stream_id,
 	snprintf(max_s, sizeof(max_s), "%d", max_anon);
 	res = db_exec1_service(db,
 		"WITH " SEEN_CTE ","
-		" anon AS (SELECT count(*) AS n FROM nchat_stream_viewers x"
+		" anon AS (SELECT count(*) AS n FROM (SELECT 1 FROM nchat_stream_viewers x"
 		"   WHERE $6::text IS NOT NULL AND x.stream_id = $1::uuid AND x.client_key = $6"
-		"     AND x.user_id IS NULL AND x.left_at IS NULL AND x.viewer_session_id <> $5),"
+		"     AND x.user_id IS NULL AND x.left_at IS NULL AND x.viewer_session_id <> $5"
+		"   LIMIT $7::int) y),"
 		" j AS (INSERT INTO nchat_stream_viewers AS x (stream_id, user_id, viewer_session_id,"
 		"     client_key)"
 		"   SELECT v.id, $2::uuid, $5, $6 FROM v"
@@ -276,20 +277,32 @@ enum nc_err streams_db_viewer_leave(struct db_conn *db, const char *stream_id,
 }
 
 enum nc_err streams_db_set_current_viewers(struct db_conn *db, const char *stream_id, long n,
-					   bool *changed, struct nc_error *err)
+					   enum streams_count_write *out, struct nc_error *err)
 {
 	char txt[24];
 	const char *params[2] = { stream_id, txt };
 	PGresult *res;
 
 	snprintf(txt, sizeof(txt), "%ld", n);
+	/*
+	 * Never queue on the stream row (a crowd joining at once changes the
+	 * count on every join): if another writer holds it, skip; the count is
+	 * then still "changed" for the next join, heartbeat or read, which
+	 * writes it.
+	 */
 	res = db_exec1_service(db,
-		"UPDATE nchat_streams SET current_viewers = $2::int"
-		" WHERE id = $1 AND current_viewers <> $2::int AND status NOT IN ('ended', 'failed')",
-		2, params, err);
+		"WITH t AS (SELECT s.current_viewers = $2::int OR s.status IN ('ended', 'failed')"
+		"   AS same FROM nchat_streams s WHERE s.id = $1),"
+		" u AS (UPDATE nchat_streams SET current_viewers = $2::int"
+		"   WHERE id = (SELECT s.id FROM nchat_streams s WHERE s.id = $1"
+		"     AND s.current_viewers <> $2::int AND s.status NOT IN ('ended', 'failed')"
+		"     FOR NO KEY UPDATE SKIP LOCKED) RETURNING 1)"
+		" SELECT COALESCE((SELECT t.same FROM t), true) AS same,"
+		"  (SELECT count(*) FROM u) AS written", 2, params, err);
 	if (res == NULL)
 		return err->code;
-	*changed = atol(PQcmdTuples(res)) == 1;
+	*out = db_get_ll(res, 0, "written", 0) > 0 ? STREAMS_COUNT_WRITTEN
+	       : db_get_bool(res, 0, "same") ? STREAMS_COUNT_SAME : STREAMS_COUNT_BUSY;
 	PQclear(res);
 	return NC_OK;
 }

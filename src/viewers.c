@@ -83,20 +83,22 @@ struct viewers_changed {
 static void store_count(struct nc_worker *w, const char *stream_id, long n)
 {
 	struct nc_error err = {0};
+	enum streams_count_write wr;
 	char key[96], txt[24], ttl[16];
 	const char *argv[5];
-	bool changed = false;
 
-	if (streams_db_set_current_viewers(&w->db, stream_id, n, &changed, &err) != NC_OK) {
+	if (streams_db_set_current_viewers(&w->db, stream_id, n, &wr, &err) != NC_OK) {
 		log_warn("stream %s: cannot store viewer count: %s", stream_id, err.msg);
 		return;
 	}
+	if (wr == STREAMS_COUNT_BUSY)
+		return; /* the next sync writes it */
 	snprintf(key, sizeof(key), "%s%s:stored", STREAMS_VIEWERS_KEY, stream_id);
 	snprintf(txt, sizeof(txt), "%ld", n);
 	snprintf(ttl, sizeof(ttl), "%d", w->cfg->viewer_heartbeat_timeout_s * 2 + 3600);
 	argv[0] = "SET", argv[1] = key, argv[2] = txt, argv[3] = "EX", argv[4] = ttl;
 	(void)rds_append(&w->rds, 5, argv, NULL);
-	if (changed) {
+	if (wr == STREAMS_COUNT_WRITTEN) {
 		json_t *d = json_pack("{s:s, s:I}", "stream_id", stream_id, "current_viewers",
 				      (json_int_t)n);
 
