@@ -187,7 +187,9 @@ run_wrk_at() {
 # pg_stat_activity: sessions of this database waiting on a lock).
 LOCKWATCH_PID=""
 lockwatch_start() {
-    local out="$RUN_DIR/lockwatch-$1.out"
+    # as the superuser: only it sees every session's wait events
+    local out="$RUN_DIR/lockwatch-$1.out" db=${DATABASE_URL##*/}
+    db=${db%%\?*}
     : >"$out"
     LOCKWATCH_OUT=$out
     printf '%s\n' "SELECT count(DISTINCT a.pid) FILTER (WHERE a.wait_event_type = 'Lock'),
@@ -196,8 +198,8 @@ lockwatch_start() {
         FROM pg_stat_activity a
         LEFT JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted
         LEFT JOIN pg_class c ON c.oid = l.relation
-        WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() \\watch 0.2" |
-        psql -X -qtA -F ' ' "$DATABASE_MIGRATE_URL" >"$out" 2>/dev/null &
+        WHERE a.datname = '$db' AND a.pid <> pg_backend_pid() \\watch 0.2" |
+        psql -X -qtA -F ' ' "${NC_TEST_ADMIN_URL%/*}/$db" >"$out" 2>/dev/null &
     LOCKWATCH_PID=$!
     HELPER_PIDS+=("$LOCKWATCH_PID")
 }

@@ -176,10 +176,14 @@ enum nc_err streams_db_viewer_join(struct db_conn *db, const char *stream_id,
 	snprintf(max_s, sizeof(max_s), "%d", max_anon);
 	res = db_exec1_service(db,
 		"WITH " SEEN_CTE ","
-		" anon AS (SELECT count(*) AS n FROM (SELECT 1 FROM nchat_stream_viewers x"
-		"   WHERE $6::text IS NOT NULL AND x.stream_id = $1::uuid AND x.client_key = $6"
-		"     AND x.user_id IS NULL AND x.left_at IS NULL AND x.viewer_session_id <> $5"
-		"   LIMIT $7::int) y),"
+		/* the bound applies to new sessions: a re-open counts nothing */
+		" anon AS (SELECT CASE WHEN $6::text IS NULL OR EXISTS (SELECT 1"
+		"     FROM nchat_stream_viewers e WHERE e.stream_id = $1::uuid"
+		"     AND e.viewer_session_id = $5) THEN 0"
+		"   ELSE (SELECT count(*) FROM (SELECT 1 FROM nchat_stream_viewers x"
+		"     WHERE x.stream_id = $1::uuid AND x.client_key = $6"
+		"       AND x.user_id IS NULL AND x.left_at IS NULL"
+		"     LIMIT $7::int) y) END AS n),"
 		" j AS (INSERT INTO nchat_stream_viewers AS x (stream_id, user_id, viewer_session_id,"
 		"     client_key)"
 		"   SELECT v.id, $2::uuid, $5, $6 FROM v"
