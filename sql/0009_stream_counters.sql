@@ -68,18 +68,28 @@ DECLARE
     t text;
     n integer;
 BEGIN
-    WITH gone AS (
-        DELETE FROM nchat_stream_counter_deltas x
-         WHERE x.id IN (SELECT y.id FROM nchat_stream_counter_deltas y
-                         WHERE y.stream_id = p_stream FOR UPDATE SKIP LOCKED)
-        RETURNING x.*)
+    -- Taken rows are zeroed, not deleted, and so reused by the next writer
+    -- that finds the stream row busy: the table stays at about as many rows
+    -- as there are concurrent writers, without growing (no waits on its
+    -- extension) on a busy stream.  The timer removes rows left at zero.
+    WITH old AS (
+        SELECT y.* FROM nchat_stream_counter_deltas y
+         WHERE y.stream_id = p_stream
+           AND (y.views <> 0 OR y.uniques <> 0 OR y.chat <> 0 OR y.reactions <> 0)
+         FOR UPDATE SKIP LOCKED),
+    taken AS (
+        UPDATE nchat_stream_counter_deltas x
+           SET views = 0, uniques = 0, chat = 0, reactions = 0, heart = 0, "like" = 0,
+               fire = 0, clap = 0, laugh = 0, wow = 0, sad = 0, angry = 0
+          FROM old WHERE x.id = old.id
+        RETURNING old.*)
     SELECT COALESCE(sum(views), 0) AS views, COALESCE(sum(uniques), 0) AS uniques,
            COALESCE(sum(chat), 0) AS chat, COALESCE(sum(reactions), 0) AS reactions,
            COALESCE(sum(heart), 0) AS heart, COALESCE(sum("like"), 0) AS "like",
            COALESCE(sum(fire), 0) AS fire, COALESCE(sum(clap), 0) AS clap,
            COALESCE(sum(laugh), 0) AS laugh, COALESCE(sum(wow), 0) AS wow,
            COALESCE(sum(sad), 0) AS sad, COALESCE(sum(angry), 0) AS angry
-      INTO d FROM gone;
+      INTO d FROM taken;
     IF p_views + d.views <> 0 OR p_uniques + d.uniques <> 0 OR p_chat + d.chat <> 0
        OR d.reactions <> 0 OR p_reaction IS NOT NULL THEN
         UPDATE nchat_streams
@@ -165,13 +175,21 @@ DECLARE
     s uuid;
     n integer := 0;
 BEGIN
-    FOR s IN SELECT DISTINCT stream_id FROM nchat_stream_counter_deltas LOOP
+    FOR s IN SELECT DISTINCT stream_id FROM nchat_stream_counter_deltas
+              WHERE views <> 0 OR uniques <> 0 OR chat <> 0 OR reactions <> 0 LOOP
         PERFORM 1 FROM nchat_streams WHERE id = s FOR NO KEY UPDATE SKIP LOCKED;
         IF FOUND THEN
             PERFORM nchat_rtc_stream_fold(s, 0, 0, 0, NULL);
             n := n + 1;
         END IF;
     END LOOP;
+    -- zeroed rows of streams that are no longer live are not needed again
+    DELETE FROM nchat_stream_counter_deltas x
+     WHERE x.id IN (SELECT y.id FROM nchat_stream_counter_deltas y
+                     WHERE y.views = 0 AND y.uniques = 0 AND y.chat = 0 AND y.reactions = 0
+                       AND NOT EXISTS (SELECT 1 FROM nchat_streams st
+                                        WHERE st.id = y.stream_id AND st.status = 'live')
+                     FOR UPDATE SKIP LOCKED);
     RETURN n;
 END
 $$;
@@ -190,7 +208,9 @@ SECURITY DEFINER
 SET search_path = pg_catalog, public
 AS $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM nchat_stream_counter_deltas WHERE stream_id = p_stream) THEN
+    IF NOT EXISTS (SELECT 1 FROM nchat_stream_counter_deltas
+                    WHERE stream_id = p_stream
+                      AND (views <> 0 OR uniques <> 0 OR chat <> 0 OR reactions <> 0)) THEN
         RETURN;
     END IF;
     PERFORM 1 FROM nchat_streams WHERE id = p_stream FOR NO KEY UPDATE;
