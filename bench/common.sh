@@ -75,6 +75,8 @@ bench_service_env() {
     export CALL_SWEEP_INTERVAL_SECONDS=0 OUTBOUND_WEBHOOK_INTERVAL_SECONDS=0
     export RING_TIMEOUT_SECONDS=3600 LIVEKIT_WEBHOOK_LEEWAY_SECONDS=600
     export RECORDING_RETENTION_DAYS=1
+    # every anonymous viewer of the seed comes from 127.0.0.1
+    export ANON_VIEWER_SESSIONS_PER_ADDRESS=1000000
     # Raised, not off: the limiter's Redis round trip stays in every figure.
     local big=1000000/60
     export RATE_LIMITS="default=$big,initiate=$big,join=$big,chat=$big,reactions=$big,stats=$big"
@@ -131,3 +133,122 @@ run_wrk() {
 
 # field KEY LINE: value of key=value in a RESULT line.
 field() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" <<<" $2"; }
+
+# The peer (bench/peer/peer.js): its node modules, then start_peer / stop_peer.
+PEER_PID=""
+peer_deps() {
+    local d="$NC_ROOT/bench/peer"
+    [ -d "$d/node_modules/pg" ] && [ -d "$d/node_modules/jose" ] &&
+        [ -d "$d/node_modules/ioredis" ] && [ -d "$d/node_modules/livekit-server-sdk" ] && return 0
+    if [ -f "$d/package-lock.json" ]; then
+        (cd "$d" && run_logged "$RUN_DIR/peer-npm.log" npm ci --no-audit --no-fund)
+    else
+        (cd "$d" && run_logged "$RUN_DIR/peer-npm.log" npm install --no-audit --no-fund)
+    fi
+}
+
+# start_peer [PROCESSES]: PEER_BASE, PEER_PID.
+start_peer() {
+    local procs=${1:-1} port i
+    stop_peer
+    port=$(free_port)
+    PEER_BASE="http://127.0.0.1:$port"
+    PEER_PORT=$port PEER_PROCESSES=$procs MAX_ROOM_PARTICIPANTS=${MAX_ROOM_PARTICIPANTS:-100} \
+        node "$NC_ROOT/bench/peer/peer.js" >>"$RUN_DIR/peer.log" 2>&1 </dev/null &
+    PEER_PID=$!
+    HELPER_PIDS+=("$PEER_PID")
+    for ((i = 0; i < 100; i++)); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "$PEER_BASE/healthz")" = 200 ] && return 0
+        kill -0 "$PEER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -n 20 "$RUN_DIR/peer.log" >&2
+    die "the peer did not start"
+}
+
+stop_peer() {
+    if [ -n "$PEER_PID" ] && kill -0 "$PEER_PID" 2>/dev/null; then
+        kill -TERM "$PEER_PID" 2>/dev/null || true
+        wait "$PEER_PID" 2>/dev/null || true
+    fi
+    PEER_PID=""
+}
+
+# run_wrk_at BASE NAME FILE MODE SECONDS [CONNS]: run_wrk against another server.
+run_wrk_at() {
+    local base=$1; shift
+    local saved=$BASE
+    BASE=$base
+    run_wrk "$@"
+    BASE=$saved
+}
+
+# Lock waits while a run goes on: lockwatch_start, then lockwatch_stop prints
+# "samples=N waiting_samples=N max_waiting=N relations=..." (5 samples/s of
+# pg_stat_activity: sessions of this database waiting on a lock).
+LOCKWATCH_PID=""
+lockwatch_start() {
+    # as the superuser: only it sees every session's wait events
+    local out="$RUN_DIR/lockwatch-$1.out" db=${DATABASE_URL##*/}
+    db=${db%%\?*}
+    : >"$out"
+    LOCKWATCH_OUT=$out
+    printf '%s\n' "SELECT count(DISTINCT a.pid) FILTER (WHERE a.wait_event_type = 'Lock'),
+        COALESCE(string_agg(DISTINCT COALESCE(c.relname, l.locktype), ',')
+                 FILTER (WHERE a.wait_event_type = 'Lock'), '-')
+        FROM pg_stat_activity a
+        LEFT JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted
+        LEFT JOIN pg_class c ON c.oid = l.relation
+        WHERE a.datname = '$db' AND a.pid <> pg_backend_pid() \\watch 0.2" |
+        psql -X -qtA -F ' ' "${NC_TEST_ADMIN_URL%/*}/$db" >"$out" 2>/dev/null &
+    LOCKWATCH_PID=$!
+    HELPER_PIDS+=("$LOCKWATCH_PID")
+}
+
+lockwatch_stop() {
+    [ -n "$LOCKWATCH_PID" ] && kill -TERM "$LOCKWATCH_PID" 2>/dev/null
+    wait "$LOCKWATCH_PID" 2>/dev/null || true
+    LOCKWATCH_PID=""
+    awk 'NF >= 2 && $1 ~ /^[0-9]+$/ { n++; if ($1 > 0) { w++; rel[$2] = 1 } if ($1 > m) m = $1 }
+         END { r = ""; for (k in rel) r = r (r == "" ? "" : ",") k;
+               printf "samples=%d waiting_samples=%d max_waiting=%d relations=%s\n", n, w, m, r == "" ? "-" : r }' \
+        "$LOCKWATCH_OUT"
+}
+
+# CPU use during a run, from /proc (clock ticks, so exact for short runs):
+# cpu_mark NAME, then after the run cpu_report NAME prints
+# "svc=N% pg=N% redis=N% lk=N% peer=N%" (percent of one core, averaged
+# over the run; pg sums every backend of this cluster).
+cpu_pids_of() { # GROUP: pids of the group now
+    local p
+    case $1 in
+        svc) [ -n "$SVC_PID" ] && echo "$SVC_PID" ;;
+        peer) [ -n "$PEER_PID" ] && { echo "$PEER_PID"; pgrep -P "$PEER_PID"; } ;;
+        pg) p=$(head -n1 "$(cat "$RUN_DIR/pg.datadir")/postmaster.pid" 2>/dev/null); [ -n "$p" ] && { echo "$p"; pgrep -P "$p"; } ;;
+        redis) cat "$RUN_DIR/redis.pid" 2>/dev/null ;;
+        lk) cat "$RUN_DIR/livekit.pid" 2>/dev/null ;;
+    esac
+}
+cpu_ticks() { # GROUP: clock ticks used so far by the group's live processes
+    local t=0 p s
+    for p in $(cpu_pids_of "$1"); do
+        s=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null) && t=$((t + s))
+    done
+    echo "$t"
+}
+declare -A CPU_MARK
+cpu_mark() {
+    local g
+    CPU_MARK[$1.t]=$(date +%s.%N)
+    for g in svc peer pg redis lk; do CPU_MARK[$1.$g]=$(cpu_ticks "$g"); done
+}
+cpu_report() {
+    local g out="" hz secs
+    hz=$(getconf CLK_TCK)
+    secs=$(awk -v a="${CPU_MARK[$1.t]}" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
+    for g in svc peer pg redis lk; do
+        out="$out $g=$(awk -v a="${CPU_MARK[$1.$g]}" -v b="$(cpu_ticks "$g")" -v hz="$hz" -v s="$secs" \
+            'BEGIN { d = b - a; if (d < 0) d = 0; printf "%.0f%%", 100 * d / hz / s }')"
+    done
+    echo "cpu:${out}"
+}

@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# `make bench` (issue 10): own Postgres/Redis/LiveKit and S3 stand-ins under
-# .run/bench, the release build, a seeded database, then every benchmark next
-# to its ceiling, measured in one run (the machine is shared: compare the
-# ratios, not the absolute figures).  Prints a table and stops everything.
+# `make bench` (issues 10, 16): own Postgres/Redis/LiveKit and S3 stand-ins
+# under .run/bench, the release build, a seeded database, then every
+# benchmark next to its ceiling, measured in one run (the machine is shared:
+# compare the ratios, not the absolute figures).  Prints a table and stops
+# everything.  For join and initiate the same requests also go to the Node
+# peer (bench/peer/peer.js, the design report's stack; PEER_PROCESSES=1) and
+# the table shows the ratio; join runs a third time on the same tables with
+# row-level security disabled (the policies' overhead); the join ceiling is
+# pgbench of the one-statement join (bench/pg_join_min.sql).  The hot-stream
+# runs (one live stream, BENCH_CONNS connections posting reactions, then
+# chat) sample pg_stat_activity for lock waits.  CPU use of each process
+# group is shown for the main runs.
 #
 #   BENCH_SECONDS=15     length of each wrk / pgbench run (join: always this)
 #   BENCH_CONNS=64       concurrent keep-alive connections / pgbench clients
@@ -35,6 +43,8 @@ N_USERS=2400
 T0=$(date +%s)
 
 bash "$NC_ROOT/scripts/deps.sh" --bench >/dev/null || die "installing dependencies failed (scripts/deps.sh --bench)"
+mkdir -p "$RUN_DIR"
+peer_deps || die "installing the peer's node modules failed (bench/peer)"
 for t in wrk pgbench psql node curl; do
     command -v "$t" >/dev/null 2>&1 || die "$t not found (scripts/deps.sh --bench)"
 done
@@ -95,7 +105,7 @@ mkdir -p "$RUN_DIR/pg"
 sed -e "s|@USERS_FILE@|$RUN_DIR/users.txt|" -e "s|@CALLS_FILE@|$D/join_pairs.tsv|" \
     bench/pg_setup.sql >"$RUN_DIR/pg/setup.sql"
 pg_owner -f "$RUN_DIR/pg/setup.sql" 2>&1 | grep -v NOTICE >&2 || true
-for f in join initiate webhook chat reaction; do
+for f in join join_min initiate webhook chat reaction; do
     sed "s/@STREAM_ID@/$STREAM_ID/g" "bench/pg_$f.sql" >"$RUN_DIR/pg/$f.sql"
 done
 
@@ -145,27 +155,72 @@ row "RSS per SSE connection" "$per_conn" "bytes" "8192" "bytes (target)" "$(rati
 sleep 1
 
 # ----------------------------------------------------------- 2. join
-log "join: wrk ${SECS}s x $CONNS connections, then pgbench ..."
+log "join: wrk ${SECS}s x $CONNS connections: nchat-rtc, the Node peer, RLS off; then pgbench ..."
 start_service "$best_w"
 settle
+cpu_mark join
 r=$(run_wrk join "$D/join.req" cycle "$SECS" "$CONNS")
+cpu_join=$(cpu_report join)
 JOIN_RESULT=$r
-p_prep=$(pgb join prepared "$SECS")
-p_simple=$(pgb join simple "$SECS")
-ceil=$(awk -v a="$p_prep" -v b="$p_simple" 'BEGIN { print (a > b ? a : b) }')
-row "join req/s" "$(field rps "$r")" "req/s" "$ceil" "pgbench tps" "$(ratio "$(field rps "$r")" "$ceil")" "target >= 50%"
-row "  pgbench join -M prepared" "$p_prep" "tps" "" "" "" ""
-row "  pgbench join -M simple" "$p_simple" "tps" "" "" "" ""
-p_w=$(pgb join prepared "$SECS" "$best_w")
-row "  pgbench join -M prepared -c $best_w" "$p_w" "tps" "" "" "" "as many clients as the service has connections"
-row "join p50 / p99 / p99.9" "$(field p50_ms "$r") / $(field p99_ms "$r") / $(field p999_ms "$r")" "ms" "10" "ms p99 (target)" "" "errors: $(field non2xx "$r") non-2xx, $(field sockerr "$r") socket"
+join_rps=$(field rps "$r")
+stop_service
+start_peer "${PEER_PROCESSES:-1}"
+settle
+cpu_mark pjoin
+rp=$(run_wrk_at "$PEER_BASE" peer-join "$D/join.req" cycle "$SECS" "$CONNS")
+cpu_pjoin=$(cpu_report pjoin)
+peer_join=$(field rps "$rp")
+stop_peer
+# the policies' overhead: the same build on the same tables with RLS disabled
+RLS_TABLES=$(pg_count "SELECT string_agg(quote_ident(relname), ',') FROM pg_class
+    WHERE relkind = 'r' AND relrowsecurity AND relnamespace = 'public'::regnamespace")
+pg_owner -c "DO \$\$ DECLARE t text; BEGIN FOREACH t IN ARRAY string_to_array('$RLS_TABLES', ',') LOOP
+    EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', t); END LOOP; END \$\$" >/dev/null
+start_service "$best_w"
+settle
+cpu_mark norls
+rr=$(run_wrk join-norls "$D/join.req" cycle "$SECS" "$CONNS")
+cpu_norls=$(cpu_report norls)
+norls_rps=$(field rps "$rr")
+pg_owner -c "DO \$\$ DECLARE t text; BEGIN FOREACH t IN ARRAY string_to_array('$RLS_TABLES', ',') LOOP
+    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t); END LOOP; END \$\$" >/dev/null
+stop_service
+# the ceiling: the one-statement join (pg_join_min.sql), service context from the connection
+c4=$(PGOPTIONS="-c role=nchat_rtc_system" pgb join_min prepared "$SECS" 4)
+c10=$(PGOPTIONS="-c role=nchat_rtc_system" pgb join_min prepared "$SECS" 10)
+ceil=$(awk -v a="$c4" -v b="$c10" 'BEGIN { print (a > b ? a : b) }')
+p_own=$(pgb join prepared "$SECS" "$best_w")
+row "join req/s (member role, RLS on)" "$join_rps" "req/s" "$ceil" "pgbench 1-stmt" "$(ratio "$join_rps" "$ceil")" "target >= 40% of the one-statement ceiling"
+row "join p50 / p99 / p99.9" "$(field p50_ms "$r") / $(field p99_ms "$r") / $(field p999_ms "$r")" "ms" "20" "ms p99 (target)" "" "errors: $(field non2xx "$r") non-2xx, $(field sockerr "$r") socket"
+row "  CPU during join (% of one core)" "" "" "" "" "" "$cpu_join"
+row "  Node peer join (${PEER_PROCESSES:-1} process)" "$peer_join" "req/s" "" "" "$(awk -v a="$join_rps" -v b="$peer_join" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')" "nchat-rtc / peer, target >= 3x; peer p99 $(field p99_ms "$rp") ms, non-2xx $(field non2xx "$rp")"
+row "  CPU during the peer's join" "" "" "" "" "" "$cpu_pjoin"
+row "  join with RLS disabled" "$norls_rps" "req/s" "" "" "$(ratio "$join_rps" "$norls_rps")" "RLS on / off: target >= 85% (overhead within 15%)"
+row "  CPU during join, RLS disabled" "" "" "" "" "" "$cpu_norls"
+row "  pgbench one-statement join -c 4 / -c 10" "$c4 / $c10" "tps" "" "" "" "the ceiling (bench/pg_join_min.sql)"
+row "  pgbench the service's join -c $best_w" "$p_own" "tps" "" "" "$(ratio "$join_rps" "$p_own")" "identity + statement pipelined, as sent"
 
 # ------------------------------------------------------- 3. initiate
-log "initiate ..."
+log "initiate: nchat-rtc, the Node peer ..."
+start_service "$best_w"
 settle
+cpu_mark ini
 r=$(run_wrk initiate "$D/initiate.req" cycle "$SECS" "$CONNS")
+cpu_ini=$(cpu_report ini)
+ini_rps=$(field rps "$r")
+stop_service
+start_peer "${PEER_PROCESSES:-1}"
+settle
+cpu_mark pini
+rp=$(run_wrk_at "$PEER_BASE" peer-initiate "$D/initiate.req" cycle "$SECS" "$CONNS")
+cpu_pini=$(cpu_report pini)
+stop_peer
 p=$(pgb initiate prepared "$SECS")
-row "initiate (CreateRoom to stand-in)" "$(field rps "$r")" "req/s" "$p" "pgbench tps" "$(ratio "$(field rps "$r")" "$p")" "p99 $(field p99_ms "$r") ms, non-2xx $(field non2xx "$r")"
+row "initiate (CreateRoom to stand-in)" "$ini_rps" "req/s" "$p" "pgbench tps" "$(ratio "$ini_rps" "$p")" "p99 $(field p99_ms "$r") ms, non-2xx $(field non2xx "$r")"
+row "  CPU during initiate" "" "" "" "" "" "$cpu_ini (lk = the LiveKit stand-in)"
+row "  Node peer initiate" "$(field rps "$rp")" "req/s" "" "" "$(awk -v a="$ini_rps" -v b="$(field rps "$rp")" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')" "nchat-rtc / peer, target >= 2x; peer non-2xx $(field non2xx "$rp")"
+row "  CPU during the peer's initiate" "" "" "" "" "" "$cpu_pini"
+start_service "$best_w"
 
 # ------------------------------------------------------- 3. webhooks
 log "webhooks ($WEBHOOK_EVENTS events, each once) ..."
@@ -185,20 +240,40 @@ p=$(pgb webhook prepared "$SECS")
 row "webhook participant_joined/left" "$wh_rps" "events/s" "$p" "pgbench tps" "$(ratio "$wh_rps" "$p")" "$note"
 WH_LOST=$((acked > stored ? acked - stored : 0))
 
-# ---------------------------------------------------- 4. chat, reactions
-log "chat and reactions ..."
+# ---------------------------------------------- 4. a hot stream: chat, reactions
+log "one live stream, $CONNS connections: reactions, then chat (lock waits sampled) ..."
 settle
-r=$(run_wrk chat "$D/chat.req" cycle "$SECS" "$CONNS")
-p=$(pgb chat prepared "$SECS")
-row "chat post" "$(field rps "$r")" "req/s" "$p" "pgbench tps" "$(ratio "$(field rps "$r")" "$p")" "p99 $(field p99_ms "$r") ms, non-2xx $(field non2xx "$r")"
-p_w=$(pgb chat prepared "$SECS" "$best_w")
-row "  pgbench chat -M prepared -c $best_w" "$p_w" "tps" "" "" "$(ratio "$(field rps "$r")" "$p_w")" "one stream: every insert updates its counter row"
-settle
+lockwatch_start reaction
+cpu_mark react
 r=$(run_wrk reaction "$D/reaction.req" cycle "$SECS" "$CONNS")
+cpu_react=$(cpu_report react)
+lw=$(lockwatch_stop)
+react_rps=$(field rps "$r")
+sleep 3   # serve folds what the burst left (STREAM_COUNTER_FLUSH_SECONDS)
+cnt=$(pg_count "SELECT s.total_reactions || ' ' || (SELECT count(*) FROM nchat_stream_reactions x WHERE x.stream_id = s.id)
+    || ' ' || (SELECT COALESCE(sum(count), 0) FROM nchat_stream_reaction_counts c WHERE c.stream_id = s.id)
+    FROM nchat_streams s WHERE s.id = '$STREAM_ID'")
 p=$(pgb reaction prepared "$SECS")
-row "reaction post" "$(field rps "$r")" "req/s" "$p" "pgbench tps" "$(ratio "$(field rps "$r")" "$p")" "p99 $(field p99_ms "$r") ms, non-2xx $(field non2xx "$r")"
-p_w=$(pgb reaction prepared "$SECS" "$best_w")
-row "  pgbench reaction -M prepared -c $best_w" "$p_w" "tps" "" "" "$(ratio "$(field rps "$r")" "$p_w")" "one stream: every insert updates its counter rows"
+row "reaction post, one stream" "$react_rps" "req/s" "$join_rps" "join req/s" "$(ratio "$react_rps" "$join_rps")" "target >= join; p99 $(field p99_ms "$r") ms, non-2xx $(field non2xx "$r")"
+row "  lock waits during the run" "$(sed -n 's/.*waiting_samples=\([0-9]*\).*/\1/p' <<<"$lw")" "samples" "" "" "" "$lw"
+row "  CPU during reactions" "" "" "" "" "" "$cpu_react"
+row "  counters after the flush" "$cnt" "" "" "" "" "total_reactions / reaction rows / per-type sum (all equal)"
+row "  pgbench reaction -M prepared" "$p" "tps" "" "" "$(ratio "$react_rps" "$p")" "the service's statement"
+settle
+lockwatch_start chat
+r=$(run_wrk chat "$D/chat.req" cycle "$SECS" "$CONNS")
+lw=$(lockwatch_stop)
+p=$(pgb chat prepared "$SECS")
+row "chat post, one stream" "$(field rps "$r")" "req/s" "$p" "pgbench tps" "$(ratio "$(field rps "$r")" "$p")" "p99 $(field p99_ms "$r") ms, non-2xx $(field non2xx "$r")"
+row "  lock waits during the run" "$(sed -n 's/.*waiting_samples=\([0-9]*\).*/\1/p' <<<"$lw")" "samples" "" "" "" "$lw"
+
+# ------------------------------------------------------- viewers
+log "viewers: heartbeats and (re-)joins ..."
+settle
+r=$(run_wrk heartbeat "$D/heartbeat.req" cycle "$SECS" "$CONNS")
+row "viewer heartbeat" "$(field rps "$r")" "req/s" "" "" "" "p99 $(field p99_ms "$r") ms, non-2xx $(field non2xx "$r")"
+r=$(run_wrk viewer-join "$D/viewer_join.req" cycle "$SECS" "$CONNS")
+row "viewer join (re-open)" "$(field rps "$r")" "req/s" "" "" "" "p99 $(field p99_ms "$r") ms, non-2xx $(field non2xx "$r")"
 stop_service
 
 # ----------------------------------------------------------- 6. sweep

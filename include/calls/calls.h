@@ -60,7 +60,10 @@ int calls_close_tx(const struct nc_config *cfg, struct db_conn *db, const char *
  */
 int calls_count_joined(struct db_conn *db, const char *call_id, struct nc_error *err);
 
-/* The user ids (JSON array of strings, new reference) of every participant. */
+/*
+ * The user ids (JSON array of strings, new reference) of every participant
+ * who was not removed: whom call events go to.
+ */
 json_t *calls_member_ids(struct db_conn *db, const char *call_id, struct nc_error *err);
 
 /* DeleteRoom; not_found counts as success.  NC_OK or the LiveKit error. */

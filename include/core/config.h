@@ -113,6 +113,8 @@ struct nc_config {
 	int stream_chat_rate_limit;     /* STREAM_CHAT_RATE_LIMIT messages per user per window */
 	int stream_chat_rate_window_s;  /* STREAM_CHAT_RATE_WINDOW_SECONDS */
 	int stream_reaction_rate_limit; /* STREAM_REACTION_RATE_LIMIT reactions per viewer per second */
+	int anon_viewer_sessions;       /* ANON_VIEWER_SESSIONS_PER_ADDRESS open per stream and address */
+	int stream_counter_flush_s;     /* STREAM_COUNTER_FLUSH_SECONDS: fold pending counter deltas */
 	char *chat_blocked_words;       /* CHAT_BLOCKED_WORDS comma-separated, "" = none */
 	bool streams_public_live;       /* STREAMS_PUBLIC_WHILE_LIVE: anyone may watch a live stream */
 

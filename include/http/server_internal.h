@@ -30,7 +30,7 @@
 #define HARD_BODY_LIMIT (1024 * 1024)  /* libevent closes above this; we answer 413 above max_body_bytes */
 #define MAX_HEADERS_SIZE (16 * 1024)
 #define DRAIN_TIMEOUT_S 25
-#define MAX_PERIODIC 4
+#define MAX_PERIODIC 8
 #define GUARD_BUCKETS 4096
 
 /*

@@ -19,6 +19,16 @@ struct lk_client;
 struct s3_client;
 struct http_server;
 
+#define WORKER_DEFER_MAX 8
+
+struct nc_worker;
+
+/* Work a handler leaves for after its response (worker_defer). */
+struct worker_deferred {
+	void (*fn)(struct nc_worker *w, void *arg);
+	void *arg;
+};
+
 struct nc_worker {
 	int id;
 	pthread_t thread;
@@ -29,6 +39,8 @@ struct nc_worker {
 	bool rds_ok;               /* REDIS_URL parsed */
 	struct lk_client *lk;      /* NULL when LiveKit is not configured */
 	struct s3_client *s3;      /* NULL when S3 is not configured */
+	struct worker_deferred deferred[WORKER_DEFER_MAX];
+	int n_deferred;
 };
 
 /* s3.c: a client for the configured bucket, or NULL when S3 is not configured. */
@@ -43,5 +55,17 @@ void worker_teardown(struct nc_worker *w);
  * higher modules' thread-local state).  Call before the server starts.
  */
 void worker_at_exit(void (*fn)(void));
+
+/*
+ * Run fn(w, arg) once the current request's response is on its way (fn
+ * owns arg and frees it).  For best-effort work the answer does not depend
+ * on; with the list full it runs at once.
+ */
+void worker_defer(struct nc_worker *w, void (*fn)(struct nc_worker *w, void *arg), void *arg);
+/*
+ * After a response was handed to the loop: run the deferred work and send
+ * the Redis commands queued with rds_append (replies read later).
+ */
+void worker_after_response(struct nc_worker *w);
 
 #endif

@@ -33,14 +33,24 @@ enum nc_err audit_log(struct db_conn *db, const struct principal *actor, const c
 		      const char *target_type, const char *target_id, json_t *details,
 		      const char *request_id, struct nc_error *err) NC_MUSTCHECK;
 
-/* data is borrowed.  Returns the event id or "" when it could not be sent. */
+/*
+ * data is borrowed.  Queued (rds_append): sent with the request's other
+ * best-effort Redis writes once its response is on its way.
+ */
 void rt_publish_user(struct nc_worker *w, const char *user_id, const char *type, json_t *data);
 void rt_publish_stream(struct nc_worker *w, const char *stream_id, const char *type, json_t *data);
-/* Generic form: topic is "user:<id>" or "stream:<id>". 0 or -1. */
+/* Generic form, sent at once: topic is "user:<id>" or "stream:<id>". 0 or -1. */
 int rt_publish(struct nc_worker *w, const char *topic, const char *type, json_t *data);
 
 /* One outbox row per configured OUTBOUND_WEBHOOK_URLS entry; payload borrowed. */
 enum nc_err outbox_enqueue(struct db_conn *db, const struct nc_config *cfg, const char *event,
 			   json_t *payload, struct nc_error *err) NC_MUSTCHECK;
+
+/*
+ * The configured OUTBOUND_WEBHOOK_URLS as a Postgres text[] literal
+ * ("{}" when none), for statements that write their outbox rows
+ * themselves (one row per URL, as outbox_enqueue does).  malloc'd.
+ */
+char *outbox_urls_literal(const struct nc_config *cfg);
 
 #endif

@@ -19,6 +19,7 @@ struct rds_conn {
 	int db;
 	int timeout_ms;
 	int64_t retry_after_ms;
+	int pending;              /* rds_append'ed commands whose replies are unread */
 };
 
 /* Parse redis://[:password@]host[:port][/db].  0 or -1. */
@@ -35,5 +36,27 @@ redisReply *rds_cmdv(struct rds_conn *r, int argc, const char **argv, const size
 		     struct nc_error *err) NC_MUSTCHECK;
 /* printf-style convenience wrapper around redisCommand. */
 redisReply *rds_cmd(struct rds_conn *r, struct nc_error *err, const char *fmt, ...) NC_MUSTCHECK;
+
+/*
+ * Queue a command whose reply nobody waits for (writes that are best
+ * effort: presence, realtime events, counters).  Queued commands go out
+ * together at the next rds_send / rds_flush, which the worker runs once the
+ * response of the request is on its way; any synchronous command
+ * (rds_cmd / rds_cmdv) flushes them first, so replies never get mixed up.
+ * false when Redis is unavailable (nothing queued).
+ */
+bool rds_append(struct rds_conn *r, int argc, const char **argv, const size_t *lens);
+/*
+ * Send what is queued without waiting for the replies: they are read (and
+ * dropped) before the next command on this connection, by when they have
+ * arrived.  0, or -1 when the connection failed (the commands are lost).
+ */
+int rds_send(struct rds_conn *r);
+/*
+ * Send what is queued and read (and drop) its replies.  Returns the number
+ * of error replies (logged at debug level), or -1 when the connection
+ * failed (the commands are lost; the connection is re-opened later).
+ */
+int rds_flush(struct rds_conn *r);
 
 #endif

@@ -19,6 +19,12 @@ int row_col(const PGresult *res, const char *name);
 bool row_is_null(const PGresult *res, int row, const char *name);
 /* The text of a column; NULL for SQL NULL (or no such column). */
 const char *row_text(const PGresult *res, int row, const char *name);
+/* True only for a boolean column that is 't' (NULL, 'f', no such column: false). */
+bool row_true(const PGresult *res, int row, const char *name);
+/* The text into dst (n bytes, truncated, always terminated); "" for SQL NULL. */
+void row_copy(const PGresult *res, int row, const char *name, char *dst, size_t n);
+/* A malloc'd copy of the text, or NULL for SQL NULL. */
+char *row_dup(const PGresult *res, int row, const char *name);
 /* boolean column ('t'/'f'); def for NULL. */
 bool row_bool(const PGresult *res, int row, const char *name, bool def);
 /* Integer column (int2/4/8, or numeric text without a fraction); def for NULL or garbage. */

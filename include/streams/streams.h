@@ -3,7 +3,7 @@
  *
  *   streams.c      loading a stream and deciding who may do what with it,
  *                  the LiveKit side of the lifecycle (room, RTMP ingress,
- *                  HLS egress) and the webhook hooks of hooks.h;
+ *                  HLS egress) and the webhook hooks below;
  *   api_streams.c  create/start/end/keys/tokens/list/get/analytics handlers
  *                  and the route table (streams_routes);
  *   stream_chat.c  chat and reactions handlers;
@@ -15,7 +15,8 @@
  *   member       a member of the stream's channel: may view and take part;
  *   public       while a stream is live and STREAMS_PUBLIC_WHILE_LIVE is on (the
  *                default), anyone, signed in or not, may view it.
- * A caller who may not view a stream gets 401 when anonymous, 403 when signed in.
+ * A caller who may not view a stream gets 401 when anonymous, and 404 when
+ * signed in (as if it did not exist: a private stream is not confirmed).
  */
 #ifndef NC_STREAMS_H
 #define NC_STREAMS_H
@@ -55,7 +56,9 @@ struct stream_ctx {
 
 /*
  * Validate the id (400), BEGIN a service transaction, load the stream (404),
- * compute the caller's rights and check `need` (401/403).  On NC_OK the
+ * compute the caller's rights and check `need` (401/403; with any need, 404
+ * for a signed-in caller who may not view the stream).  need 0 (a viewer's
+ * own session) checks nothing.  On NC_OK the
  * transaction is left open for the caller (commit or roll back); on error it
  * is rolled back and err is set.  for_update locks the row.
  */
@@ -136,6 +139,15 @@ long viewers_current(struct nc_worker *w, const char *stream_id);
  */
 void viewers_refresh(struct nc_worker *w, const char *stream_id);
 
+/*
+ * An anonymous client's key for counting and bounding its viewer sessions:
+ * a keyed hash (HMAC-SHA256 with the JWT key) of its address, so the
+ * address itself is never stored.  Hex, STREAMS_CLIENT_KEY_LEN characters.
+ */
+#define STREAMS_CLIENT_KEY_LEN 32
+void streams_client_key(const struct nc_config *cfg, const char *addr,
+			char out[STREAMS_CLIENT_KEY_LEN + 1]);
+
 void api_stream_viewer_join(struct req *r);
 void api_stream_viewer_heartbeat(struct req *r);
 void api_stream_viewer_leave(struct req *r);
@@ -163,5 +175,8 @@ int streams_on_egress(struct nc_worker *w, const char *event, json_t *egress_inf
 		      int64_t created_at, struct nc_error *err);
 int streams_on_ingress(struct nc_worker *w, const char *event, json_t *ingress_info,
 		       int64_t created_at, struct nc_error *err);
+
+/* Fold the counter deltas busy streams left (sql/0009_stream_counters.sql); a periodic job. */
+void streams_counters_periodic(struct nc_worker *w, void *arg);
 
 #endif

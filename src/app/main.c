@@ -11,6 +11,7 @@
 #include "ops/gdpr.h"
 #include "calls/calls.h"
 #include "recordings/recordings.h"
+#include "streams/streams.h"
 #include "http/http.h"
 #include "http/worker.h"
 #include "livekit/lk.h"
@@ -163,6 +164,8 @@ static int cmd_serve(const struct nc_config *cfg)
 	srv = http_server_new(cfg, api_routes());
 	http_server_add_periodic(srv, cfg->call_sweep_interval_s, calls_periodic, NULL, "sweep-calls");
 	http_server_add_periodic(srv, cfg->outbound_webhook_interval_s, outbox_periodic, NULL, "outbox");
+	http_server_add_periodic(srv, cfg->stream_counter_flush_s, streams_counters_periodic, NULL,
+				 "stream-counters");
 	rc = http_server_run(srv);
 	http_server_free(srv);
 	return rc == 0 ? 0 : 1;

@@ -12,9 +12,10 @@
  * trigger of 0002_triggers.sql adds the session), ringing/invited -> missed.
  */
 #include "calls/calls.h"
-#include "core/uuid.h"
-#include "realtime/events.h"
 #include "recordings/recordings.h"
+#include "core/uuid.h"
+#include "calls/calls_db.h"
+#include "realtime/events.h"
 #include "livekit/lk.h"
 #include "core/log.h"
 #include "realtime/presence.h"
@@ -35,92 +36,32 @@ bool calls_status_terminal(const char *status)
 int calls_close_tx(const struct nc_config *cfg, struct db_conn *db, const char *call_id,
 		   const char *status, const char *end_reason, const char *at, struct nc_error *err)
 {
-	const char *params[4] = { call_id, status, end_reason, at };
-	PGresult *res;
-	bool closed;
-	int n;
+	struct calls_close_result cr;
+	char event[32];
+	json_t *payload;
+	enum nc_err rc;
 
-	/*
-	 * One statement: the call row changes only if it is still open, and
-	 * the participants are closed only through that change (the CTE), so
-	 * a second close of the same call touches nothing.  Track flags are
-	 * cleared: nobody publishes in a closed call.
-	 */
-	res = db_exec(db,
-		      "WITH c AS ("
-		      "  UPDATE nchat_calls SET status = $2, end_reason = $3,"
-		      "         ended_at = COALESCE($4::timestamptz, now())"
-		      "   WHERE id = $1 AND status IN ('initiating', 'ringing', 'active')"
-		      "  RETURNING id, ended_at),"
-		      " p AS ("
-		      "  UPDATE nchat_call_participants p"
-		      "    SET status = CASE WHEN p.status = 'joined' THEN 'left' ELSE 'missed' END,"
-		      "        left_at = CASE WHEN p.status = 'joined'"
-		      "                       THEN GREATEST(c.ended_at, p.joined_at) ELSE p.left_at END,"
-		      "        is_audio_enabled = false, is_video_enabled = false,"
-		      "        is_screen_sharing = false"
-		      "   FROM c"
-		      "  WHERE p.call_id = c.id AND p.status IN ('joined', 'ringing', 'invited')"
-		      "  RETURNING p.id)"
-		      " SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM p)",
-		      4, params, err);
-	if (res == NULL)
+	if (calls_db_close(db, call_id, status, end_reason, at, &cr, err) != NC_OK)
 		return -1;
-	closed = atoi(PQgetvalue(res, 0, 0)) > 0;
-	n = atoi(PQgetvalue(res, 0, 1));
-	PQclear(res);
-	if (!closed)
-		return n; /* already closed by someone else: nothing to announce */
+	if (!cr.closed)
+		return cr.participants; /* already closed by someone else: nothing to announce */
 	/* Tell the chat's backend in the same transaction (callers hold the call row). */
-	{
-		char event[32];
-		json_t *payload = json_pack("{s:s, s:s, s:s}", "callId", call_id, "status", status,
-					    "reason", end_reason ? end_reason : "");
-		enum nc_err rc;
-
-		snprintf(event, sizeof(event), "call.%s", strcmp(status, "ended") == 0 ? "ended" : status);
-		rc = outbox_enqueue(db, cfg, event, payload, err);
-		json_decref(payload);
-		if (rc != NC_OK)
-			return -1;
-	}
-	return n;
+	payload = json_pack("{s:s, s:s, s:s}", "callId", call_id, "status", status, "reason",
+			    end_reason ? end_reason : "");
+	snprintf(event, sizeof(event), "call.%s", strcmp(status, "ended") == 0 ? "ended" : status);
+	rc = outbox_enqueue(db, cfg, event, payload, err);
+	json_decref(payload);
+	return rc == NC_OK ? cr.participants : -1;
 }
 
 int calls_count_joined(struct db_conn *db, const char *call_id, struct nc_error *err)
 {
-	const char *params[1] = { call_id };
-	PGresult *res = db_exec(db,
-				"SELECT count(*) FROM nchat_call_participants"
-				" WHERE call_id = $1 AND status = 'joined'",
-				1, params, err);
-	int n;
-
-	if (res == NULL)
-		return -1;
-	n = atoi(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	return n;
+	return calls_db_count_joined(db, call_id, err);
 }
 
 json_t *calls_member_ids(struct db_conn *db, const char *call_id, struct nc_error *err)
 {
-	const char *params[1] = { call_id };
-	PGresult *res = db_exec(db,
-				"SELECT user_id::text FROM nchat_call_participants"
-				" WHERE call_id = $1 AND user_id IS NOT NULL"
-				/* a removed participant gets no more events (issue 15 #3) */
-				" AND status <> 'removed'",
-				1, params, err);
-	json_t *arr;
-
-	if (res == NULL)
-		return NULL;
-	arr = json_array();
-	for (int i = 0; i < PQntuples(res); i++)
-		json_array_append_new(arr, json_string(PQgetvalue(res, i, 0)));
-	PQclear(res);
-	return arr;
+	return calls_db_member_ids(db, call_id, err);
 }
 
 enum nc_err calls_delete_room(struct nc_worker *w, const char *room, struct nc_error *err)

@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "realtime/presence.h"
 #include "http/worker.h"
+#include "calls/calls_db.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,28 +49,25 @@ static enum nc_err finish_call(struct nc_worker *w, const char *id, const char *
 			       struct nc_error *err)
 {
 	struct db_conn *db = &w->db;
-	const char *params[1] = { id };
-	PGresult *res;
+	char now_status[16];
 	json_t *members;
 	int n;
 
 	*done = false;
 	if (db_begin_service(db, err) != NC_OK)
 		return err->code;
-	res = db_exec(db, "SELECT status FROM nchat_calls WHERE id = $1 FOR UPDATE", 1, params, err);
-	if (res == NULL)
+	n = calls_db_lock_status(db, id, false, now_status, err);
+	if (n < 0)
 		goto fail;
-	if (PQntuples(res) == 0 || calls_status_terminal(PQgetvalue(res, 0, 0)) ||
-	    (only_if_ringing && strcmp(PQgetvalue(res, 0, 0), "ringing") != 0)) {
-		PQclear(res);
+	if (n == 0 || calls_status_terminal(now_status) ||
+	    (only_if_ringing && strcmp(now_status, "ringing") != 0)) {
 		db_rollback(db);
 		return NC_OK; /* changed meanwhile: nothing to do */
 	}
-	PQclear(res);
 	n = calls_close_tx(w->cfg, db, id, status, reason, NULL, err);
 	if (n < 0)
 		goto fail;
-	members = calls_member_ids(db, id, err);
+	members = calls_db_member_ids(db, id, err);
 	if (members == NULL)
 		goto fail;
 	if (db_commit(db, err) != NC_OK) {
@@ -92,47 +90,34 @@ static enum nc_err sweep_ring(struct nc_worker *w, struct calls_sweep_stats *st,
 			      struct nc_error *err)
 {
 	struct db_conn *db = &w->db;
-	PGresult *res;
-	char **ids = NULL;
-	int n = 0;
+	json_t *ids = NULL, *id;
+	size_t i;
+	int n;
 	bool done;
 
 	/* Invitees of answered calls who never picked up: missed (one statement). */
 	if (db_begin_service(db, err) != NC_OK)
 		return err->code;
-	res = db_exec(db, "UPDATE nchat_call_participants p SET status = 'missed'"
-		      " FROM nchat_calls c WHERE p.call_id = c.id AND c.status = 'active'"
-		      " AND c.ring_expires_at <= now() AND p.status IN ('ringing', 'invited')",
-		      0, NULL, err);
-	if (res == NULL) {
+	n = calls_db_sweep_missed_invitees(db, err);
+	if (n < 0) {
 		db_rollback(db);
 		return err->code;
 	}
-	st->participants_closed += atoi(PQcmdTuples(res));
-	PQclear(res);
-	res = db_exec(db, "SELECT id::text FROM nchat_calls WHERE status = 'ringing'"
-		      " AND ring_expires_at <= now() ORDER BY ring_expires_at LIMIT " "200",
-		      0, NULL, err);
-	if (res == NULL || db_commit(db, err) != NC_OK) {
-		PQclear(res);
+	st->participants_closed += n;
+	ids = calls_db_ring_expired(db, SWEEP_BATCH, err);
+	if (ids == NULL || db_commit(db, err) != NC_OK) {
+		json_decref(ids);
 		db_rollback(db);
 		return err->code;
 	}
-	n = PQntuples(res);
-	ids = xcalloc((size_t)n + 1, sizeof(*ids));
-	for (int i = 0; i < n; i++)
-		ids[i] = xstrdup(PQgetvalue(res, i, 0));
-	PQclear(res);
-	for (int i = 0; i < n; i++) {
-		if (finish_call(w, ids[i], "missed", "ring_timeout", true, &done,
+	json_array_foreach(ids, i, id) {
+		if (finish_call(w, json_string_value(id), "missed", "ring_timeout", true, &done,
 				&st->participants_closed, err) != NC_OK)
 			break;
 		if (done)
 			st->missed++;
 	}
-	for (int i = 0; i < n; i++)
-		free(ids[i]);
-	free(ids);
+	json_decref(ids);
 	return err->code;
 }
 
@@ -144,11 +129,9 @@ static enum nc_err sweep_participants(struct nc_worker *w, const char *id, const
 	Livekit__ListParticipantsResponse *lp;
 	struct lk_status lst;
 	struct db_conn *db = &w->db;
-	const char *params[3];
-	char grace[16];
+	char status[16];
 	json_t *present = json_array(), *closed_ids = NULL, *u;
 	char *lit, *p;
-	PGresult *res;
 	size_t len = 3, i;
 	bool done;
 	int n;
@@ -181,36 +164,19 @@ static enum nc_err sweep_participants(struct nc_worker *w, const char *id, const
 	}
 	*p++ = '}';
 	*p = '\0';
-	snprintf(grace, sizeof(grace), "%d", JOIN_GRACE_S);
-	params[0] = id;
-	params[1] = lit;
-	params[2] = grace;
 	if (db_begin_service(db, err) != NC_OK)
 		goto out;
-	res = db_exec(db, "SELECT 1 FROM nchat_calls WHERE id = $1 AND status IN ('ringing', 'active')"
-		      " FOR UPDATE", 1, params, err);
-	if (res == NULL)
+	n = calls_db_lock_status(db, id, true, status, err);
+	if (n < 0)
 		goto fail;
-	n = PQntuples(res);
-	PQclear(res);
-	if (n == 0) {
+	if (n == 0 || strcmp(status, "initiating") == 0) {
 		db_rollback(db);
 		goto out;
 	}
-	res = db_exec(db, "UPDATE nchat_call_participants SET status = 'left', left_at = now(),"
-		      " is_audio_enabled = false, is_video_enabled = false, is_screen_sharing = false"
-		      " WHERE call_id = $1 AND status = 'joined'"
-		      " AND NOT (user_id = ANY ($2::uuid[]))"
-		      " AND (livekit_participant_id IS NOT NULL"
-		      "      OR joined_at < now() - make_interval(secs => $3::int))"
-		      " RETURNING user_id::text", 3, params, err);
-	if (res == NULL)
+	closed_ids = calls_db_close_absent(db, id, lit, JOIN_GRACE_S, err);
+	if (closed_ids == NULL)
 		goto fail;
-	closed_ids = json_array();
-	for (int r = 0; r < PQntuples(res); r++)
-		json_array_append_new(closed_ids, json_string(PQgetvalue(res, r, 0)));
-	PQclear(res);
-	n = calls_count_joined(db, id, err);
+	n = calls_db_count_joined(db, id, err);
 	if (n < 0 || db_commit(db, err) != NC_OK)
 		goto fail;
 	st->participants_closed += (int)json_array_size(closed_ids);
@@ -240,43 +206,38 @@ static enum nc_err sweep_rooms(struct nc_worker *w, struct calls_sweep_stats *st
 	Livekit__ListRoomsRequest lr = LIVEKIT__LIST_ROOMS_REQUEST__INIT;
 	Livekit__ListRoomsResponse *rooms;
 	struct lk_status lst;
-	char grace[16];
-	const char *params[1];
-	PGresult *res;
-	int n;
+	json_t *calls;
+	size_t n;
 	bool done;
 
 	if (w->lk == NULL)
 		return NC_OK;
-	snprintf(grace, sizeof(grace), "%d", ROOM_GRACE_S);
-	params[0] = grace;
 	if (db_begin_service(db, err) != NC_OK)
 		return err->code;
-	res = db_exec(db, "SELECT id::text, livekit_room_name FROM nchat_calls"
-		      " WHERE status IN ('initiating', 'ringing', 'active')"
-		      " AND initiated_at < now() - make_interval(secs => $1::int)"
-		      " ORDER BY updated_at LIMIT 200", 1, params, err);
+	calls = calls_db_open_calls(db, ROOM_GRACE_S, SWEEP_BATCH, err);
 	db_rollback(db);
-	if (res == NULL)
+	if (calls == NULL)
 		return err->code;
-	n = PQntuples(res);
+	n = json_array_size(calls);
 	if (n == 0) {
-		PQclear(res);
+		json_decref(calls);
 		return NC_OK;
 	}
-	lr.n_names = (size_t)n;
-	lr.names = xcalloc((size_t)n, sizeof(char *));
-	for (int i = 0; i < n; i++)
-		lr.names[i] = PQgetvalue(res, i, 1);
+	lr.n_names = n;
+	lr.names = xcalloc(n, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		lr.names[i] = (char *)json_string_value(json_object_get(json_array_get(calls, i), "room"));
 	rooms = lk_list_rooms(w->lk, &lr, &lst);
 	free(lr.names);
 	if (rooms == NULL) {
 		/* Never end calls on a LiveKit error: only on a clear "not listed". */
-		PQclear(res);
+		json_decref(calls);
 		return lk_status_error(&lst, err);
 	}
-	for (int i = 0; i < n && err->code == NC_OK; i++) {
-		const char *id = PQgetvalue(res, i, 0), *room = PQgetvalue(res, i, 1);
+	for (size_t i = 0; i < n && err->code == NC_OK; i++) {
+		json_t *c = json_array_get(calls, i);
+		const char *id = json_string_value(json_object_get(c, "id"));
+		const char *room = json_string_value(json_object_get(c, "room"));
 		bool listed = false;
 
 		for (size_t k = 0; k < rooms->n_rooms; k++)
@@ -291,7 +252,7 @@ static enum nc_err sweep_rooms(struct nc_worker *w, struct calls_sweep_stats *st
 		}
 	}
 	protobuf_c_message_free_unpacked(&rooms->base, NULL);
-	PQclear(res);
+	json_decref(calls);
 	return err->code;
 }
 

@@ -86,6 +86,8 @@ static const struct key_def keys[] = {
 	I("STREAM_CHAT_RATE_LIMIT", stream_chat_rate_limit, "5", 1, 10000),
 	I("STREAM_CHAT_RATE_WINDOW_SECONDS", stream_chat_rate_window_s, "10", 1, 3600),
 	I("STREAM_REACTION_RATE_LIMIT", stream_reaction_rate_limit, "10", 1, 10000),
+	I("ANON_VIEWER_SESSIONS_PER_ADDRESS", anon_viewer_sessions, "4", 1, 1000000),
+	I("STREAM_COUNTER_FLUSH_SECONDS", stream_counter_flush_s, "2", 0, 3600),
 	S("CHAT_BLOCKED_WORDS", chat_blocked_words, ""),
 	B("STREAMS_PUBLIC_WHILE_LIVE", streams_public_live, "true"),
 

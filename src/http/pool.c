@@ -65,6 +65,8 @@ static void *worker_main(void *arg)
 		j->fn(w, j->arg);
 		atomic_fetch_sub(&srv->busy_workers, 1);
 		push_done(srv, j);
+		/* best-effort writes the job queued (worker_defer, rds_append), off the response path */
+		worker_after_response(w);
 	}
 	worker_teardown(w);
 	return NULL;

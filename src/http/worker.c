@@ -42,8 +42,39 @@ void worker_setup(struct nc_worker *w, const struct nc_config *cfg)
 	w->s3 = s3_client_new(cfg);
 }
 
+void worker_defer(struct nc_worker *w, void (*fn)(struct nc_worker *w, void *arg), void *arg)
+{
+	if (w->n_deferred >= WORKER_DEFER_MAX) {
+		fn(w, arg);
+		return;
+	}
+	w->deferred[w->n_deferred].fn = fn;
+	w->deferred[w->n_deferred].arg = arg;
+	w->n_deferred++;
+}
+
+void worker_after_response(struct nc_worker *w)
+{
+	for (int i = 0; i < w->n_deferred; i++) {
+		struct worker_deferred d = w->deferred[i];
+
+		d.fn(w, d.arg);
+	}
+	w->n_deferred = 0;
+	/*
+	 * The queued Redis writes go out now; their replies are read before
+	 * the next command on this connection (they have arrived by then), so
+	 * the worker does not wait for them.
+	 */
+	if (w->rds_ok)
+		(void)rds_send(&w->rds);
+}
+
 void worker_teardown(struct nc_worker *w)
 {
+	worker_after_response(w);
+	if (w->rds_ok)
+		(void)rds_flush(&w->rds);
 	db_cleanup(&w->db);
 	if (w->rds_ok)
 		rds_cleanup(&w->rds);

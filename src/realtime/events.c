@@ -52,7 +52,9 @@ static const char publish_lua[] =
 	"redis.call('PUBLISH', KEYS[2], id .. ' ' .. ARGV[1])\n"
 	"return id\n";
 
-int rt_publish(struct nc_worker *w, const char *topic, const char *type, json_t *data)
+/* Send (sync) or queue (later: rds_append, best effort) one publish. */
+static int publish(struct nc_worker *w, const char *topic, const char *type, json_t *data,
+		   bool later)
 {
 	char logkey[160], chan[160], maxlen[16], ttl[16];
 	json_t *ev;
@@ -83,6 +85,13 @@ int rt_publish(struct nc_worker *w, const char *topic, const char *type, json_t 
 	argv[5] = text;
 	argv[6] = maxlen;
 	argv[7] = ttl;
+	if (later) {
+		rc = rds_append(&w->rds, 8, argv, NULL) ? 0 : -1;
+		if (rc != 0)
+			log_warn("realtime: %s not published on %s: redis unavailable", type, topic);
+		free(text);
+		return rc;
+	}
 	rep = rds_cmdv(&w->rds, 8, argv, NULL, &err);
 	if (rep != NULL && rep->type != REDIS_REPLY_ERROR)
 		rc = 0;
@@ -94,12 +103,17 @@ int rt_publish(struct nc_worker *w, const char *topic, const char *type, json_t 
 	return rc;
 }
 
+int rt_publish(struct nc_worker *w, const char *topic, const char *type, json_t *data)
+{
+	return publish(w, topic, type, data, false);
+}
+
 void rt_publish_user(struct nc_worker *w, const char *user_id, const char *type, json_t *data)
 {
 	char topic[64];
 
 	snprintf(topic, sizeof(topic), "user:%s", user_id);
-	rt_publish(w, topic, type, data);
+	publish(w, topic, type, data, true);
 }
 
 void rt_publish_stream(struct nc_worker *w, const char *stream_id, const char *type, json_t *data)
@@ -107,7 +121,7 @@ void rt_publish_stream(struct nc_worker *w, const char *stream_id, const char *t
 	char topic[64];
 
 	snprintf(topic, sizeof(topic), "stream:%s", stream_id);
-	rt_publish(w, topic, type, data);
+	publish(w, topic, type, data, true);
 }
 
 enum nc_err outbox_enqueue(struct db_conn *db, const struct nc_config *cfg, const char *event,
@@ -151,4 +165,39 @@ enum nc_err outbox_enqueue(struct db_conn *db, const struct nc_config *cfg, cons
 	}
 	free(body);
 	return rc;
+}
+
+char *outbox_urls_literal(const struct nc_config *cfg)
+{
+	const char *p = cfg->outbound_webhook_urls;
+	size_t cap = 3 + (p ? 2 * strlen(p) + 3 * (strlen(p) + 1) : 0), n = 0;
+	char *out = xmalloc(cap);
+	bool first = true;
+
+	out[n++] = '{';
+	while (p != NULL && *p != '\0') {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		while (len > 0 && *p == ' ')
+			p++, len--;
+		while (len > 0 && p[len - 1] == ' ')
+			len--;
+		if (len > 0) {
+			if (!first)
+				out[n++] = ',';
+			first = false;
+			out[n++] = '"';
+			for (size_t i = 0; i < len; i++) {
+				if (p[i] == '"' || p[i] == '\\')
+					out[n++] = '\\';
+				out[n++] = p[i];
+			}
+			out[n++] = '"';
+		}
+		p = end ? end + 1 : NULL;
+	}
+	out[n++] = '}';
+	out[n] = '\0';
+	return out;
 }

@@ -1,8 +1,9 @@
 /*
  * presence.c - call presence and the busy flag in Redis (see presence.h).
  *
- * Everything here is best effort: a failed command is logged at debug level
- * and forgotten, because presence is derived state that the next join,
+ * Everything here is best effort: the writes are queued and sent after the
+ * response (rds_append); a failed command is logged at debug level and
+ * forgotten, because presence is derived state that the next join,
  * webhook or sweep writes again, and it expires on its own.
  */
 #include "realtime/presence.h"
@@ -17,20 +18,19 @@
 #define PRESENCE_CALL_PREFIX "nchat:presence:call:"
 #define PRESENCE_BUSY_PREFIX "nchat:busy:"
 
-/* Run a command given as a NULL-terminated list; true if Redis answered without error. */
+/*
+ * Queue a command (rds_append): presence writes go out together, after the
+ * response, in one round trip.  false when Redis is unavailable.
+ */
 static bool run(struct nc_worker *w, const char **argv, int argc)
 {
-	struct nc_error err = {0};
-	redisReply *rep;
 	bool ok;
 
 	if (w == NULL || !w->rds_ok)
 		return false;
-	rep = rds_cmdv(&w->rds, argc, argv, NULL, &err);
-	ok = rep != NULL && rep->type != REDIS_REPLY_ERROR;
+	ok = rds_append(&w->rds, argc, argv, NULL);
 	if (!ok)
-		log_debug("presence: %s failed: %s", argv[0], rep ? rep->str : err.msg);
-	freeReplyObject(rep);
+		log_debug("presence: %s not queued: redis unavailable", argv[0]);
 	return ok;
 }
 

@@ -73,6 +73,8 @@ int rds_init(struct rds_conn *r, const char *url, int timeout_ms)
 
 void rds_cleanup(struct rds_conn *r)
 {
+	if (r->pending > 0)
+		(void)rds_flush(r);
 	if (r->c != NULL)
 		redisFree(r->c);
 	free(r->host);
@@ -82,6 +84,7 @@ void rds_cleanup(struct rds_conn *r)
 
 static void drop(struct rds_conn *r, const char *why)
 {
+	r->pending = 0;
 	log_warn("redis: %s", why);
 	metrics_inc(M_REDIS_ERRORS);
 	if (r->c != NULL)
@@ -129,11 +132,61 @@ static bool ensure(struct rds_conn *r)
 	return true;
 }
 
+bool rds_append(struct rds_conn *r, int argc, const char **argv, const size_t *lens)
+{
+	if (!ensure(r))
+		return false;
+	if (redisAppendCommandArgv(r->c, argc, argv, lens) != REDIS_OK) {
+		drop(r, r->c->errstr[0] ? r->c->errstr : "cannot queue a command");
+		return false;
+	}
+	r->pending++;
+	return true;
+}
+
+int rds_send(struct rds_conn *r)
+{
+	int done = 0;
+
+	if (r->c == NULL || r->pending == 0)
+		return 0;
+	while (!done) {
+		if (redisBufferWrite(r->c, &done) != REDIS_OK) {
+			drop(r, r->c->errstr[0] ? r->c->errstr : "cannot send");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int rds_flush(struct rds_conn *r)
+{
+	void *rep = NULL;
+	int errors = 0;
+
+	while (r->c != NULL && r->pending > 0) {
+		if (redisGetReply(r->c, &rep) != REDIS_OK || rep == NULL) {
+			drop(r, r->c->errstr[0] ? r->c->errstr : "no reply");
+			return -1;
+		}
+		r->pending--;
+		if (((redisReply *)rep)->type == REDIS_REPLY_ERROR) {
+			log_debug("redis: a queued command failed: %s", ((redisReply *)rep)->str);
+			errors++;
+		}
+		freeReplyObject(rep);
+	}
+	r->pending = 0;
+	return errors;
+}
+
 redisReply *rds_cmdv(struct rds_conn *r, int argc, const char **argv, const size_t *lens,
 		     struct nc_error *err)
 {
 	redisReply *rep;
 
+	if (r->pending > 0)
+		(void)rds_flush(r);
 	if (!ensure(r)) {
 		err_set(err, NC_EUNAVAILABLE, "redis unavailable");
 		return NULL;
@@ -151,6 +204,8 @@ redisReply *rds_cmd(struct rds_conn *r, struct nc_error *err, const char *fmt, .
 	redisReply *rep;
 	va_list ap;
 
+	if (r->pending > 0)
+		(void)rds_flush(r);
 	if (!ensure(r)) {
 		err_set(err, NC_EUNAVAILABLE, "redis unavailable");
 		return NULL;

@@ -5,6 +5,7 @@
 #include "core/log.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 int row_col(const PGresult *res, const char *name)
@@ -43,6 +44,25 @@ bool row_bool(const PGresult *res, int row, const char *name, bool def)
 	if (v == NULL)
 		return def;
 	return v[0] == 't';
+}
+
+bool row_true(const PGresult *res, int row, const char *name)
+{
+	return row_bool(res, row, name, false);
+}
+
+void row_copy(const PGresult *res, int row, const char *name, char *dst, size_t n)
+{
+	const char *v = cell(res, row, name);
+
+	snprintf(dst, n, "%s", v ? v : "");
+}
+
+char *row_dup(const PGresult *res, int row, const char *name)
+{
+	const char *v = cell(res, row, name);
+
+	return v ? xstrdup(v) : NULL;
 }
 
 int64_t row_i64(const PGresult *res, int row, const char *name, int64_t def)

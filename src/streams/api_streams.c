@@ -11,6 +11,7 @@
  */
 #include "streams/streams.h"
 #include "core/uuid.h"
+#include "streams/streams_db.h"
 
 #include "http/http.h"
 #include "http/auth.h"
@@ -25,35 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A stream row as the JSON object of API responses (one column). */
-#define STREAM_JSON_SQL                                                                   \
-	"json_build_object('id', s.id, 'channel_id', s.channel_id,"                       \
-	" 'broadcaster_id', s.broadcaster_id, 'title', s.title,"                          \
-	" 'description', s.description, 'status', s.status,"                              \
-	" 'livekit_room_name', s.livekit_room_name, 'hls_manifest_url', s.hls_manifest_url," \
-	" 'ingest_url', s.ingest_url, 'stream_key_last4', s.stream_key_last4,"            \
-	" 'stream_key_revoked_at', " STREAMS_TS("s.stream_key_revoked_at") ","            \
-	" 'enable_chat', s.enable_chat, 'enable_reactions', s.enable_reactions,"          \
-	" 'chat_slow_mode_seconds', s.chat_slow_mode_seconds,"                            \
-	" 'scheduled_at', " STREAMS_TS("s.scheduled_at") ","                              \
-	" 'started_at', " STREAMS_TS("s.started_at") ","                                  \
-	" 'ended_at', " STREAMS_TS("s.ended_at") ","                                      \
-	" 'current_viewers', s.current_viewers, 'peak_viewers', s.peak_viewers,"          \
-	" 'total_views', s.total_views, 'unique_viewers', s.unique_viewers,"              \
-	" 'total_chat_messages', s.total_chat_messages,"                                  \
-	" 'total_reactions', s.total_reactions,"                                          \
-	" 'created_at', " STREAMS_TS("s.created_at") ","                                  \
-	" 'updated_at', " STREAMS_TS("s.updated_at") ")"
-
 /* A start claim older than this is taken to be from a crashed request. */
 #define START_CLAIM_STALE_S 60
-
-static json_t *col_json(PGresult *res, int row, int col)
-{
-	const char *v = db_val(res, row, col);
-
-	return v ? json_loads(v, 0, NULL) : NULL;
-}
 
 /*
  * Drop what this caller may not see: ingest_url and stream_key_last4 are
@@ -110,17 +84,6 @@ static bool all_space(const char *s)
 
 static void api_streams_create(struct req *r)
 {
-	static const char sql_check[] =
-		"SELECT EXISTS (SELECT 1 FROM nchat_channels WHERE id = $1),"
-		" EXISTS (SELECT 1 FROM nchat_channel_members WHERE channel_id = $1 AND user_id = $2),"
-		" (SELECT display_name FROM nchat_users WHERE id = $2),"
-		" CASE WHEN $3::text IS NULL THEN NULL ELSE ($3::timestamptz > now()) END";
-	static const char sql_insert[] =
-		"INSERT INTO nchat_streams AS s (id, channel_id, broadcaster_id, title, description,"
-		" status, livekit_room_name, livekit_ingress_id, stream_key, stream_key_last4,"
-		" ingest_url, enable_chat, enable_reactions, chat_slow_mode_seconds, scheduled_at)"
-		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::timestamptz)"
-		" RETURNING " STREAM_JSON_SQL;
 	struct db_conn *db = &r->w->db;
 	struct nc_error err;
 	json_t *body = req_json(r, false), *out = NULL, *details;
@@ -130,7 +93,7 @@ static void api_streams_create(struct req *r)
 	char *display_name = NULL, *room = NULL, *ingest_url = NULL;
 	char id[37], key_hash[72], last4[5], slow_txt[24];
 	struct streams_ingress in = { 0 };
-	PGresult *res;
+	struct streams_create_check chk = { 0 };
 
 	if (body == NULL)
 		return;
@@ -152,32 +115,19 @@ static void api_streams_create(struct req *r)
 	}
 
 	/* Who may create: members of the channel. */
-	if (db_begin_service(db, &err) != NC_OK)
+	if (db_begin_service(db, &err) != NC_OK ||
+	    streams_db_create_check(db, channel_id, r->user.user_id, scheduled_at, &chk, &err) != NC_OK)
 		goto fail;
-	{
-		const char *p[3] = { channel_id, r->user.user_id, scheduled_at };
-
-		res = db_exec(db, sql_check, 3, p, &err);
-	}
-	if (res == NULL) {
-		if (err.code == NC_EBADREQ)
-			err_set(&err, NC_EBADREQ, "scheduledAt is not a valid date-time");
-		goto fail;
-	}
-	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
-		PQclear(res);
+	display_name = chk.display_name;
+	scheduled = chk.scheduled;
+	if (!chk.channel_exists) {
 		err_set(&err, NC_ENOTFOUND, "channel not found");
 		goto fail;
 	}
-	if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
-		PQclear(res);
+	if (!chk.member) {
 		err_set(&err, NC_EFORBIDDEN, "only members of the channel may stream to it");
 		goto fail;
 	}
-	if (db_val(res, 0, 2))
-		display_name = xstrdup(db_val(res, 0, 2));
-	scheduled = db_val(res, 0, 3) && strcmp(db_val(res, 0, 3), "t") == 0;
-	PQclear(res);
 	db_rollback(db); /* read only; no transaction across the LiveKit calls */
 
 	/* LiveKit: the room, then the RTMP ingress that publishes into it. */
@@ -202,20 +152,13 @@ static void api_streams_create(struct req *r)
 	if (db_begin_service(db, &err) != NC_OK)
 		goto undo_lk;
 	{
-		const char *p[15] = { id, channel_id, r->user.user_id, title, description,
-				      scheduled ? "scheduled" : "preparing", room, in.ingress_id,
-				      key_hash, last4, ingest_url, enable_chat ? "true" : "false",
-				      enable_reactions ? "true" : "false", slow_txt, scheduled_at };
+		struct streams_new n = { id, channel_id, r->user.user_id, title, description,
+					 scheduled ? "scheduled" : "preparing", room, in.ingress_id,
+					 key_hash, last4, ingest_url, slow_txt, scheduled_at,
+					 enable_chat, enable_reactions };
 
-		res = db_exec(db, sql_insert, 15, p, &err);
-	}
-	if (res == NULL)
-		goto undo_lk;
-	out = col_json(res, 0, 0);
-	PQclear(res);
-	if (out == NULL) {
-		err_set(&err, NC_EINTERNAL, "cannot read the new stream");
-		goto undo_lk;
+		if ((out = streams_db_insert(db, &n, &err)) == NULL)
+			goto undo_lk;
 	}
 	details = json_pack("{s:s, s:s}", "channel_id", channel_id, "title", title);
 	if (audit_log(db, &r->user, "stream.create", "stream", id, details, r->request_id, &err) !=
@@ -258,22 +201,6 @@ done:
 
 /* ---- POST /api/streams/{id}/publisher-token ---- */
 
-static char *user_display_name(struct db_conn *db, const char *user_id)
-{
-	const char *p[1] = { user_id };
-	struct nc_error err;
-	PGresult *res = db_exec(db, "SELECT display_name FROM nchat_users WHERE id = $1", 1, p,
-				&err);
-	char *name = NULL;
-
-	if (res == NULL)
-		return NULL;
-	if (PQntuples(res) == 1 && db_val(res, 0, 0))
-		name = xstrdup(db_val(res, 0, 0));
-	PQclear(res);
-	return name;
-}
-
 static void api_stream_publisher_token(struct req *r)
 {
 	struct stream_ctx s;
@@ -292,7 +219,7 @@ static void api_stream_publisher_token(struct req *r)
 		resp_error(r, NC_ECONFLICT, "the stream has ended");
 		return;
 	}
-	name = user_display_name(&r->w->db, r->user.user_id);
+	name = streams_db_user_name(&r->w->db, r->user.user_id);
 	db_rollback(&r->w->db);
 	token = streams_mint_token(r->cfg, r->user.user_id, name, s.room_name, true, &exp);
 	if (token == NULL) {
@@ -316,18 +243,11 @@ static void start_unclaim(struct req *r, const char *id, const char *claim)
 {
 	struct db_conn *db = &r->w->db;
 	struct nc_error err;
-	const char *p[2] = { id, claim };
-	PGresult *res;
 
 	if (db_begin_service(db, &err) != NC_OK)
 		return;
-	res = db_exec(db, "UPDATE nchat_streams SET livekit_egress_id = NULL"
-			  " WHERE id = $1 AND livekit_egress_id = $2", 2, p, &err);
-	if (res != NULL) {
-		PQclear(res);
-		if (db_commit(db, &err) == NC_OK)
-			return;
-	}
+	if (streams_db_set_egress(db, id, NULL, claim, &err) == NC_OK && db_commit(db, &err) == NC_OK)
+		return;
 	db_rollback(db);
 	log_warn("stream %s: cannot release start claim: %s", id, err.msg);
 }
@@ -355,20 +275,12 @@ static bool claim_is_stale(const char *egress_id)
  */
 static void api_stream_start(struct req *r)
 {
-	static const char sql_finish[] =
-		"WITH prev AS (SELECT status FROM nchat_streams WHERE id = $1 FOR UPDATE)"
-		" UPDATE nchat_streams s SET livekit_egress_id = $2, hls_manifest_url = $3,"
-		" status = 'live', started_at = COALESCE(s.started_at, now())"
-		" WHERE s.id = $1 AND s.livekit_egress_id = $4 AND s.status NOT IN ('ended', 'failed')"
-		" RETURNING (SELECT status FROM prev), " STREAMS_TS("s.started_at") ","
-		" s.channel_id, s.broadcaster_id, s.title";
 	struct db_conn *db = &r->w->db;
 	struct stream_ctx s;
+	struct streams_started st = { 0 };
 	struct nc_error err;
 	char claim[48];
-	char *egress_id = NULL, *hls = NULL, *started_at = NULL;
-	bool was_live;
-	PGresult *res;
+	char *egress_id = NULL, *hls = NULL;
 	json_t *payload, *out;
 
 	if (streams_open(r, req_param(r, "id"), STREAM_NEED_OWNER, true, &s, &err) != NC_OK) {
@@ -387,16 +299,8 @@ static void api_stream_start(struct req *r)
 		goto fail;
 	}
 	snprintf(claim, sizeof(claim), "pending:%lld", (long long)now_unix());
-	{
-		const char *p[2] = { s.id, claim };
-
-		res = db_exec(db, "UPDATE nchat_streams SET livekit_egress_id = $2 WHERE id = $1",
-			      2, p, &err);
-	}
-	if (res == NULL)
-		goto fail;
-	PQclear(res);
-	if (db_commit(db, &err) != NC_OK)
+	if (streams_db_set_egress(db, s.id, claim, NULL, &err) != NC_OK ||
+	    db_commit(db, &err) != NC_OK)
 		goto fail;
 
 	/* The room may have been closed by LiveKit while empty: make sure it exists. */
@@ -409,31 +313,22 @@ static void api_stream_start(struct req *r)
 
 	if (db_begin_service(db, &err) != NC_OK)
 		goto undo;
-	{
-		const char *p[4] = { s.id, egress_id, hls, claim };
-
-		res = db_exec(db, sql_finish, 4, p, &err);
-	}
-	if (res == NULL)
+	if (streams_db_finish_start(db, s.id, egress_id, hls, claim, &st, &err) != NC_OK)
 		goto undo;
-	if (PQntuples(res) != 1) {
+	if (!st.found) {
 		/* ended (or reclaimed) while we were talking to LiveKit */
-		PQclear(res);
 		err_set(&err, NC_ECONFLICT, "the stream ended while starting");
 		goto undo;
 	}
-	was_live = strcmp(PQgetvalue(res, 0, 0), "live") == 0;
-	started_at = xstrdup(PQgetvalue(res, 0, 1));
 	payload = json_pack("{s:s, s:s?, s:s?, s:s, s:s, s:s, s:s}", "stream_id", s.id,
-			    "channel_id", db_val(res, 0, 2), "broadcaster_id", db_val(res, 0, 3),
-			    "title", PQgetvalue(res, 0, 4), "started_at", started_at,
+			    "channel_id", st.channel_id, "broadcaster_id", st.broadcaster_id,
+			    "title", st.title ? st.title : "", "started_at", st.started_at,
 			    "hls_manifest_url", hls, "source", "start");
-	PQclear(res);
 	if (payload == NULL) {
 		err_set(&err, NC_EINTERNAL, "out of memory");
 		goto undo;
 	}
-	if ((!was_live && outbox_enqueue(db, r->cfg, "stream.live", payload, &err) != NC_OK) ||
+	if ((!st.was_live && outbox_enqueue(db, r->cfg, "stream.live", payload, &err) != NC_OK) ||
 	    audit_log(db, &r->user, "stream.start", "stream", s.id, NULL, r->request_id, &err) !=
 		    NC_OK) {
 		json_decref(payload);
@@ -444,7 +339,7 @@ static void api_stream_start(struct req *r)
 		goto undo;
 
 	out = json_pack("{s:s, s:s, s:s, s:s}", "id", s.id, "status", "live", "hls_manifest_url",
-			hls, "started_at", started_at);
+			hls, "started_at", st.started_at);
 	rt_publish_stream(r->w, s.id, "stream.status", out);
 	log_info("stream %s live, HLS egress %s", s.id, egress_id);
 	resp_json(r, 200, out);
@@ -464,7 +359,7 @@ fail:
 done:
 	free(egress_id);
 	free(hls);
-	free(started_at);
+	streams_started_free(&st);
 	stream_ctx_cleanup(&s);
 }
 
@@ -472,29 +367,13 @@ done:
 
 static void api_stream_end(struct req *r)
 {
-	static const char sql_end[] =
-		"UPDATE nchat_streams s SET status = 'ended', ended_at = now(), current_viewers = 0"
-		" WHERE s.id = $1 AND s.status NOT IN ('ended', 'failed')"
-		" RETURNING s.channel_id, s.broadcaster_id, s.title, " STREAMS_TS("s.started_at") ","
-		" " STREAMS_TS("s.ended_at") ", s.peak_viewers, s.total_views, s.unique_viewers";
-	/*
-	 * Open sessions close at the end of the stream, but a session whose
-	 * heartbeats stopped earlier closes where they stopped (last heartbeat
-	 * plus the timeout), so a vanished viewer does not collect watch time.
-	 */
-	static const char sql_close[] =
-		"UPDATE nchat_stream_viewers SET left_at = LEAST(now(), GREATEST(joined_at,"
-		" last_heartbeat_at + make_interval(secs => $2::double precision)))"
-		" WHERE stream_id = $1 AND left_at IS NULL";
-	static const char sql_stats[] =
-		"SELECT peak_viewers, total_views, unique_viewers FROM nchat_streams WHERE id = $1";
 	struct db_conn *db = &r->w->db;
 	struct stream_ctx s;
 	struct nc_error err;
-	char timeout_txt[16], *ended_at = NULL;
-	PGresult *res;
+	const char *ended_at;
 	json_t *payload = NULL, *out;
 	long closed;
+	bool found;
 
 	if (streams_open(r, req_param(r, "id"), STREAM_NEED_MANAGE, false, &s, &err) != NC_OK) {
 		resp_nc_error(r, &err);
@@ -517,45 +396,13 @@ static void api_stream_end(struct req *r)
 
 	if (db_begin_service(db, &err) != NC_OK)
 		goto fail;
-	{
-		const char *p[1] = { s.id };
-
-		res = db_exec(db, sql_end, 1, p, &err);
-	}
-	if (res == NULL)
-		goto fail;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		err_set(&err, NC_ECONFLICT, "the stream has already ended");
+	payload = streams_db_end(db, s.id, r->cfg->viewer_heartbeat_timeout_s, &closed, &found, &err);
+	if (payload == NULL) {
+		if (!found)
+			err_set(&err, NC_ECONFLICT, "the stream has already ended");
 		goto fail;
 	}
-	ended_at = xstrdup(PQgetvalue(res, 0, 4));
-	payload = json_pack("{s:s, s:s?, s:s?, s:s, s:s?, s:s}", "stream_id", s.id, "channel_id",
-			    db_val(res, 0, 0), "broadcaster_id", db_val(res, 0, 1), "title",
-			    PQgetvalue(res, 0, 2), "started_at", db_val(res, 0, 3), "ended_at",
-			    ended_at);
-	PQclear(res);
-	snprintf(timeout_txt, sizeof(timeout_txt), "%d", r->cfg->viewer_heartbeat_timeout_s);
-	{
-		const char *p[2] = { s.id, timeout_txt };
-
-		res = db_exec(db, sql_close, 2, p, &err);
-	}
-	if (res == NULL)
-		goto fail;
-	closed = atol(PQcmdTuples(res));
-	PQclear(res);
-	{
-		const char *p[1] = { s.id };
-
-		res = db_exec(db, sql_stats, 1, p, &err);
-	}
-	if (res == NULL)
-		goto fail;
-	json_object_set_new(payload, "peak_viewers", json_integer(atol(PQgetvalue(res, 0, 0))));
-	json_object_set_new(payload, "total_views", json_integer(atol(PQgetvalue(res, 0, 1))));
-	json_object_set_new(payload, "unique_viewers", json_integer(atol(PQgetvalue(res, 0, 2))));
-	PQclear(res);
+	ended_at = json_string_value(json_object_get(payload, "ended_at"));
 	if (outbox_enqueue(db, r->cfg, "stream.ended", payload, &err) != NC_OK)
 		goto fail;
 	{
@@ -588,7 +435,6 @@ fail:
 	streams_fail(r, &err);
 done:
 	json_decref(payload);
-	free(ended_at);
 	stream_ctx_cleanup(&s);
 }
 
@@ -601,11 +447,6 @@ done:
  */
 static void api_stream_rotate_key(struct req *r)
 {
-	static const char sql_swap[] =
-		"UPDATE nchat_streams SET livekit_ingress_id = $2, stream_key = $3,"
-		" stream_key_last4 = $4, stream_key_revoked_at = NULL, ingest_url = $5"
-		" WHERE id = $1 AND livekit_ingress_id IS NOT DISTINCT FROM $6"
-		"   AND status NOT IN ('ended', 'failed')";
 	struct db_conn *db = &r->w->db;
 	struct stream_ctx s;
 	struct nc_error err;
@@ -614,7 +455,7 @@ static void api_stream_rotate_key(struct req *r)
 	char *name = NULL, *ingest_url = NULL;
 	char key_hash[72], last4[5];
 	struct streams_ingress in = { 0 };
-	PGresult *res;
+	bool swapped;
 
 	if (body == NULL)
 		return;
@@ -628,7 +469,7 @@ static void api_stream_rotate_key(struct req *r)
 		resp_nc_error(r, &err);
 		return;
 	}
-	name = user_display_name(db, r->user.user_id);
+	name = streams_db_user_name(db, r->user.user_id);
 	db_rollback(db);
 	if (streams_is_over(&s)) {
 		err_set(&err, NC_ECONFLICT, "the stream has ended");
@@ -650,20 +491,13 @@ static void api_stream_rotate_key(struct req *r)
 				     ? r->cfg->stream_ingest_url : in.url);
 	if (db_begin_service(db, &err) != NC_OK)
 		goto undo_lk;
-	{
-		const char *p[6] = { s.id, in.ingress_id, key_hash, last4, ingest_url,
-				     s.ingress_id };
-
-		res = db_exec(db, sql_swap, 6, p, &err);
-	}
-	if (res == NULL)
+	if (streams_db_swap_ingress(db, s.id, in.ingress_id, key_hash, last4, ingest_url,
+				    s.ingress_id, &swapped, &err) != NC_OK)
 		goto undo_lk;
-	if (atol(PQcmdTuples(res)) != 1) {
-		PQclear(res);
+	if (!swapped) {
 		err_set(&err, NC_ECONFLICT, "the stream changed meanwhile; try again");
 		goto undo_lk;
 	}
-	PQclear(res);
 	{
 		json_t *d = json_pack("{s:s?, s:s, s:b}", "old_ingress_id", s.ingress_id,
 				      "new_ingress_id", in.ingress_id, "forced", force);
@@ -709,7 +543,7 @@ static void api_stream_revoke_key(struct req *r)
 	struct db_conn *db = &r->w->db;
 	struct stream_ctx s;
 	struct nc_error err;
-	PGresult *res;
+	char revoked_at[32];
 	json_t *out;
 
 	if (streams_open(r, req_param(r, "id"), STREAM_NEED_MANAGE, false, &s, &err) != NC_OK) {
@@ -726,18 +560,9 @@ static void api_stream_revoke_key(struct req *r)
 		goto fail;
 	if (db_begin_service(db, &err) != NC_OK)
 		goto fail;
-	{
-		const char *p[1] = { s.id };
-
-		res = db_exec(db,
-			"UPDATE nchat_streams SET stream_key_revoked_at ="
-			" COALESCE(stream_key_revoked_at, now()) WHERE id = $1"
-			" RETURNING " STREAMS_TS("stream_key_revoked_at"), 1, p, &err);
-	}
-	if (res == NULL)
+	if (streams_db_revoke(db, s.id, revoked_at, &err) != NC_OK)
 		goto fail;
-	out = json_pack("{s:s, s:s}", "id", s.id, "stream_key_revoked_at", PQgetvalue(res, 0, 0));
-	PQclear(res);
+	out = json_pack("{s:s, s:s}", "id", s.id, "stream_key_revoked_at", revoked_at);
 	{
 		json_t *d = json_pack("{s:s?, s:b}", "ingress_id", s.ingress_id, "as_moderator",
 				      !s.is_broadcaster);
@@ -768,12 +593,14 @@ fail:
 static void api_stream_get(struct req *r)
 {
 	struct db_conn *db = &r->w->db;
+	struct streams_caller who = { r->authed ? r->user.user_id : NULL,
+				      r->authed && auth_is_staff(&r->user), r->cfg->streams_public_live };
 	struct stream_ctx s;
 	struct nc_error err;
-	PGresult *res;
 	json_t *out;
 	long cur;
 
+	streams_db_sync_counters(db, req_param(r, "id"));
 	if (streams_open(r, req_param(r, "id"), STREAM_NEED_VIEW, false, &s, &err) != NC_OK) {
 		resp_nc_error(r, &err);
 		return;
@@ -781,23 +608,11 @@ static void api_stream_get(struct req *r)
 	db_rollback(db);
 	if (strcmp(s.status, "live") == 0)
 		viewers_refresh(r->w, s.id);
-	if (db_begin_service(db, &err) != NC_OK)
+	/* the statement checks again who may see it */
+	if (db_begin_service(db, &err) != NC_OK ||
+	    (out = streams_db_get(db, s.id, &who, &err)) == NULL)
 		goto fail;
-	{
-		const char *p[1] = { s.id };
-
-		res = db_exec(db, "SELECT " STREAM_JSON_SQL " FROM nchat_streams s WHERE s.id = $1",
-			      1, p, &err);
-	}
-	if (res == NULL)
-		goto fail;
-	out = PQntuples(res) == 1 ? col_json(res, 0, 0) : NULL;
-	PQclear(res);
 	db_rollback(db);
-	if (out == NULL) {
-		err_set(&err, NC_ENOTFOUND, "stream not found");
-		goto fail;
-	}
 	stream_json_filter(out, r);
 	/* the live count straight from Redis when it answers */
 	if (strcmp(s.status, "live") == 0 && (cur = viewers_current(r->w, s.id)) >= 0)
@@ -815,22 +630,13 @@ fail:
 static void api_streams_list(struct req *r)
 {
 	static const char *const statuses[] = { "preparing", "scheduled", "live", "ended", "failed" };
-	static const char sql[] =
-		"SELECT " STREAM_JSON_SQL ", s.id FROM nchat_streams s"
-		" WHERE ($1::uuid IS NULL OR s.channel_id = $1::uuid)"
-		"   AND ($2::text IS NULL OR s.status = $2::text)"
-		"   AND ($3::uuid IS NULL OR (s.created_at, s.id) <"
-		"        (SELECT b.created_at, b.id FROM nchat_streams b WHERE b.id = $3::uuid))"
-		" ORDER BY s.created_at DESC, s.id DESC LIMIT $4::int";
-	struct db_conn *db = &r->w->db;
-	struct nc_error err;
+	struct nc_error err = {0};
 	char *channel_id = req_query(r, "channel_id"), *status = req_query(r, "status");
 	char *limit_txt = req_query(r, "limit"), *before = req_query(r, "before");
+	struct streams_list_filter f = { channel_id, status, before, 50 };
 	long limit = 50;
-	char lim[24];
-	PGresult *res = NULL;
-	json_t *arr = NULL;
-	int n;
+	json_t *rows = NULL, *arr, *o, *next;
+	size_t n, i;
 	bool ok = false;
 
 	if (channel_id && !is_uuid(channel_id)) {
@@ -842,7 +648,7 @@ static void api_streams_list(struct req *r)
 		goto out;
 	}
 	if (status) {
-		for (size_t i = 0; i < NC_ARRAY_LEN(statuses) && !ok; i++)
+		for (i = 0; i < NC_ARRAY_LEN(statuses) && !ok; i++)
 			ok = strcmp(status, statuses[i]) == 0;
 		if (!ok) {
 			resp_error(r, NC_EBADREQ,
@@ -854,35 +660,24 @@ static void api_streams_list(struct req *r)
 		resp_error(r, NC_EBADREQ, "limit must be an integer from 1 to 100");
 		goto out;
 	}
-	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	/* user context: row-level security shows the caller's channels' streams and their own */
-	if (db_begin_user(db, r->user.user_id, &err) != NC_OK)
-		goto fail;
-	{
-		const char *p[4] = { channel_id, status, before, lim };
-
-		res = db_exec(db, sql, 4, p, &err);
+	f.limit = (int)limit;
+	/* the caller's channels' streams and their own, in the statement itself */
+	rows = streams_db_list(&r->w->db, r->user.user_id, &f, &err);
+	if (rows == NULL) {
+		resp_nc_error(r, &err);
+		goto out;
 	}
-	if (res == NULL)
-		goto fail;
-	db_rollback(db);
+	n = json_array_size(rows);
 	arr = json_array();
-	n = PQntuples(res);
-	for (int i = 0; i < n && i < limit; i++) {
-		json_t *o = col_json(res, i, 0);
-
-		if (o == NULL)
-			continue;
+	for (i = 0; i < n && i < (size_t)limit; i++) {
+		o = json_array_get(rows, i);
 		stream_json_filter(o, r);
-		json_array_append_new(arr, o);
+		json_array_append(arr, o);
 	}
-	resp_json(r, 200, json_pack("{s:o, s:s?}", "streams", arr, "next_before",
-				    n > limit ? PQgetvalue(res, (int)limit - 1, 1) : NULL));
-	PQclear(res);
-	goto out;
-fail:
-	streams_fail(r, &err);
+	next = n > (size_t)limit ? json_object_get(json_array_get(rows, (size_t)limit - 1), "id") : NULL;
+	resp_json(r, 200, json_pack("{s:o, s:O?}", "streams", arr, "next_before", next));
 out:
+	json_decref(rows);
 	free(channel_id);
 	free(status);
 	free(limit_txt);
@@ -901,46 +696,15 @@ out:
  */
 static void api_stream_analytics(struct req *r)
 {
-	static const char sql_stream[] =
-		"SELECT status, current_viewers, peak_viewers, total_views, unique_viewers,"
-		" total_chat_messages, total_reactions, " STREAMS_TS("started_at") ","
-		" " STREAMS_TS("ended_at") " FROM nchat_streams WHERE id = $1";
-	static const char sql_watch[] =
-		"SELECT count(*), COALESCE(sum(watch_duration_seconds::bigint"
-		"  + CASE WHEN left_at IS NULL THEN GREATEST(0, floor(extract(epoch FROM"
-		"      LEAST(now(), last_heartbeat_at + make_interval(secs => $2::double precision))"
-		"      - joined_at)))::bigint ELSE 0 END), 0)"
-		" FROM nchat_stream_viewers WHERE stream_id = $1";
-	static const char sql_types[] =
-		"SELECT reaction_type, count FROM nchat_stream_reaction_counts WHERE stream_id = $1";
-	static const char sql_timeline[] =
-		"WITH b AS (SELECT date_trunc('minute', created_at) AS t0,"
-		"   date_trunc('minute', COALESCE(ended_at, now())) AS t1"
-		"   FROM nchat_streams WHERE id = $1),"
-		" mins AS (SELECT generate_series(GREATEST(b.t0, b.t1 - interval '1439 minutes'),"
-		"   b.t1, interval '1 minute') AS m FROM b)"
-		" SELECT " STREAMS_TS("mins.m") ","
-		" (SELECT count(*) FROM nchat_stream_viewers v WHERE v.stream_id = $1"
-		"   AND v.joined_at < mins.m + interval '1 minute'"
-		"   AND COALESCE(v.left_at, LEAST(now(), v.last_heartbeat_at"
-		"       + make_interval(secs => $2::double precision))) >= mins.m),"
-		" (SELECT count(*) FROM nchat_stream_chat_messages c WHERE c.stream_id = $1"
-		"   AND c.created_at >= mins.m AND c.created_at < mins.m + interval '1 minute'),"
-		" (SELECT count(*) FROM nchat_stream_reactions x WHERE x.stream_id = $1"
-		"   AND x.created_at >= mins.m AND x.created_at < mins.m + interval '1 minute')"
-		" FROM mins ORDER BY mins.m";
-	static const char *const types[] = { "heart", "like", "fire", "clap",
-					     "laugh", "wow",  "sad",  "angry" };
 	struct db_conn *db = &r->w->db;
+	struct streams_caller who = { r->authed ? r->user.user_id : NULL,
+				      r->authed && auth_is_staff(&r->user), r->cfg->streams_public_live };
 	struct stream_ctx s;
 	struct nc_error err;
-	char timeout_txt[16];
-	const char *p[2];
-	PGresult *res;
-	json_t *out = NULL, *by_type, *timeline;
-	long long sessions, total_watch;
+	json_t *out = NULL;
 	long cur;
 
+	streams_db_sync_counters(db, req_param(r, "id"));
 	if (streams_open(r, req_param(r, "id"), STREAM_NEED_MANAGE, false, &s, &err) != NC_OK) {
 		resp_nc_error(r, &err);
 		return;
@@ -948,64 +712,17 @@ static void api_stream_analytics(struct req *r)
 	db_rollback(db);
 	if (strcmp(s.status, "live") == 0)
 		viewers_refresh(r->w, s.id);
-	snprintf(timeout_txt, sizeof(timeout_txt), "%d", r->cfg->viewer_heartbeat_timeout_s);
-	p[0] = s.id;
-	p[1] = timeout_txt;
-	if (db_begin_service(db, &err) != NC_OK)
+	if (db_begin_service(db, &err) != NC_OK ||
+	    (out = streams_db_analytics(db, s.id, r->cfg->viewer_heartbeat_timeout_s, &who, &err)) ==
+		    NULL)
 		goto fail;
-	if ((res = db_exec(db, sql_stream, 1, p, &err)) == NULL)
-		goto fail;
-	out = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s?, s:s?}",
-			"stream_id", s.id, "status", PQgetvalue(res, 0, 0),
-			"current_viewers", (json_int_t)atoll(PQgetvalue(res, 0, 1)),
-			"peak_viewers", (json_int_t)atoll(PQgetvalue(res, 0, 2)),
-			"total_views", (json_int_t)atoll(PQgetvalue(res, 0, 3)),
-			"unique_viewers", (json_int_t)atoll(PQgetvalue(res, 0, 4)),
-			"chat_messages", (json_int_t)atoll(PQgetvalue(res, 0, 5)),
-			"reactions_total", (json_int_t)atoll(PQgetvalue(res, 0, 6)),
-			"started_at", db_val(res, 0, 7), "ended_at", db_val(res, 0, 8));
-	PQclear(res);
+	db_rollback(db);
 	if (strcmp(s.status, "live") == 0 && (cur = viewers_current(r->w, s.id)) >= 0)
 		json_object_set_new(out, "current_viewers", json_integer(cur));
-
-	if ((res = db_exec(db, sql_watch, 2, p, &err)) == NULL)
-		goto fail;
-	sessions = atoll(PQgetvalue(res, 0, 0));
-	total_watch = atoll(PQgetvalue(res, 0, 1));
-	PQclear(res);
-	json_object_set_new(out, "viewer_sessions", json_integer(sessions));
-	json_object_set_new(out, "total_watch_time_seconds", json_integer(total_watch));
-	json_object_set_new(out, "average_watch_time_seconds",
-			    json_integer(sessions > 0 ? total_watch / sessions : 0));
-
-	if ((res = db_exec(db, sql_types, 1, p, &err)) == NULL)
-		goto fail;
-	by_type = json_object();
-	for (size_t i = 0; i < NC_ARRAY_LEN(types); i++)
-		json_object_set_new(by_type, types[i], json_integer(0));
-	for (int i = 0; i < PQntuples(res); i++)
-		json_object_set_new(by_type, PQgetvalue(res, i, 0),
-				    json_integer(atoll(PQgetvalue(res, i, 1))));
-	PQclear(res);
-	json_object_set_new(out, "reactions_by_type", by_type);
-
-	if ((res = db_exec(db, sql_timeline, 2, p, &err)) == NULL)
-		goto fail;
-	timeline = json_array();
-	for (int i = 0; i < PQntuples(res); i++)
-		json_array_append_new(timeline, json_pack("{s:s, s:I, s:I, s:I}",
-			"minute", PQgetvalue(res, i, 0),
-			"viewers", (json_int_t)atoll(PQgetvalue(res, i, 1)),
-			"chat_messages", (json_int_t)atoll(PQgetvalue(res, i, 2)),
-			"reactions", (json_int_t)atoll(PQgetvalue(res, i, 3))));
-	PQclear(res);
-	json_object_set_new(out, "timeline", timeline);
-	db_rollback(db);
 	resp_json(r, 200, out);
 	stream_ctx_cleanup(&s);
 	return;
 fail:
-	json_decref(out);
 	streams_fail(r, &err);
 	stream_ctx_cleanup(&s);
 }

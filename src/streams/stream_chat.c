@@ -22,31 +22,21 @@
 #include "core/jsonv.h"
 #include "core/log.h"
 #include "http/worker.h"
+#include "streams/streams_db.h"
+#include "http/auth.h"
 
 #include <ctype.h>
+#include <openssl/sha.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#define MSG_JSON_SQL                                                                      \
-	"json_build_object('id', m.id, 'stream_id', m.stream_id, 'user_id', m.user_id,"   \
-	" 'display_name', (SELECT u.display_name FROM nchat_users u WHERE u.id = m.user_id)," \
-	" 'content', m.content, 'is_pinned', m.is_pinned,"                                \
-	" 'pinned_at', " STREAMS_TS("m.pinned_at") ", 'is_deleted', m.is_deleted,"       \
-	" 'created_at', " STREAMS_TS("m.created_at") ")"
-
 #define CHAT_MAX_CHARS 2000
 
 static const char *const reaction_types[] = { "heart", "like", "fire", "clap",
 					      "laugh", "wow",  "sad",  "angry", NULL };
-
-static json_t *col_json(PGresult *res, int row, int col)
-{
-	const char *v = db_val(res, row, col);
-
-	return v ? json_loads(v, 0, NULL) : NULL;
-}
 
 /* ---- blocked words ---- */
 
@@ -88,44 +78,63 @@ bool stream_chat_blocked(const char *list, const char *text)
 /* ---- rate limits (Redis; best effort) ---- */
 
 /*
- * Fixed-window counter: at most `limit` hits per `window_s` for key.
- * Returns 0 when allowed, else the seconds until the window ends.
+ * Fixed-window counter in one round trip: INCR, the window's expiry on the
+ * first hit (repaired if it was lost), and the seconds left when over.
+ * KEYS[1] counter; ARGV[1] window seconds, ARGV[2] limit.
+ */
+static const char rate_lua[] =
+	"local n = redis.call('INCR', KEYS[1])\n"
+	"if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end\n"
+	"if n <= tonumber(ARGV[2]) then return 0 end\n"
+	"local t = redis.call('TTL', KEYS[1])\n"
+	"if t < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]); t = tonumber(ARGV[1]) end\n"
+	"return t\n";
+static char rate_sha[41];
+static pthread_once_t rate_once = PTHREAD_ONCE_INIT;
+
+static void rate_sha_init(void)
+{
+	unsigned char md[SHA_DIGEST_LENGTH];
+
+	SHA1((const unsigned char *)rate_lua, strlen(rate_lua), md);
+	for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
+		snprintf(rate_sha + 2 * i, 3, "%02x", md[i]);
+}
+
+/*
+ * At most `limit` hits per `window_s` for key.  Returns 0 when allowed,
+ * else the seconds until the window ends.  Redis down: allowed.
  */
 static long rate_hit(struct nc_worker *w, const char *key, int limit, int window_s)
 {
-	struct nc_error err;
+	struct nc_error err = {0};
+	char win[16], lim[16];
+	const char *argv[6];
 	redisReply *rep;
-	long long n;
-	long ttl = window_s;
+	long wait = 0;
 
 	if (!w->rds_ok)
 		return 0;
-	rep = rds_cmd(&w->rds, &err, "INCR %s", key);
-	if (rep == NULL)
-		return 0;
-	n = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
-	freeReplyObject(rep);
-	if (n == 1) {
-		rep = rds_cmd(&w->rds, &err, "EXPIRE %s %d", key, window_s);
-		if (rep)
-			freeReplyObject(rep);
-	}
-	if (n <= limit)
-		return 0;
-	rep = rds_cmd(&w->rds, &err, "TTL %s", key);
-	if (rep) {
-		if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
-			ttl = (long)rep->integer;
-		else if (rep->type == REDIS_REPLY_INTEGER && rep->integer == -1) {
-			/* lost its expiry (crash between INCR and EXPIRE): repair */
-			redisReply *e = rds_cmd(&w->rds, &err, "EXPIRE %s %d", key, window_s);
-
-			if (e)
-				freeReplyObject(e);
-		}
+	pthread_once(&rate_once, rate_sha_init);
+	snprintf(win, sizeof(win), "%d", window_s);
+	snprintf(lim, sizeof(lim), "%d", limit);
+	argv[0] = "EVALSHA";
+	argv[1] = rate_sha;
+	argv[2] = "1";
+	argv[3] = key;
+	argv[4] = win;
+	argv[5] = lim;
+	rep = rds_cmdv(&w->rds, 6, argv, NULL, &err);
+	if (rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
 		freeReplyObject(rep);
+		argv[0] = "EVAL";
+		argv[1] = rate_lua;
+		rep = rds_cmdv(&w->rds, 6, argv, NULL, &err);
 	}
-	return ttl > 0 ? ttl : 1;
+	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
+		wait = (long)rep->integer;
+	freeReplyObject(rep);
+	return wait;
 }
 
 /* Slow mode: one message per `seconds`; 0 allowed, else seconds to wait. */
@@ -176,24 +185,16 @@ static size_t utf8_chars(const char *s, size_t n)
 
 /* ---- POST /api/streams/{id}/chat ---- */
 
-void api_stream_chat_post(struct req *r)
+/* The trimmed content of the body (malloc'd), or NULL with err set (400). */
+static char *chat_content(struct req *r, json_t *body, struct nc_error *err)
 {
-	struct db_conn *db = &r->w->db;
-	struct stream_ctx s;
-	struct nc_error err;
-	json_t *body = req_json(r, false), *msg = NULL;
 	const char *raw = NULL;
-	char *content = NULL, *key = NULL;
+	char *content;
 	size_t len, chars;
-	long wait;
-	PGresult *res;
 
-	memset(&s, 0, sizeof(s));
-	if (body == NULL)
-		return;
 	/* any length here: the limit applies after trimming */
-	if (jv_string(body, "content", JV_REQUIRED, 0, 1000000, &raw, &err) < 0)
-		goto bad;
+	if (jv_string(body, "content", JV_REQUIRED, 0, 1000000, &raw, err) < 0)
+		return NULL;
 	len = strlen(raw);
 	while (len > 0 && isspace((unsigned char)*raw))
 		raw++, len--;
@@ -201,24 +202,58 @@ void api_stream_chat_post(struct req *r)
 		len--;
 	chars = utf8_chars(raw, len);
 	if (chars < 1 || chars > CHAT_MAX_CHARS) {
-		err_set(&err, NC_EBADREQ, "content must be 1 to %d characters after trimming",
+		err_set(err, NC_EBADREQ, "content must be 1 to %d characters after trimming",
 			CHAT_MAX_CHARS);
-		goto bad;
+		return NULL;
 	}
 	content = xstrndup(raw, len);
 	if (stream_chat_blocked(r->cfg->chat_blocked_words, content)) {
-		err_set(&err, NC_EBADREQ, "content contains a blocked word");
-		goto bad;
+		err_set(err, NC_EBADREQ, "content contains a blocked word");
+		free(content);
+		return NULL;
 	}
-	if (streams_open(r, req_param(r, "id"), STREAM_NEED_VIEW, false, &s, &err) != NC_OK)
+	return content;
+}
+
+/* The answer for a stream the hot-path statement found unusable; false if it is usable. */
+static bool stream_refused(struct req *r, const struct streams_seen *s, struct nc_error *err)
+{
+	if (!s->found || (!s->can_view && r->authed))
+		err_set(err, NC_ENOTFOUND, "stream not found");
+	else if (!s->can_view)
+		err_set(err, NC_EUNAUTH, "sign in to view this stream");
+	else if (s->over)
+		err_set(err, NC_ECONFLICT, "the stream has ended");
+	else
+		return false;
+	return true;
+}
+
+static struct streams_caller caller_of(const struct req *r)
+{
+	struct streams_caller c = { r->authed ? r->user.user_id : NULL,
+				    r->authed && auth_is_staff(&r->user), r->cfg->streams_public_live };
+
+	return c;
+}
+
+void api_stream_chat_post(struct req *r)
+{
+	struct streams_caller who = caller_of(r);
+	struct streams_chat_post p = {0};
+	struct nc_error err = {0};
+	json_t *body = req_json(r, false);
+	const char *id = req_param(r, "id");
+	char *content = NULL, *key = NULL;
+	long wait;
+
+	if (body == NULL)
+		return;
+	if ((content = chat_content(r, body, &err)) == NULL)
 		goto bad;
-	if (streams_is_over(&s)) {
-		err_set(&err, NC_ECONFLICT, "the stream has ended");
-		goto fail;
-	}
-	if (!s.enable_chat) {
-		err_set(&err, NC_EFORBIDDEN, "chat is disabled for this stream");
-		goto fail;
+	if (id == NULL || !is_uuid(id)) {
+		err_set(&err, NC_EBADREQ, "stream id must be a UUID");
+		goto bad;
 	}
 	key = xasprintf("nchat:rl:streamchat:%s", r->user.user_id);
 	wait = rate_hit(r->w, key, r->cfg->stream_chat_rate_limit,
@@ -227,46 +262,40 @@ void api_stream_chat_post(struct req *r)
 		too_many(r, wait, "too many chat messages");
 		goto done;
 	}
-	if (!s.is_broadcaster && !s.is_staff && s.slow_mode_s > 0) {
+	/* one statement: the stream, the caller's rights, the insert */
+	if (streams_db_chat_post(&r->w->db, id, &who, content, false, &p, &err) != NC_OK)
+		goto bad;
+	if (p.needs_slow_check && p.s.found && p.s.can_view && !p.s.over && p.enable_chat) {
 		free(key);
-		key = xasprintf("nchat:slow:%s:%s", s.id, r->user.user_id);
-		if ((wait = slow_mode_hit(r->w, key, s.slow_mode_s)) > 0) {
+		key = xasprintf("nchat:slow:%s:%s", id, r->user.user_id);
+		if ((wait = slow_mode_hit(r->w, key, p.slow_mode_s)) > 0) {
 			too_many(r, wait, "slow mode is on");
 			goto done;
 		}
+		if (streams_db_chat_post(&r->w->db, id, &who, content, true, &p, &err) != NC_OK)
+			goto bad;
 	}
-	{
-		const char *p[3] = { s.id, r->user.user_id, content };
-
-		res = db_exec(db,
-			"INSERT INTO nchat_stream_chat_messages AS m (stream_id, user_id, content)"
-			" VALUES ($1, $2, $3) RETURNING " MSG_JSON_SQL, 3, p, &err);
+	if (stream_refused(r, &p.s, &err))
+		goto bad;
+	if (!p.enable_chat) {
+		err_set(&err, NC_EFORBIDDEN, "chat is disabled for this stream");
+		goto bad;
 	}
-	if (res == NULL)
-		goto fail;
-	msg = col_json(res, 0, 0);
-	PQclear(res);
-	if (msg == NULL) {
-		err_set(&err, NC_EINTERNAL, "cannot read the new message");
-		goto fail;
+	if (p.msg == NULL) {
+		err_set(&err, NC_ECONFLICT, "the stream changed meanwhile; try again");
+		goto bad;
 	}
-	if (db_commit(db, &err) != NC_OK)
-		goto fail;
-	rt_publish_stream(r->w, s.id, "stream.chat", msg);
-	resp_json(r, 201, msg);
-	msg = NULL;
+	rt_publish_stream(r->w, id, "stream.chat", p.msg);
+	resp_json(r, 201, p.msg);
+	p.msg = NULL;
 	goto done;
 bad:
 	resp_nc_error(r, &err);
-	goto done;
-fail:
-	streams_fail(r, &err);
 done:
-	json_decref(msg);
+	json_decref(p.msg);
 	json_decref(body);
 	free(content);
 	free(key);
-	stream_ctx_cleanup(&s);
 }
 
 /* ---- GET /api/streams/{id}/chat?limit=&before=&pinned_first= ---- */
@@ -278,29 +307,16 @@ done:
  */
 void api_stream_chat_list(struct req *r)
 {
-	static const char sql_page[] =
-		"SELECT " MSG_JSON_SQL ", m.id FROM nchat_stream_chat_messages m"
-		" WHERE m.stream_id = $1 AND NOT m.is_deleted"
-		"   AND (NOT $2::bool OR NOT m.is_pinned)"
-		"   AND ($3::uuid IS NULL OR (m.created_at, m.id) <"
-		"        (SELECT b.created_at, b.id FROM nchat_stream_chat_messages b"
-		"         WHERE b.id = $3::uuid AND b.stream_id = $1))"
-		" ORDER BY m.created_at DESC, m.id DESC LIMIT $4::int";
-	static const char sql_pinned[] =
-		"SELECT " MSG_JSON_SQL " FROM nchat_stream_chat_messages m"
-		" WHERE m.stream_id = $1 AND m.is_pinned AND NOT m.is_deleted"
-		" ORDER BY m.pinned_at DESC, m.id DESC LIMIT 100";
 	struct db_conn *db = &r->w->db;
+	struct streams_caller who = caller_of(r);
 	struct stream_ctx s;
 	struct nc_error err;
 	char *limit_txt = req_query(r, "limit"), *before = req_query(r, "before");
 	char *pf_txt = req_query(r, "pinned_first");
 	bool pinned_first = false;
 	long limit = 50;
-	char lim[24];
+	char next[37];
 	json_t *arr = NULL;
-	PGresult *res;
-	int n;
 
 	memset(&s, 0, sizeof(s));
 	if (limit_txt && parse_long(limit_txt, 1, 100, &limit) != 0) {
@@ -323,39 +339,14 @@ void api_stream_chat_list(struct req *r)
 		resp_nc_error(r, &err);
 		goto out;
 	}
-	arr = json_array();
-	if (pinned_first && before == NULL) {
-		const char *p[1] = { s.id };
-
-		if ((res = db_exec(db, sql_pinned, 1, p, &err)) == NULL)
-			goto fail;
-		for (int i = 0; i < PQntuples(res); i++) {
-			json_t *o = col_json(res, i, 0);
-
-			if (o)
-				json_array_append_new(arr, o);
-		}
-		PQclear(res);
-	}
-	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	{
-		const char *p[4] = { s.id, pinned_first ? "true" : "false", before, lim };
-
-		if ((res = db_exec(db, sql_page, 4, p, &err)) == NULL)
-			goto fail;
-	}
+	/* the statements check again who may read the chat */
+	arr = streams_db_chat_page(db, s.id, &who, pinned_first, before, (int)limit, next, &err);
+	if (arr == NULL)
+		goto fail;
 	db_rollback(db);
-	n = PQntuples(res);
-	for (int i = 0; i < n && i < limit; i++) {
-		json_t *o = col_json(res, i, 0);
-
-		if (o)
-			json_array_append_new(arr, o);
-	}
 	resp_json(r, 200, json_pack("{s:o, s:s?}", "messages", arr, "next_before",
-				    n > limit ? PQgetvalue(res, (int)limit - 1, 1) : NULL));
+				    next[0] ? next : NULL));
 	arr = NULL;
-	PQclear(res);
 	goto out;
 fail:
 	streams_fail(r, &err);
@@ -377,7 +368,6 @@ void api_stream_chat_pin(struct req *r)
 	const char *mid = req_param(r, "messageId");
 	json_t *body = req_json(r, true), *msg = NULL;
 	bool pinned = true;
-	PGresult *res;
 
 	memset(&s, 0, sizeof(s));
 	if (body == NULL)
@@ -390,24 +380,8 @@ void api_stream_chat_pin(struct req *r)
 	}
 	if (streams_open(r, req_param(r, "id"), STREAM_NEED_MANAGE, false, &s, &err) != NC_OK)
 		goto bad;
-	{
-		const char *p[4] = { s.id, mid, pinned ? "true" : "false", r->user.user_id };
-
-		res = db_exec(db,
-			"UPDATE nchat_stream_chat_messages m SET is_pinned = $3::bool,"
-			" pinned_at = CASE WHEN $3::bool THEN now() END,"
-			" pinned_by = CASE WHEN $3::bool THEN $4::uuid END"
-			" WHERE m.id = $2 AND m.stream_id = $1 AND NOT m.is_deleted"
-			" RETURNING " MSG_JSON_SQL, 4, p, &err);
-	}
-	if (res == NULL)
+	if ((msg = streams_db_chat_pin(db, s.id, mid, pinned, r->user.user_id, &err)) == NULL)
 		goto fail;
-	msg = PQntuples(res) == 1 ? col_json(res, 0, 0) : NULL;
-	PQclear(res);
-	if (msg == NULL) {
-		err_set(&err, NC_ENOTFOUND, "message not found");
-		goto fail;
-	}
 	{
 		json_t *d = json_pack("{s:s}", "message_id", mid);
 
@@ -443,10 +417,9 @@ void api_stream_chat_delete(struct req *r)
 	struct stream_ctx s;
 	struct nc_error err;
 	const char *mid = req_param(r, "messageId");
-	const char *p[3];
-	PGresult *res;
 	bool own;
 	json_t *d;
+	int n;
 
 	if (mid == NULL || !is_uuid(mid)) {
 		resp_error(r, NC_EBADREQ, "message id must be a UUID");
@@ -456,33 +429,20 @@ void api_stream_chat_delete(struct req *r)
 		resp_nc_error(r, &err);
 		return;
 	}
-	p[0] = s.id;
-	p[1] = mid;
-	p[2] = r->user.user_id;
-	res = db_exec(db,
-		"SELECT user_id = $3::uuid FROM nchat_stream_chat_messages"
-		" WHERE id = $2 AND stream_id = $1 AND NOT is_deleted FOR UPDATE", 3, p, &err);
-	if (res == NULL)
+	n = streams_db_chat_lock(db, s.id, mid, r->user.user_id, &own, &err);
+	if (n < 0)
 		goto fail;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
+	if (n == 0) {
 		err_set(&err, NC_ENOTFOUND, "message not found");
 		goto fail;
 	}
-	own = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
 	if (!own && !s.is_broadcaster && !s.is_staff) {
 		err_set(&err, NC_EFORBIDDEN,
 			"only the author, the broadcaster or a moderator may delete a message");
 		goto fail;
 	}
-	res = db_exec(db,
-		"UPDATE nchat_stream_chat_messages SET is_deleted = true, deleted_at = now(),"
-		" deleted_by = $3, is_pinned = false, pinned_at = NULL, pinned_by = NULL"
-		" WHERE id = $2 AND stream_id = $1", 3, p, &err);
-	if (res == NULL)
+	if (streams_db_chat_delete(db, s.id, mid, r->user.user_id, &err) != NC_OK)
 		goto fail;
-	PQclear(res);
 	if (!own) {
 		/* moderation of someone else's message is a privileged action */
 		d = json_pack("{s:s}", "message_id", mid);
@@ -511,138 +471,89 @@ fail:
 /*
  * {"reactionType", "viewer_session_id"?}: signed-in viewers may omit the
  * session (their latest open session is credited); anonymous viewers must
- * name their open session.
+ * name their open session.  The rate limit is per signed-in user, and per
+ * client address for anonymous viewers (however many sessions they open).
  */
 void api_stream_reaction_post(struct req *r)
 {
-	struct db_conn *db = &r->w->db;
-	struct stream_ctx s;
-	struct nc_error err;
+	struct streams_caller who = caller_of(r);
+	struct streams_reaction x;
+	struct nc_error err = {0};
 	json_t *body = req_json(r, false), *out = NULL;
-	const char *type = NULL, *sid = NULL;
-	char *viewer_id = NULL, *key = NULL;
+	const char *type = NULL, *sid = NULL, *id = req_param(r, "id");
+	char *key = NULL, ck[STREAMS_CLIENT_KEY_LEN + 1];
 	long wait;
-	PGresult *res;
 
-	memset(&s, 0, sizeof(s));
 	if (body == NULL)
 		return;
 	if (jv_enum(body, "reactionType", JV_REQUIRED, reaction_types, &type, &err) < 0 ||
 	    jv_string(body, "viewer_session_id", r->authed ? 0 : JV_REQUIRED, 8, 128, &sid,
 		      &err) < 0)
 		goto bad;
-	if (streams_open(r, req_param(r, "id"), STREAM_NEED_VIEW, false, &s, &err) != NC_OK)
+	if (id == NULL || !is_uuid(id)) {
+		err_set(&err, NC_EBADREQ, "stream id must be a UUID");
 		goto bad;
-	if (streams_is_over(&s)) {
-		err_set(&err, NC_ECONFLICT, "the stream has ended");
-		goto fail;
 	}
-	if (!s.enable_reactions) {
-		err_set(&err, NC_EFORBIDDEN, "reactions are disabled for this stream");
-		goto fail;
-	}
-	if (sid != NULL) {
-		const char *p[3] = { s.id, sid, r->authed ? r->user.user_id : NULL };
-
-		res = db_exec(db,
-			"SELECT id FROM nchat_stream_viewers WHERE stream_id = $1"
-			" AND viewer_session_id = $2 AND user_id IS NOT DISTINCT FROM $3::uuid"
-			" AND left_at IS NULL", 3, p, &err);
-		if (res == NULL)
-			goto fail;
-		if (PQntuples(res) != 1) {
-			PQclear(res);
-			err_set(&err, NC_ENOTFOUND, "no open viewer session with that id");
-			goto fail;
-		}
-		viewer_id = xstrdup(PQgetvalue(res, 0, 0));
-		PQclear(res);
-	}
-	key = xasprintf("nchat:rl:streamreact:%s:%s%s", s.id, r->authed ? "" : "anon:",
-			r->authed ? r->user.user_id : sid);
+	if (!r->authed)
+		streams_client_key(r->cfg, r->client_addr, ck);
+	key = xasprintf("nchat:rl:streamreact:%s:%s%s", id, r->authed ? "" : "anon:",
+			r->authed ? r->user.user_id : ck);
 	if ((wait = rate_hit(r->w, key, r->cfg->stream_reaction_rate_limit, 1)) > 0) {
 		too_many(r, wait, "too many reactions");
 		goto done;
 	}
-	{
-		const char *p[4] = { s.id, r->authed ? r->user.user_id : NULL, viewer_id, type };
-
-		res = db_exec(db,
-			"INSERT INTO nchat_stream_reactions (stream_id, user_id, viewer_id, reaction_type)"
-			" VALUES ($1, $2, $3, $4) RETURNING id, " STREAMS_TS("created_at"), 4, p, &err);
+	if (streams_db_reaction(&r->w->db, id, &who, sid, type, &x, &err) != NC_OK ||
+	    stream_refused(r, &x.s, &err))
+		goto bad;
+	if (!x.enable_reactions) {
+		err_set(&err, NC_EFORBIDDEN, "reactions are disabled for this stream");
+		goto bad;
 	}
-	if (res == NULL)
-		goto fail;
-	out = json_pack("{s:s, s:s, s:s, s:s?, s:s}", "id", PQgetvalue(res, 0, 0), "stream_id",
-			s.id, "reaction_type", type, "user_id",
-			r->authed ? r->user.user_id : NULL, "created_at", PQgetvalue(res, 0, 1));
-	PQclear(res);
-	if (db_commit(db, &err) != NC_OK)
-		goto fail;
-	rt_publish_stream(r->w, s.id, "stream.reaction", out);
+	if (!x.session_ok) {
+		err_set(&err, NC_ENOTFOUND, "no open viewer session with that id");
+		goto bad;
+	}
+	if (x.id[0] == '\0') {
+		err_set(&err, NC_ECONFLICT, "the stream changed meanwhile; try again");
+		goto bad;
+	}
+	out = json_pack("{s:s, s:s, s:s, s:s?, s:s}", "id", x.id, "stream_id", id,
+			"reaction_type", type, "user_id", r->authed ? r->user.user_id : NULL,
+			"created_at", x.created_at);
+	rt_publish_stream(r->w, id, "stream.reaction", out);
 	resp_json(r, 201, out);
 	out = NULL;
 	goto done;
 bad:
 	resp_nc_error(r, &err);
-	goto done;
-fail:
-	streams_fail(r, &err);
 done:
 	json_decref(out);
 	json_decref(body);
-	free(viewer_id);
 	free(key);
-	stream_ctx_cleanup(&s);
 }
 
 /* ---- GET /api/streams/{id}/reactions ---- */
 
 void api_stream_reaction_summary(struct req *r)
 {
-	static const char sql[] =
-		"SELECT t.type, COALESCE(c.count, 0),"
-		" (SELECT count(*) FROM nchat_stream_reactions x WHERE x.stream_id = $1"
-		"   AND x.reaction_type = t.type AND x.created_at > now() - interval '1 minute')"
-		" FROM unnest(ARRAY['heart','like','fire','clap','laugh','wow','sad','angry'])"
-		"   AS t(type)"
-		" LEFT JOIN nchat_stream_reaction_counts c"
-		"   ON c.stream_id = $1 AND c.reaction_type = t.type";
-	struct db_conn *db = &r->w->db;
+	struct streams_caller who = caller_of(r);
 	struct stream_ctx s;
 	struct nc_error err;
-	json_t *counts, *recent;
-	long long total = 0, recent_total = 0;
-	PGresult *res;
+	json_t *out;
 
+	streams_db_sync_counters(&r->w->db, req_param(r, "id"));
 	if (streams_open(r, req_param(r, "id"), STREAM_NEED_VIEW, false, &s, &err) != NC_OK) {
 		resp_nc_error(r, &err);
 		return;
 	}
-	{
-		const char *p[1] = { s.id };
-
-		res = db_exec(db, sql, 1, p, &err);
-	}
-	if (res == NULL) {
+	/* the statement checks again who may see the stream */
+	out = streams_db_reaction_summary(&r->w->db, s.id, &who, &err);
+	if (out == NULL) {
 		streams_fail(r, &err);
 		stream_ctx_cleanup(&s);
 		return;
 	}
-	db_rollback(db);
-	counts = json_object();
-	recent = json_object();
-	for (int i = 0; i < PQntuples(res); i++) {
-		long long c = atoll(PQgetvalue(res, i, 1)), m = atoll(PQgetvalue(res, i, 2));
-
-		json_object_set_new(counts, PQgetvalue(res, i, 0), json_integer(c));
-		json_object_set_new(recent, PQgetvalue(res, i, 0), json_integer(m));
-		total += c;
-		recent_total += m;
-	}
-	PQclear(res);
-	resp_json(r, 200, json_pack("{s:s, s:I, s:o, s:I, s:o}", "stream_id", s.id, "total",
-				    (json_int_t)total, "counts", counts, "last_minute_total",
-				    (json_int_t)recent_total, "last_minute", recent));
+	db_rollback(&r->w->db);
+	resp_json(r, 200, out);
 	stream_ctx_cleanup(&s);
 }

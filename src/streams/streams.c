@@ -10,6 +10,7 @@
  */
 #include "streams/streams.h"
 #include "core/uuid.h"
+#include "streams/streams_db.h"
 
 #include "http/auth.h"
 #include "store/db.h"
@@ -25,77 +26,45 @@
 
 /* ---- loading and rights ---- */
 
-static void copy_id(char *dst, size_t len, const char *src)
-{
-	snprintf(dst, len, "%s", src ? src : "");
-}
-
-static char *dup_or_null(const char *s)
-{
-	return s ? xstrdup(s) : NULL;
-}
-
 enum nc_err streams_open(struct req *r, const char *id, unsigned need, bool for_update,
 			 struct stream_ctx *s, struct nc_error *err)
 {
-	static const char sql[] =
-		"SELECT s.id, s.channel_id, s.broadcaster_id, s.status, s.livekit_room_name,"
-		" s.livekit_ingress_id, s.livekit_egress_id, s.enable_chat, s.enable_reactions,"
-		" s.chat_slow_mode_seconds,"
-		" $2::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM nchat_channel_members m"
-		"   WHERE m.channel_id = s.channel_id AND m.user_id = $2::uuid)"
-		" FROM nchat_streams s WHERE s.id = $1";
-	static const char sql_lock[] =
-		"SELECT s.id, s.channel_id, s.broadcaster_id, s.status, s.livekit_room_name,"
-		" s.livekit_ingress_id, s.livekit_egress_id, s.enable_chat, s.enable_reactions,"
-		" s.chat_slow_mode_seconds,"
-		" $2::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM nchat_channel_members m"
-		"   WHERE m.channel_id = s.channel_id AND m.user_id = $2::uuid)"
-		" FROM nchat_streams s WHERE s.id = $1 FOR UPDATE OF s";
-	const char *params[2];
 	struct db_conn *db = &r->w->db;
-	PGresult *res;
+	struct stream_row row;
+	int n;
 
 	memset(s, 0, sizeof(*s));
 	if (id == NULL || !is_uuid(id))
 		return err_set(err, NC_EBADREQ, "stream id must be a UUID");
 	if (db_begin_service(db, err) != NC_OK)
 		return err->code;
-	params[0] = id;
-	params[1] = r->authed ? r->user.user_id : NULL;
-	res = db_exec(db, for_update ? sql_lock : sql, 2, params, err);
-	if (res == NULL) {
+	n = streams_db_load(db, id, r->authed ? r->user.user_id : NULL, for_update, &row, err);
+	if (n <= 0) {
 		db_rollback(db);
-		return err->code;
+		return n < 0 ? err->code : err_set(err, NC_ENOTFOUND, "stream not found");
 	}
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		db_rollback(db);
-		return err_set(err, NC_ENOTFOUND, "stream not found");
-	}
-	copy_id(s->id, sizeof(s->id), db_val(res, 0, 0));
-	copy_id(s->channel_id, sizeof(s->channel_id), db_val(res, 0, 1));
-	copy_id(s->broadcaster_id, sizeof(s->broadcaster_id), db_val(res, 0, 2));
-	copy_id(s->status, sizeof(s->status), db_val(res, 0, 3));
-	s->room_name = dup_or_null(db_val(res, 0, 4));
-	s->ingress_id = dup_or_null(db_val(res, 0, 5));
-	s->egress_id = dup_or_null(db_val(res, 0, 6));
-	s->enable_chat = strcmp(PQgetvalue(res, 0, 7), "t") == 0;
-	s->enable_reactions = strcmp(PQgetvalue(res, 0, 8), "t") == 0;
-	s->slow_mode_s = atoi(PQgetvalue(res, 0, 9));
-	s->is_member = strcmp(PQgetvalue(res, 0, 10), "t") == 0;
-	PQclear(res);
+	memcpy(s->id, row.id, sizeof(s->id));
+	memcpy(s->channel_id, row.channel_id, sizeof(s->channel_id));
+	memcpy(s->broadcaster_id, row.broadcaster_id, sizeof(s->broadcaster_id));
+	memcpy(s->status, row.status, sizeof(s->status));
+	s->room_name = row.room_name;
+	s->ingress_id = row.ingress_id;
+	s->egress_id = row.egress_id;
+	s->enable_chat = row.enable_chat;
+	s->enable_reactions = row.enable_reactions;
+	s->slow_mode_s = row.slow_mode_s;
+	s->is_member = row.is_member;
 
 	s->is_broadcaster = r->authed && strcmp(s->broadcaster_id, r->user.user_id) == 0;
 	s->is_staff = r->authed && auth_is_staff(&r->user);
 	s->can_view = s->is_broadcaster || s->is_member || s->is_staff ||
 		      (strcmp(s->status, "live") == 0 && r->cfg->streams_public_live);
 
-	if ((need & STREAM_NEED_VIEW) && !s->can_view) {
-		if (!r->authed)
-			err_set(err, NC_EUNAUTH, "sign in to view this stream");
-		else
-			err_set(err, NC_EFORBIDDEN, "not a member of this stream's channel");
+	if (need != 0 && !s->can_view && r->authed) {
+		/* a stream the caller may not see: 404, as if it did not exist */
+		err_set(err, NC_ENOTFOUND, "stream not found");
+	} else if ((need & STREAM_NEED_VIEW) && !s->can_view) {
+		err_set(err, NC_EUNAUTH, "sign in to view this stream");
 	} else if (need & (STREAM_NEED_OWNER | STREAM_NEED_MANAGE)) {
 		if (!r->authed)
 			err_set(err, NC_EUNAUTH, "sign in required");
@@ -405,89 +374,47 @@ static const char *jstr(json_t *o, const char *key)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* Does some stream row reference this ingress / egress id (column name fixed)? */
-static int stream_exists_by(struct db_conn *db, const char *sql, const char *id,
-			    struct nc_error *err)
-{
-	const char *params[1] = { id };
-	PGresult *res = db_exec(db, sql, 1, params, err);
-	int n;
-
-	if (res == NULL)
-		return -1;
-	n = PQntuples(res) > 0;
-	PQclear(res);
-	return n;
-}
-
 int streams_on_ingress(struct nc_worker *w, const char *event, json_t *ingress_info,
 		       int64_t created_at, struct nc_error *err)
 {
 	struct db_conn *db = &w->db;
 	const char *ingress_id = jstr(ingress_info, "ingressId");
 	char ts[32];
-	const char *params[2];
-	PGresult *res;
+	json_t *payload;
+	bool done;
+	enum nc_err rc;
 
 	if (ingress_id == NULL || *ingress_id == '\0')
 		return 0;
 	snprintf(ts, sizeof(ts), "%lld", (long long)(created_at > 0 ? created_at : now_unix()));
-	params[0] = ingress_id;
-	params[1] = ts;
-
 	if (strcmp(event, "ingress_started") == 0) {
 		/*
 		 * The encoder is publishing: the stream is live.  A stream that
 		 * /start already made live is left as it is (first one wins), and
 		 * an event older than the last one applied is ignored.
 		 */
-		res = db_exec(db,
-			"UPDATE nchat_streams SET status = 'live',"
-			" started_at = COALESCE(started_at, to_timestamp($2::bigint)),"
-			" last_event_at = to_timestamp($2::bigint)"
-			" WHERE livekit_ingress_id = $1 AND status IN ('preparing', 'scheduled')"
-			"   AND (last_event_at IS NULL OR last_event_at <= to_timestamp($2::bigint))"
-			" RETURNING id, channel_id, broadcaster_id, title, " STREAMS_TS("started_at"),
-			2, params, err);
-		if (res == NULL)
+		payload = streams_db_ingress_started(db, ingress_id, ts, &done, err);
+		if (payload == NULL && err->code != NC_OK)
 			return -1;
-		if (PQntuples(res) == 1) {
-			json_t *payload = json_pack("{s:s, s:s?, s:s?, s:s, s:s, s:s}",
-				"stream_id", PQgetvalue(res, 0, 0),
-				"channel_id", db_val(res, 0, 1),
-				"broadcaster_id", db_val(res, 0, 2),
-				"title", PQgetvalue(res, 0, 3),
-				"started_at", PQgetvalue(res, 0, 4),
-				"source", "ingress");
-			enum nc_err rc;
-
-			log_info("stream %s live (ingress %s started)", PQgetvalue(res, 0, 0),
-				 ingress_id);
-			PQclear(res);
+		if (done) {
 			if (payload == NULL)
 				return err_set(err, NC_EINTERNAL, "out of memory"), -1;
+			log_info("stream %s live (ingress %s started)",
+				 json_string_value(json_object_get(payload, "stream_id")), ingress_id);
 			rc = outbox_enqueue(db, w->cfg, "stream.live", payload, err);
 			json_decref(payload);
 			return rc == NC_OK ? 1 : -1;
 		}
-		PQclear(res);
 	} else if (strcmp(event, "ingress_ended") == 0) {
 		/*
 		 * The encoder stopped.  The stream is NOT ended: encoders reconnect
 		 * after network trouble, and only the broadcaster (or a moderator)
 		 * ends a stream.  Just note the event.
 		 */
-		res = db_exec(db,
-			"UPDATE nchat_streams SET last_event_at = to_timestamp($2::bigint)"
-			" WHERE livekit_ingress_id = $1"
-			"   AND (last_event_at IS NULL OR last_event_at <= to_timestamp($2::bigint))"
-			" RETURNING id", 2, params, err);
-		if (res == NULL)
+		if (streams_db_ingress_ended(db, ingress_id, ts, err) != NC_OK)
 			return -1;
-		PQclear(res);
 	}
-	return stream_exists_by(db, "SELECT 1 FROM nchat_streams WHERE livekit_ingress_id = $1",
-				ingress_id, err);
+	return streams_db_has_ingress_or_egress(db, ingress_id, NULL, err);
 }
 
 int streams_on_egress(struct nc_worker *w, const char *event, json_t *egress_info,
@@ -496,10 +423,9 @@ int streams_on_egress(struct nc_worker *w, const char *event, json_t *egress_inf
 	struct db_conn *db = &w->db;
 	const char *egress_id = jstr(egress_info, "egressId");
 	const char *status = jstr(egress_info, "status");
-	char ts[32];
-	const char *params[2];
-	PGresult *res;
+	char ts[32], stream_id[37];
 	bool terminal;
+	int n;
 
 	if (egress_id == NULL || *egress_id == '\0')
 		return 0;
@@ -509,8 +435,6 @@ int streams_on_egress(struct nc_worker *w, const char *event, json_t *egress_inf
 		   strcmp(status, "EGRESS_FAILED") == 0 || strcmp(status, "EGRESS_ABORTED") == 0 ||
 		   strcmp(status, "EGRESS_LIMIT_REACHED") == 0;
 	snprintf(ts, sizeof(ts), "%lld", (long long)(created_at > 0 ? created_at : now_unix()));
-	params[0] = egress_id;
-	params[1] = ts;
 	if (terminal) {
 		/*
 		 * The HLS egress of a stream that is still live is gone (failed,
@@ -518,24 +442,16 @@ int streams_on_egress(struct nc_worker *w, const char *event, json_t *egress_inf
 		 * a new one.  The stream itself stays live (WebRTC viewers are
 		 * unaffected); an ended stream keeps the id for the record.
 		 */
-		res = db_exec(db,
-			"UPDATE nchat_streams SET livekit_egress_id = NULL,"
-			" last_event_at = to_timestamp($2::bigint)"
-			" WHERE livekit_egress_id = $1 AND status = 'live' RETURNING id",
-			2, params, err);
-		if (res == NULL)
+		n = streams_db_egress_gone(db, egress_id, ts, stream_id, err);
+		if (n < 0)
 			return -1;
-		if (PQntuples(res) == 1)
-			log_warn("stream %s: HLS egress %s ended with %s while live",
-				 PQgetvalue(res, 0, 0), egress_id, status);
-		if (PQntuples(res) == 1) {
-			PQclear(res);
+		if (n == 1) {
+			log_warn("stream %s: HLS egress %s ended with %s while live", stream_id,
+				 egress_id, status);
 			return 1;
 		}
-		PQclear(res);
 	}
-	return stream_exists_by(db, "SELECT 1 FROM nchat_streams WHERE livekit_egress_id = $1",
-				egress_id, err);
+	return streams_db_has_ingress_or_egress(db, NULL, egress_id, err);
 }
 
 /* ---- LiveKit tokens ---- */
@@ -569,4 +485,19 @@ char *streams_mint_token(const struct nc_config *cfg, const char *identity, cons
 	}
 	*expires_at = now + o.ttl_s;
 	return lk_token_mint(cfg->livekit_api_key, cfg->livekit_api_secret, &o, now);
+}
+
+/* ---- the counter timer ---- */
+
+void streams_counters_periodic(struct nc_worker *w, void *arg)
+{
+	struct nc_error err = {0};
+	int n = streams_db_flush_counters(&w->db, &err);
+
+	(void)arg;
+
+	if (n < 0)
+		log_warn("stream counters: flush failed: %s", err.msg);
+	else if (n > 0)
+		log_debug("stream counters: %d streams folded", n);
 }

@@ -16,13 +16,18 @@
  * close; only the live count is frozen.
  */
 #include "streams/streams.h"
+#include "core/uuid.h"
 
 #include "store/db.h"
 #include "realtime/events.h"
 #include "core/jsonv.h"
 #include "core/log.h"
 #include "http/worker.h"
+#include "streams/streams_db.h"
+#include "http/auth.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,86 +55,118 @@ long viewers_current(struct nc_worker *w, const char *stream_id)
 	return n;
 }
 
-/* Record a heartbeat (or join) of session in Redis; best effort. */
-static void viewers_touch(struct nc_worker *w, const char *stream_id, const char *session)
-{
-	struct nc_error err;
-	redisReply *rep;
+/*
+ * One round trip for a viewer's session and the live count: record
+ * (touch) or drop (forget) the session, prune the silent ones, count, and
+ * say whether the count differs from the one last stored in Postgres.
+ * KEYS[1] the stream's set, KEYS[2] the stored count; ARGV: mode, session,
+ * now ms, cutoff ms, ttl s.  Returns {count, changed}.
+ */
+static const char sync_lua[] =
+	"if ARGV[1] == 'touch' then\n"
+	"  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])\n"
+	"  redis.call('EXPIRE', KEYS[1], ARGV[5])\n"
+	"elseif ARGV[1] == 'forget' then\n"
+	"  redis.call('ZREM', KEYS[1], ARGV[2])\n"
+	"end\n"
+	"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4])\n"
+	"local n = redis.call('ZCARD', KEYS[1])\n"
+	"local stored = redis.call('GET', KEYS[2])\n"
+	"if stored == tostring(n) then return {n, 0} end\n"
+	"return {n, 1}\n";
 
-	if (!w->rds_ok)
+struct viewers_changed {
+	char stream_id[37];
+	long n;
+};
+
+/* The count changed: store it (the peak trigger follows), tell the viewers. */
+static void store_count(struct nc_worker *w, const char *stream_id, long n)
+{
+	struct nc_error err = {0};
+	enum streams_count_write wr;
+	char key[96], txt[24], ttl[16];
+	const char *argv[5];
+
+	if (streams_db_set_current_viewers(&w->db, stream_id, n, &wr, &err) != NC_OK) {
+		log_warn("stream %s: cannot store viewer count: %s", stream_id, err.msg);
 		return;
-	rep = rds_cmd(&w->rds, &err, "ZADD %s%s %lld %s", STREAMS_VIEWERS_KEY, stream_id,
-		      (long long)now_ms(), session);
-	if (rep == NULL)
-		return;
-	freeReplyObject(rep);
-	/* an abandoned stream's set goes away by itself */
-	rep = rds_cmd(&w->rds, &err, "EXPIRE %s%s %d", STREAMS_VIEWERS_KEY, stream_id,
-		      w->cfg->viewer_heartbeat_timeout_s * 2 + 3600);
-	if (rep)
-		freeReplyObject(rep);
+	}
+	if (wr == STREAMS_COUNT_BUSY)
+		return; /* the next sync writes it */
+	snprintf(key, sizeof(key), "%s%s:stored", STREAMS_VIEWERS_KEY, stream_id);
+	snprintf(txt, sizeof(txt), "%ld", n);
+	snprintf(ttl, sizeof(ttl), "%d", w->cfg->viewer_heartbeat_timeout_s * 2 + 3600);
+	argv[0] = "SET", argv[1] = key, argv[2] = txt, argv[3] = "EX", argv[4] = ttl;
+	(void)rds_append(&w->rds, 5, argv, NULL);
+	if (wr == STREAMS_COUNT_WRITTEN) {
+		json_t *d = json_pack("{s:s, s:I}", "stream_id", stream_id, "current_viewers",
+				      (json_int_t)n);
+
+		rt_publish_stream(w, stream_id, "stream.viewers", d);
+		json_decref(d);
+	}
 }
 
-static void viewers_forget(struct nc_worker *w, const char *stream_id, const char *session)
+/* mode "touch", "forget" or "count"; the live count, or -1 when Redis is unavailable. */
+static long viewers_sync(struct nc_worker *w, const char *stream_id, const char *mode,
+			 const char *session)
 {
-	struct nc_error err;
+	struct nc_error err = {0};
+	char key[96], stored[96], now[24], cutoff[24], ttl[16];
+	const char *argv[10];
 	redisReply *rep;
+	long n = -1;
+	bool changed = false;
 
 	if (!w->rds_ok)
-		return;
-	rep = rds_cmd(&w->rds, &err, "ZREM %s%s %s", STREAMS_VIEWERS_KEY, stream_id, session);
-	if (rep)
-		freeReplyObject(rep);
+		return -1;
+	snprintf(key, sizeof(key), "%s%s", STREAMS_VIEWERS_KEY, stream_id);
+	snprintf(stored, sizeof(stored), "%s%s:stored", STREAMS_VIEWERS_KEY, stream_id);
+	snprintf(now, sizeof(now), "%lld", (long long)now_ms());
+	snprintf(cutoff, sizeof(cutoff), "%lld", (long long)(now_ms() - timeout_ms(w->cfg)));
+	/* an abandoned stream's set goes away by itself */
+	snprintf(ttl, sizeof(ttl), "%d", w->cfg->viewer_heartbeat_timeout_s * 2 + 3600);
+	argv[0] = "EVAL", argv[1] = sync_lua, argv[2] = "2", argv[3] = key, argv[4] = stored;
+	argv[5] = mode, argv[6] = session ? session : "", argv[7] = now, argv[8] = cutoff;
+	argv[9] = ttl;
+	rep = rds_cmdv(&w->rds, 10, argv, NULL, &err);
+	if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+	    rep->element[0]->type == REDIS_REPLY_INTEGER) {
+		n = (long)rep->element[0]->integer;
+		changed = rep->element[1]->type == REDIS_REPLY_INTEGER && rep->element[1]->integer;
+	} else if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {
+		log_warn("stream %s: viewer count failed: %s", stream_id, rep->str);
+	}
+	freeReplyObject(rep);
+	if (changed)
+		store_count(w, stream_id, n);
+	return n;
 }
 
 void viewers_refresh(struct nc_worker *w, const char *stream_id)
 {
-	struct db_conn *db = &w->db;
-	struct nc_error err;
-	redisReply *rep;
-	char count_txt[24];
-	const char *p[2];
-	PGresult *res;
-	long n;
+	(void)viewers_sync(w, stream_id, "count", NULL);
+}
 
-	if (!w->rds_ok)
-		return;
-	/* prune the silent ones so the set stays the size of the audience */
-	rep = rds_cmd(&w->rds, &err, "ZREMRANGEBYSCORE %s%s -inf (%lld", STREAMS_VIEWERS_KEY,
-		      stream_id, (long long)(now_ms() - timeout_ms(w->cfg)));
-	if (rep == NULL)
-		return;
-	freeReplyObject(rep);
-	if ((n = viewers_current(w, stream_id)) < 0)
-		return;
-	snprintf(count_txt, sizeof(count_txt), "%ld", n);
-	p[0] = stream_id;
-	p[1] = count_txt;
-	if (db_begin_service(db, &err) != NC_OK)
-		return;
-	res = db_exec(db,
-		"UPDATE nchat_streams SET current_viewers = $2::int"
-		" WHERE id = $1 AND current_viewers <> $2::int AND status NOT IN ('ended', 'failed')",
-		2, p, &err);
-	if (res == NULL) {
-		db_rollback(db);
-		log_warn("stream %s: cannot store viewer count: %s", stream_id, err.msg);
-		return;
-	}
-	if (atol(PQcmdTuples(res)) == 1) {
-		PQclear(res);
-		if (db_commit(db, &err) == NC_OK) {
-			json_t *d = json_pack("{s:s, s:I}", "stream_id", stream_id,
-					      "current_viewers", (json_int_t)n);
+void streams_client_key(const struct nc_config *cfg, const char *addr, char out[STREAMS_CLIENT_KEY_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	const char *key = cfg->auth_key ? cfg->auth_key : "nchat-rtc";
 
-			rt_publish_stream(w, stream_id, "stream.viewers", d);
-			json_decref(d);
-		}
-		db_rollback(db);
-		return;
+	if (HMAC(EVP_sha256(), key, (int)strlen(key), (const unsigned char *)addr, strlen(addr), md,
+		 &len) == NULL || len < STREAMS_CLIENT_KEY_LEN / 2) {
+		/* cannot happen with a working libcrypto; never count everyone as one */
+		log_error("streams: HMAC failed");
+		abort();
 	}
-	PQclear(res);
-	db_rollback(db);
+	for (unsigned i = 0; i < STREAMS_CLIENT_KEY_LEN / 2; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[STREAMS_CLIENT_KEY_LEN] = '\0';
 }
 
 /*
@@ -156,77 +193,66 @@ static int session_id_of(json_t *body, unsigned flags, const char **out, struct 
 
 /* ---- POST /api/streams/{id}/viewers/join ---- */
 
+/* The answer for a join the statement refused; false when it went through. */
+static bool join_refused(struct req *r, const struct streams_viewer_join *j, struct nc_error *err)
+{
+	if (!j->s.found || (!j->s.can_view && r->authed))
+		err_set(err, NC_ENOTFOUND, "stream not found");
+	else if (!j->s.can_view)
+		err_set(err, NC_EUNAUTH, "sign in to view this stream");
+	else if (j->s.over)
+		err_set(err, NC_ECONFLICT, "the stream has ended");
+	else if (j->too_many) {
+		resp_header(r, "Retry-After", "30");
+		err_set(err, NC_ERATELIMIT, "too many viewer sessions from this address");
+	} else if (j->taken)
+		err_set(err, NC_ECONFLICT, "this viewer_session_id belongs to another viewer");
+	else
+		return false;
+	return true;
+}
+
 void api_stream_viewer_join(struct req *r)
 {
-	static const char sql[] =
-		"INSERT INTO nchat_stream_viewers AS v (stream_id, user_id, viewer_session_id)"
-		" VALUES ($1, $2, $3)"
-		" ON CONFLICT (stream_id, viewer_session_id) DO UPDATE"
-		"   SET left_at = NULL, last_heartbeat_at = now()"
-		"   WHERE v.user_id IS NOT DISTINCT FROM EXCLUDED.user_id"
-		" RETURNING v.id, " STREAMS_TS("v.joined_at") ", (xmax = 0)";
-	struct db_conn *db = &r->w->db;
-	struct stream_ctx s;
-	struct nc_error err;
+	struct streams_caller who = { r->authed ? r->user.user_id : NULL,
+				      r->authed && auth_is_staff(&r->user),
+				      r->cfg->streams_public_live };
+	struct streams_viewer_join j;
+	struct nc_error err = {0};
 	json_t *body = req_json(r, false), *out;
-	const char *sid = NULL;
-	PGresult *res;
-	bool inserted;
+	const char *sid = NULL, *id = req_param(r, "id");
+	char ck[STREAMS_CLIENT_KEY_LEN + 1];
 	long cur;
 
 	if (body == NULL)
 		return;
-	if (session_id_of(body, JV_REQUIRED, &sid, &err) < 0) {
-		resp_nc_error(r, &err);
-		json_decref(body);
-		return;
+	if (session_id_of(body, JV_REQUIRED, &sid, &err) < 0)
+		goto bad;
+	if (id == NULL || !is_uuid(id)) {
+		err_set(&err, NC_EBADREQ, "stream id must be a UUID");
+		goto bad;
 	}
-	if (streams_open(r, req_param(r, "id"), STREAM_NEED_VIEW, false, &s, &err) != NC_OK) {
-		resp_nc_error(r, &err);
-		json_decref(body);
-		return;
-	}
-	if (streams_is_over(&s)) {
-		err_set(&err, NC_ECONFLICT, "the stream has ended");
-		goto fail;
-	}
-	{
-		const char *p[3] = { s.id, r->authed ? r->user.user_id : NULL, sid };
-
-		res = db_exec(db, sql, 3, p, &err);
-	}
-	if (res == NULL)
-		goto fail;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		err_set(&err, NC_ECONFLICT, "this viewer_session_id belongs to another viewer");
-		goto fail;
-	}
-	inserted = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
-	out = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i}", "stream_id", s.id, "viewer_id",
-			PQgetvalue(res, 0, 0), "viewer_session_id", sid, "joined_at",
-			PQgetvalue(res, 0, 1), "heartbeat_timeout_seconds",
-			r->cfg->viewer_heartbeat_timeout_s, "heartbeat_interval_seconds",
-			r->cfg->viewer_heartbeat_timeout_s >= 3
-				? r->cfg->viewer_heartbeat_timeout_s / 3 : 1);
-	PQclear(res);
-	if (db_commit(db, &err) != NC_OK) {
-		json_decref(out);
-		goto fail;
-	}
-	viewers_touch(r->w, s.id, sid);
-	viewers_refresh(r->w, s.id);
-	cur = viewers_current(r->w, s.id);
+	if (!r->authed)
+		streams_client_key(r->cfg, r->client_addr, ck);
+	/* one statement: the stream, the caller's rights, the session */
+	if (streams_db_viewer_join(&r->w->db, id, &who, sid, r->authed ? NULL : ck,
+				   r->cfg->anon_viewer_sessions, &j, &err) != NC_OK ||
+	    join_refused(r, &j, &err))
+		goto bad;
+	out = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i}", "stream_id", id, "viewer_id",
+			j.viewer_id, "viewer_session_id", sid, "joined_at", j.joined_at,
+			"heartbeat_timeout_seconds", r->cfg->viewer_heartbeat_timeout_s,
+			"heartbeat_interval_seconds",
+			r->cfg->viewer_heartbeat_timeout_s >= 3 ? r->cfg->viewer_heartbeat_timeout_s / 3 : 1);
+	cur = viewers_sync(r->w, id, "touch", sid);
 	if (cur >= 0)
 		json_object_set_new(out, "current_viewers", json_integer(cur));
-	resp_json(r, inserted ? 201 : 200, out);
+	resp_json(r, j.inserted ? 201 : 200, out);
 	json_decref(body);
-	stream_ctx_cleanup(&s);
 	return;
-fail:
-	streams_fail(r, &err);
+bad:
+	resp_nc_error(r, &err);
 	json_decref(body);
-	stream_ctx_cleanup(&s);
 }
 
 /*
@@ -240,72 +266,48 @@ fail:
 
 void api_stream_viewer_heartbeat(struct req *r)
 {
-	struct db_conn *db = &r->w->db;
-	struct stream_ctx s;
-	struct nc_error err;
+	struct nc_error err = {0};
 	json_t *body = req_json(r, false), *out;
-	const char *sid = NULL;
-	const char *p[3];
-	PGresult *res;
+	const char *sid = NULL, *id = req_param(r, "id");
+	enum streams_beat_outcome beat;
 	long cur;
 
 	if (body == NULL)
 		return;
-	if (session_id_of(body, JV_REQUIRED, &sid, &err) < 0) {
-		resp_nc_error(r, &err);
-		json_decref(body);
-		return;
+	if (session_id_of(body, JV_REQUIRED, &sid, &err) < 0)
+		goto bad;
+	if (id == NULL || !is_uuid(id)) {
+		err_set(&err, NC_EBADREQ, "stream id must be a UUID");
+		goto bad;
 	}
-	if (streams_open(r, req_param(r, "id"), 0, false, &s, &err) != NC_OK) {
-		resp_nc_error(r, &err);
-		json_decref(body);
-		return;
-	}
-	p[0] = s.id;
-	p[1] = sid;
-	p[2] = r->authed ? r->user.user_id : NULL;
-	res = db_exec(db,
-		"SELECT left_at IS NULL FROM nchat_stream_viewers"
-		" WHERE stream_id = $1 AND viewer_session_id = $2"
-		"   AND user_id IS NOT DISTINCT FROM $3::uuid FOR UPDATE", 3, p, &err);
-	if (res == NULL)
-		goto fail;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
+	if (streams_db_heartbeat(&r->w->db, id, sid, r->authed ? r->user.user_id : NULL, &beat,
+				 &err) != NC_OK)
+		goto bad;
+	switch (beat) {
+	case STREAMS_BEAT_NO_STREAM:
+		err_set(&err, NC_ENOTFOUND, "stream not found");
+		goto bad;
+	case STREAMS_BEAT_NO_SESSION:
 		err_set(&err, NC_ENOTFOUND, "no such viewer session");
-		goto fail;
-	}
-	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
-		PQclear(res);
+		goto bad;
+	case STREAMS_BEAT_CLOSED:
 		err_set(&err, NC_ECONFLICT, "the viewer session was closed; join again");
-		goto fail;
-	}
-	PQclear(res);
-	if (streams_is_over(&s)) {
+		goto bad;
+	case STREAMS_BEAT_OVER:
 		err_set(&err, NC_ECONFLICT, "the stream has ended");
-		goto fail;
+		goto bad;
+	case STREAMS_BEAT_OK:
+		break;
 	}
-	res = db_exec(db,
-		"UPDATE nchat_stream_viewers SET last_heartbeat_at = now()"
-		" WHERE stream_id = $1 AND viewer_session_id = $2", 2, p, &err);
-	if (res == NULL)
-		goto fail;
-	PQclear(res);
-	if (db_commit(db, &err) != NC_OK)
-		goto fail;
-	viewers_touch(r->w, s.id, sid);
-	viewers_refresh(r->w, s.id);
-	out = json_pack("{s:s, s:s}", "stream_id", s.id, "viewer_session_id", sid);
-	if ((cur = viewers_current(r->w, s.id)) >= 0)
+	out = json_pack("{s:s, s:s}", "stream_id", id, "viewer_session_id", sid);
+	if ((cur = viewers_sync(r->w, id, "touch", sid)) >= 0)
 		json_object_set_new(out, "current_viewers", json_integer(cur));
 	resp_json(r, 200, out);
 	json_decref(body);
-	stream_ctx_cleanup(&s);
 	return;
-fail:
-	streams_fail(r, &err);
+bad:
+	resp_nc_error(r, &err);
 	json_decref(body);
-	stream_ctx_cleanup(&s);
 }
 
 /* ---- POST /api/streams/{id}/viewers/leave ---- */
@@ -313,65 +315,36 @@ fail:
 /* Leaving twice is harmless: the second answer repeats the first. */
 void api_stream_viewer_leave(struct req *r)
 {
-	struct db_conn *db = &r->w->db;
-	struct stream_ctx s;
-	struct nc_error err;
+	struct streams_viewer_leave lv;
+	struct nc_error err = {0};
 	json_t *body = req_json(r, false), *out;
-	const char *sid = NULL;
-	const char *p[3];
-	PGresult *res;
+	const char *sid = NULL, *id = req_param(r, "id");
 
 	if (body == NULL)
 		return;
-	if (session_id_of(body, JV_REQUIRED, &sid, &err) < 0) {
-		resp_nc_error(r, &err);
-		json_decref(body);
-		return;
+	if (session_id_of(body, JV_REQUIRED, &sid, &err) < 0)
+		goto bad;
+	if (id == NULL || !is_uuid(id)) {
+		err_set(&err, NC_EBADREQ, "stream id must be a UUID");
+		goto bad;
 	}
-	if (streams_open(r, req_param(r, "id"), 0, false, &s, &err) != NC_OK) {
-		resp_nc_error(r, &err);
-		json_decref(body);
-		return;
-	}
-	p[0] = s.id;
-	p[1] = sid;
-	p[2] = r->authed ? r->user.user_id : NULL;
-	res = db_exec(db,
-		"UPDATE nchat_stream_viewers SET left_at = now()"
-		" WHERE stream_id = $1 AND viewer_session_id = $2"
-		"   AND user_id IS NOT DISTINCT FROM $3::uuid AND left_at IS NULL", 3, p, &err);
-	if (res == NULL)
-		goto fail;
-	PQclear(res);
-	res = db_exec(db,
-		"SELECT watch_duration_seconds, " STREAMS_TS("left_at") " FROM nchat_stream_viewers"
-		" WHERE stream_id = $1 AND viewer_session_id = $2"
-		"   AND user_id IS NOT DISTINCT FROM $3::uuid", 3, p, &err);
-	if (res == NULL)
-		goto fail;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
+	if (streams_db_viewer_leave(&r->w->db, id, sid, r->authed ? r->user.user_id : NULL, &lv,
+				    &err) != NC_OK)
+		goto bad;
+	if (!lv.found) {
 		err_set(&err, NC_ENOTFOUND, "no such viewer session");
-		goto fail;
+		goto bad;
 	}
-	out = json_pack("{s:s, s:s, s:I, s:s?}", "stream_id", s.id, "viewer_session_id", sid,
-			"watch_duration_seconds", (json_int_t)atoll(PQgetvalue(res, 0, 0)),
-			"left_at", db_val(res, 0, 1));
-	PQclear(res);
-	if (db_commit(db, &err) != NC_OK) {
-		json_decref(out);
-		goto fail;
-	}
-	viewers_forget(r->w, s.id, sid);
-	viewers_refresh(r->w, s.id);
+	out = json_pack("{s:s, s:s, s:I, s:s?}", "stream_id", id, "viewer_session_id", sid,
+			"watch_duration_seconds", (json_int_t)lv.watch_duration_seconds, "left_at",
+			lv.left_at[0] ? lv.left_at : NULL);
+	(void)viewers_sync(r->w, id, "forget", sid);
 	resp_json(r, 200, out);
 	json_decref(body);
-	stream_ctx_cleanup(&s);
 	return;
-fail:
-	streams_fail(r, &err);
+bad:
+	resp_nc_error(r, &err);
 	json_decref(body);
-	stream_ctx_cleanup(&s);
 }
 
 /* ---- POST /api/streams/{id}/viewer-token ---- */
@@ -410,15 +383,7 @@ void api_stream_viewer_token(struct req *r)
 		goto out;
 	}
 	if (r->authed) {
-		const char *p[1] = { r->user.user_id };
-		PGresult *res = db_exec(db, "SELECT display_name FROM nchat_users WHERE id = $1", 1,
-					p, &err);
-
-		if (res != NULL) {
-			if (PQntuples(res) == 1 && db_val(res, 0, 0))
-				name = xstrdup(db_val(res, 0, 0));
-			PQclear(res);
-		}
+		name = streams_db_user_name(db, r->user.user_id);
 		identity = xstrdup(r->user.user_id);
 	} else {
 		identity = xasprintf("anon-%s", sid);

@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "store/cache.h"
 #include "harness.h"
 
 static struct it_server srv;
@@ -855,6 +856,174 @@ START_TEST(concurrent_joins_and_end)
 }
 END_TEST
 
+/* Entries of user's realtime replay log (Redis stream) of type `type`. */
+static long rt_log_count(const char *user, const char *type)
+{
+	struct rds_conn rc;
+	struct nc_error err = {0};
+	redisReply *rep;
+	char needle[64];
+	long n = 0;
+
+	ck_assert_int_eq(rds_init(&rc, it_env("REDIS_URL"), 2000), 0);
+	rep = rds_cmd(&rc, &err, "XRANGE nchat:rtlog:user:%s - +", user);
+	ck_assert_ptr_nonnull(rep);
+	snprintf(needle, sizeof(needle), "\"type\":\"%s\"", type);
+	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+		redisReply *f = rep->element[i]->element[1];
+
+		for (size_t k = 1; k < f->elements; k += 2)
+			if (strstr(f->element[k]->str, needle) != NULL)
+				n++;
+	}
+	freeReplyObject(rep);
+	rds_cleanup(&rc);
+	return n;
+}
+
+/* Wait (up to 2 s) until the log has at least n entries of type (events go out after the response). */
+static long rt_log_wait(const char *user, const char *type, long n)
+{
+	long got = 0;
+
+	for (int i = 0; i < 40 && (got = rt_log_count(user, type)) < n; i++)
+		usleep(50 * 1000);
+	return got;
+}
+
+/* Issue 15 #3: a participant removed by a host sees nothing of the call from then on. */
+START_TEST(removed_participant_sees_nothing)
+{
+	char *a = it_new_user(db, "Host"), *b = it_new_user(db, "Stays"), *c = it_new_user(db, "Removed");
+	char *ta = tok(a), *tc = tok(c), *path, body[256], *id;
+	json_t *j, *items, *it;
+	long before;
+	size_t i;
+	int lines = 0;
+
+	snprintf(body, sizeof(body), "{\"targetUserIds\":[\"%s\",\"%s\"],\"type\":\"video\"}", b, c);
+	j = initiate(a, body, 201);
+	id = strdup(json_string_value(json_object_get(j, "callId")));
+	json_decref(j);
+	json_decref(act(b, id, "/join", NULL, 200));
+	json_decref(act(c, id, "/join", NULL, 200));
+	path = call_path(id, "");
+	json_decref(api(&srv, "GET", path, tc, NULL, 200));
+	free(path);
+	ck_assert(asprintf(&path, "/api/calls/%s/participants/%s/remove", id, c) > 0);
+	json_decref(api(&srv, "POST", path, ta, "{}", 200));
+	free(path);
+	/* the removal itself reaches them, as the last call event they get */
+	ck_assert_int_ge(rt_log_wait(c, "call.updated", 3), 3);
+	before = rt_log_count(c, "call.updated");
+
+	path = call_path(id, "");
+	api_err("GET", path, tc, NULL, 404, "not_found");
+	free(path);
+	path = call_path(id, "/stats");
+	api_err("POST", path, tc, "{\"rttMs\":1}", 404, "not_found");
+	free(path);
+	/* the history keeps one line: the call, and only their own (removed) row */
+	j = api(&srv, "GET", "/api/calls?limit=100", tc, NULL, 200);
+	items = json_object_get(j, "items");
+	json_array_foreach(items, i, it) {
+		if (strcmp(json_string_value(json_object_get(it, "id")), id) != 0)
+			continue;
+		lines++;
+		ck_assert(json_is_true(json_object_get(it, "removed")));
+		ck_assert_ptr_null(json_object_get(it, "roomName"));
+		ck_assert_ptr_null(json_object_get(it, "metadata"));
+		ck_assert_int_eq(json_array_size(json_object_get(it, "participants")), 1);
+		ck_assert_str_eq(json_string_value(json_object_get(
+			json_array_get(json_object_get(it, "participants"), 0), "userId")), c);
+		ck_assert_str_eq(json_string_value(json_object_get(
+			json_array_get(json_object_get(it, "participants"), 0), "status")), "removed");
+	}
+	ck_assert_int_eq(lines, 1);
+	json_decref(j);
+	/* what happens in the call afterwards is not theirs to hear */
+	json_decref(act(b, id, "/leave", NULL, 200));
+	ck_assert_int_ge(rt_log_wait(a, "call.updated", 4), 4);
+	usleep(200 * 1000);
+	ck_assert_int_eq(rt_log_count(c, "call.updated"), before);
+	json_decref(act(c, id, "/join", NULL, 403));
+	free(id);
+	free(ta); free(tc);
+	free(a); free(b); free(c);
+}
+END_TEST
+
+/* Reads check who may see a call in their own SQL: channel members see a channel call, outsiders nothing. */
+START_TEST(call_reads_by_visibility)
+{
+	char *a = it_new_user(db, "Caller"), *b = it_new_user(db, "Callee"), *m = it_new_user(db, "Member");
+	char *x = it_new_user(db, "Outsider"), *ch = it_new_channel(db, "reads");
+	char *tm = tok(m), *tx = tok(x), body[256], *id, *path;
+	json_t *j, *it;
+	size_t i;
+
+	it_add_member(db, ch, a, NULL);
+	it_add_member(db, ch, b, NULL);
+	it_add_member(db, ch, m, NULL);
+	snprintf(body, sizeof(body), "{\"targetUserIds\":[\"%s\"],\"channelId\":\"%s\",\"type\":\"audio\"}",
+		 b, ch);
+	j = initiate(a, body, 201);
+	id = strdup(json_string_value(json_object_get(j, "callId")));
+	json_decref(j);
+	path = call_path(id, "");
+	json_decref(api(&srv, "GET", path, tm, NULL, 200));   /* a channel member */
+	api_err("GET", path, tx, NULL, 404, "not_found");      /* an outsider */
+	/* the history is the caller's own calls: the member never took part */
+	j = api(&srv, "GET", "/api/calls?limit=100", tm, NULL, 200);
+	json_array_foreach(json_object_get(j, "items"), i, it)
+		ck_assert_str_ne(json_string_value(json_object_get(it, "id")), id);
+	json_decref(j);
+	j = api(&srv, "GET", "/api/calls?limit=100", tx, NULL, 200);
+	ck_assert_int_eq(json_array_size(json_object_get(j, "items")), 0);
+	json_decref(j);
+	free(path);
+	free(id);
+	free(tm); free(tx);
+	free(a); free(b); free(m); free(x); free(ch);
+}
+END_TEST
+
+/*
+ * The same reads with the service logged in as the schema owner, which
+ * row-level security does not hold back: the answers must not change.
+ */
+START_TEST(call_reads_hold_without_rls)
+{
+	char dsn[600];
+	const char *env[] = { dsn, "CALL_SWEEP_INTERVAL_SECONDS=0", NULL };
+	struct it_server own;
+	struct it_resp r;
+	char *a = it_new_user(db, "A"), *b = it_new_user(db, "B"), *x = it_new_user(db, "X");
+	char *tx = tok(x), *id, url[512];
+
+	snprintf(dsn, sizeof(dsn), "DATABASE_URL=%s", it_env("DATABASE_MIGRATE_URL"));
+	id = start_1to1(a, b, "audio");
+	ck_assert_int_eq(it_server_start(&own, env), 0);
+	snprintf(url, sizeof(url), "%s/api/calls/%s", own.base, id);
+	ck_assert_int_eq(it_http("GET", url, tx, NULL, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 404);
+	it_resp_free(&r);
+	snprintf(url, sizeof(url), "%s/api/calls?limit=100", own.base);
+	ck_assert_int_eq(it_http("GET", url, tx, NULL, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_int_eq(json_array_size(json_object_get(r.json, "items")), 0);
+	it_resp_free(&r);
+	snprintf(url, sizeof(url), "%s/api/calls/%s/stats", own.base, id);
+	ck_assert_int_eq(it_http("POST", url, tx, "{\"rttMs\":1}", NULL, &r), 0);
+	ck_assert_int_eq(r.status, 404);
+	it_resp_free(&r);
+	it_server_stop(&own);
+	free(id);
+	free(tx);
+	free(a); free(b); free(x);
+}
+END_TEST
+
 int main(void)
 {
 	static const char *need[] = { "NC_BIN", "DATABASE_URL", "DATABASE_MIGRATE_URL", "REDIS_URL",
@@ -883,6 +1052,9 @@ int main(void)
 	tcase_add_test(tc, ring_timeout_by_sweep);
 	tcase_add_test(tc, ring_timeout_survives_restart);
 	tcase_add_test(tc, concurrent_joins_and_end);
+	tcase_add_test(tc, removed_participant_sees_nothing);
+	tcase_add_test(tc, call_reads_by_visibility);
+	tcase_add_test(tc, call_reads_hold_without_rls);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_NOFORK);

@@ -533,7 +533,7 @@ START_TEST(revoke_key)
 	char *p = path_of(id, "/revoke-key"), *ingress_id;
 
 	ingress_id = db_str("SELECT livekit_ingress_id FROM nchat_streams WHERE id = $1", id, NULL);
-	ck_assert_int_eq(status_of("POST", p, t_o, "{}"), 403);
+	ck_assert_int_eq(status_of("POST", p, t_o, "{}"), 404);
 	ck_assert_int_eq(status_of("POST", p, t_m, "{}"), 403);
 	ck_assert_int_eq(status_of("POST", p, NULL, "{}"), 401);
 	r = call("POST", p, t_mod, "{}", 200);
@@ -612,9 +612,9 @@ START_TEST(publisher_and_viewer_tokens)
 	ck_assert(json_is_true(json_object_get(video, "hidden")));
 	json_decref(claims);
 	json_decref(r);
-	/* not live: anonymous 401, outsider 403 */
+	/* not live: anonymous 401, outsider 404 (a private stream is not confirmed) */
 	ck_assert_int_eq(status_of("POST", pv, NULL, "{\"viewer_session_id\":\"anon-session-1\"}"), 401);
-	ck_assert_int_eq(status_of("POST", pv, t_o, "{}"), 403);
+	ck_assert_int_eq(status_of("POST", pv, t_o, "{}"), 404);
 	/* live: public */
 	start_stream(id);
 	ck_assert_int_eq(status_of("POST", pv, NULL, "{}"), 400);
@@ -653,9 +653,15 @@ START_TEST(concurrent_viewer_joins)
 			struct it_resp rr;
 			int st;
 
+			char url[256], xff[64];
+			const char *hdr[] = { xff, NULL };
+
+			/* 16 anonymous clients: each its own address (through the trusted proxy) */
 			snprintf(body, sizeof(body), "{\"viewer_session_id\":\"concurrent-%02d-%d\"}", i,
 				 (int)getppid());
-			st = it_req(&srv, "POST", pj, NULL, body, &rr) == 0 ? (int)rr.status : 0;
+			snprintf(url, sizeof(url), "%s%s", srv.base, pj);
+			snprintf(xff, sizeof(xff), "X-Forwarded-For: 203.0.113.%d", i + 1);
+			st = it_http("POST", url, NULL, body, hdr, &rr) == 0 ? (int)rr.status : 0;
 			_exit(st == 201 ? 0 : 1);
 		}
 	}
@@ -688,7 +694,7 @@ START_TEST(viewer_counting_with_heartbeats)
 
 	/* before live: anonymous may not watch, a member may wait */
 	ck_assert_int_eq(status_of("POST", pj, NULL, A), 401);
-	ck_assert_int_eq(status_of("POST", pj, t_o, C), 403);
+	ck_assert_int_eq(status_of("POST", pj, t_o, C), 404);
 	start_stream(id);
 	ck_assert_int_eq(status_of("POST", pj, NULL, "{\"viewer_session_id\":\"short\"}"), 400);
 	ck_assert_int_eq(status_of("POST", pj, NULL, "{\"viewer_session_id\":\"bad id with spaces\"}"), 400);
@@ -870,7 +876,7 @@ START_TEST(chat_rules)
 	json_decref(r);
 	/* anonymous may not post; an outsider may not on a stream that is not live */
 	ck_assert_int_eq(status_of("POST", pc, NULL, "{\"content\":\"hi\"}"), 401);
-	ck_assert_int_eq(status_of("POST", pc, t_o, "{\"content\":\"hi\"}"), 403);
+	ck_assert_int_eq(status_of("POST", pc, t_o, "{\"content\":\"hi\"}"), 404);
 	ck_assert_int_eq(status_of("POST", "/api/streams/00000000-0000-4000-8000-000000000000/chat", tok2, "{\"content\":\"hi\"}"), 404);
 
 	/* the rate limit: 5 per 10 s per user (tok has used 1, tok2 1) */
@@ -975,7 +981,7 @@ START_TEST(chat_list_pin_delete)
 	ck_assert_int_eq(status_of("GET", path, t_m, NULL), 400);
 	/* who may read: members yes, anonymous not before live, outsider not */
 	ck_assert_int_eq(status_of("GET", pc, NULL, NULL), 401);
-	ck_assert_int_eq(status_of("GET", pc, t_o, NULL), 403);
+	ck_assert_int_eq(status_of("GET", pc, t_o, NULL), 404);
 
 	/* pin m1: broadcaster or moderator only */
 	snprintf(path, sizeof(path), "/api/streams/%s/chat/%s/pin", id, ids[1]);
@@ -1059,7 +1065,7 @@ START_TEST(reactions_all_types)
 	ck_assert_int_eq(status_of("POST", pr, tok, "{\"reactionType\":\"meh\"}"), 400);
 	ck_assert_int_eq(status_of("POST", pr, tok, "{\"reactionType\":\"HEART\"}"), 400);
 	ck_assert_int_eq(status_of("POST", pr, tok, "{}"), 400);
-	ck_assert_int_eq(status_of("POST", pr, t_o, "{\"reactionType\":\"heart\"}"), 403);
+	ck_assert_int_eq(status_of("POST", pr, t_o, "{\"reactionType\":\"heart\"}"), 404);
 	ck_assert_int_eq(status_of("POST", pr, NULL, "{\"reactionType\":\"heart\",\"viewer_session_id\":\"anon-react-1\"}"), 401);
 	r = call("GET", pr, t_m, NULL, 200);
 	for (size_t i = 0; i < 8; i++) {
@@ -1148,7 +1154,7 @@ START_TEST(list_get_and_auth)
 
 	/* GET one */
 	ck_assert_int_eq(status_of("GET", pg, NULL, NULL), 401);
-	ck_assert_int_eq(status_of("GET", pg, t_o, NULL), 403);
+	ck_assert_int_eq(status_of("GET", pg, t_o, NULL), 404);
 	json_decref(call("GET", pg, t_mod, NULL, 200));
 	ck_assert_int_eq(status_of("GET", "/api/streams/not-a-uuid", t_m, NULL), 400);
 	ck_assert_int_eq(status_of("GET", "/api/streams/00000000-0000-4000-8000-000000000000", t_m, NULL), 404);
@@ -1279,6 +1285,158 @@ START_TEST(ingress_started_marks_live)
 }
 END_TEST
 
+/* ---- issue 15 #10: anonymous viewers, per client address ---- */
+
+START_TEST(anonymous_counted_once_per_address)
+{
+	json_t *s = create_stream(t_b, "");
+	const char *id = js(s, "id");
+	char *pj = path_of(id, "/viewers/join"), *pr = path_of(id, "/reactions"), body[96];
+	int limited = 0;
+
+	start_stream(id);
+	/* one client (this address), four made-up session ids: one view, one viewer */
+	for (int i = 0; i < 4; i++) {
+		snprintf(body, sizeof(body), "{\"viewer_session_id\":\"same-client-%d\"}", i);
+		json_decref(call("POST", pj, NULL, body, 201));
+	}
+	ck_assert_int_eq(db_long("SELECT total_views FROM nchat_streams WHERE id = $1", id, NULL), 1);
+	ck_assert_int_eq(db_long("SELECT unique_viewers FROM nchat_streams WHERE id = $1", id, NULL), 1);
+	/* and no more open sessions than ANON_VIEWER_SESSIONS_PER_ADDRESS (4) */
+	ck_assert_int_eq(status_of("POST", pj, NULL, "{\"viewer_session_id\":\"same-client-5\"}"), 429);
+	ck_assert_int_eq(db_long("SELECT count(*) FROM nchat_stream_viewers WHERE stream_id = $1", id,
+				 NULL), 4);
+	/* re-opening one of its own sessions is no new view either */
+	json_decref(call("POST", pj, NULL, "{\"viewer_session_id\":\"same-client-0\"}", 200));
+	ck_assert_int_eq(db_long("SELECT total_views FROM nchat_streams WHERE id = $1", id, NULL), 1);
+	/* a signed-in viewer still counts */
+	json_decref(call("POST", pj, t_m, "{\"viewer_session_id\":\"member-view-1\"}", 201));
+	ck_assert_int_eq(db_long("SELECT unique_viewers FROM nchat_streams WHERE id = $1", id, NULL), 2);
+	/* the address is never stored, only a keyed hash of it */
+	ck_assert_int_eq(db_long("SELECT count(*) FROM nchat_stream_viewers WHERE stream_id = $1"
+				 " AND client_key LIKE '%127.0.0.1%'", id, NULL), 0);
+	/* reactions: the limit (10/s) is per address, whichever session they name */
+	for (int i = 0; i < 16; i++) {
+		long st;
+
+		snprintf(body, sizeof(body),
+			 "{\"reactionType\":\"wow\",\"viewer_session_id\":\"same-client-%d\"}", i % 4);
+		st = status_of("POST", pr, NULL, body);
+		ck_assert(st == 201 || st == 429);
+		limited += st == 429;
+	}
+	ck_assert_int_ge(limited, 1);
+	free(pj);
+	free(pr);
+	json_decref(s);
+}
+END_TEST
+
+/* ---- a hot stream: counters exact without a queue on the stream row ---- */
+
+START_TEST(concurrent_reactions_count_exactly)
+{
+	json_t *s = create_stream(t_b, "");
+	const char *id = js(s, "id");
+	char *pr = path_of(id, "/reactions"), *pc = path_of(id, "/chat");
+	char *toks[12];
+	pid_t kids[12];
+	long total = 0, rows = 0, types = 0, chat = 0, left = 0;
+
+	start_stream(id);
+	for (int i = 0; i < 12; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "Reactor %d", i);
+		free(new_member(name, &toks[i]));
+	}
+	for (int i = 0; i < 12; i++) {
+		kids[i] = fork();
+		if (kids[i] == 0) {
+			static const char *t[] = { "heart", "fire", "clap", "wow" };
+			int bad = 0;
+
+			for (int k = 0; k < 8; k++) {
+				char body[64];
+				struct it_resp rr;
+
+				snprintf(body, sizeof(body), "{\"reactionType\":\"%s\"}", t[(i + k) % 4]);
+				bad += it_req(&srv, "POST", pr, toks[i], body, &rr) != 0 || rr.status != 201;
+				it_resp_free(&rr);
+			}
+			{
+				struct it_resp rr;
+
+				bad += it_req(&srv, "POST", pc, toks[i], "{\"content\":\"hot\"}", &rr) != 0 ||
+				       rr.status != 201;
+				it_resp_free(&rr);
+			}
+			_exit(bad == 0 ? 0 : 1);
+		}
+	}
+	for (int i = 0; i < 12; i++) {
+		int st;
+
+		waitpid(kids[i], &st, 0);
+		ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	/* whatever waited in delta rows is folded by serve within STREAM_COUNTER_FLUSH_SECONDS */
+	for (int i = 0; i < 50; i++) {
+		total = db_long("SELECT total_reactions FROM nchat_streams WHERE id = $1", id, NULL);
+		left = db_long("SELECT count(*) FROM nchat_stream_counter_deltas WHERE stream_id = $1"
+			       " AND (views <> 0 OR uniques <> 0 OR chat <> 0 OR reactions <> 0)", id,
+			       NULL);
+		if (total == 96 && left == 0)
+			break;
+		sleep_ms(200);
+	}
+	rows = db_long("SELECT count(*) FROM nchat_stream_reactions WHERE stream_id = $1", id, NULL);
+	types = db_long("SELECT sum(count) FROM nchat_stream_reaction_counts WHERE stream_id = $1", id,
+			NULL);
+	chat = db_long("SELECT total_chat_messages FROM nchat_streams WHERE id = $1", id, NULL);
+	ck_assert_int_eq(rows, 96);
+	ck_assert_int_eq(total, 96);
+	ck_assert_int_eq(types, 96);
+	ck_assert_int_eq(db_long("SELECT count FROM nchat_stream_reaction_counts WHERE stream_id = $1"
+				 " AND reaction_type = 'heart'", id, NULL), 24);
+	ck_assert_int_eq(chat, 12);
+	ck_assert_int_eq(left, 0);
+	for (int i = 0; i < 12; i++)
+		free(toks[i]);
+	free(pr);
+	free(pc);
+	json_decref(s);
+}
+END_TEST
+
+/* GET /api/streams lists the caller's channels' streams even where RLS does not apply. */
+START_TEST(stream_list_holds_without_rls)
+{
+	char dsn[600], url[512];
+	const char *env[] = { dsn, NULL };
+	struct it_server own;
+	struct it_resp r;
+	json_t *s = create_stream(t_b, ""), *it;
+	const char *id = js(s, "id");
+	size_t i;
+
+	snprintf(dsn, sizeof(dsn), "DATABASE_URL=%s", it_env("DATABASE_MIGRATE_URL"));
+	ck_assert_int_eq(it_server_start(&own, env), 0);
+	snprintf(url, sizeof(url), "%s/api/streams?limit=100", own.base);
+	ck_assert_int_eq(it_http("GET", url, t_o, NULL, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	json_array_foreach(json_object_get(r.json, "streams"), i, it)
+		ck_assert_str_ne(js(it, "id"), id);
+	it_resp_free(&r);
+	snprintf(url, sizeof(url), "%s/api/streams/%s", own.base, id);
+	ck_assert_int_eq(it_http("GET", url, t_o, NULL, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 404);
+	it_resp_free(&r);
+	it_server_stop(&own);
+	json_decref(s);
+}
+END_TEST
+
 int main(void)
 {
 	const char *need[] = { "NC_BIN", "DATABASE_URL", "REDIS_URL", "AUTH_JWT_SECRET",
@@ -1288,7 +1446,7 @@ int main(void)
 	const char *env[] = { "VIEWER_HEARTBEAT_TIMEOUT_SECONDS=2", "NEXT_PUBLIC_HLS_BASE_URL=" HLS_BASE,
 			      "CHAT_BLOCKED_WORDS=badword, darn", "STREAM_CHAT_RATE_LIMIT=5",
 			      "STREAM_CHAT_RATE_WINDOW_SECONDS=10", "STREAM_REACTION_RATE_LIMIT=10",
-			      NULL };
+			      "TRUSTED_PROXIES=127.0.0.1", NULL };
 	Suite *s = suite_create("streams");
 	TCase *tc = tcase_create("streams");
 	SRunner *sr;
@@ -1326,6 +1484,9 @@ int main(void)
 	tcase_add_test(tc, publisher_and_viewer_tokens);
 	tcase_add_test(tc, viewer_counting_with_heartbeats);
 	tcase_add_test(tc, concurrent_viewer_joins);
+	tcase_add_test(tc, anonymous_counted_once_per_address);
+	tcase_add_test(tc, concurrent_reactions_count_exactly);
+	tcase_add_test(tc, stream_list_holds_without_rls);
 	tcase_add_test(tc, analytics_numbers);
 	tcase_add_test(tc, chat_rules);
 	tcase_add_test(tc, chat_disabled_and_slow_mode);
