@@ -124,6 +124,7 @@ struct http_server {
 	struct guard_entry *guard[GUARD_BUCKETS];
 	size_t n_conns;
 	struct event *ev_guard;
+	struct event *ev_doom;               /* one-shot: close connections over the limit */
 };
 
 static inline int64_t mono_us(void)
@@ -168,6 +169,7 @@ struct bufferevent *guard_new_bev(struct event_base *base, void *arg);
 struct guard_entry *guard_of(struct http_server *srv, struct evhttp_request *evreq);
 void guard_mark(struct http_server *srv, struct evhttp_request *evreq, int delta, bool stream);
 void guard_on_tick(evutil_socket_t fd, short what, void *arg);
+void guard_on_doom(evutil_socket_t fd, short what, void *arg);
 void guard_free(struct http_server *srv);
 
 #endif

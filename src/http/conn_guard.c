@@ -32,12 +32,18 @@
  * itself and keeps a reference to it.  Once a second it walks its table:
  *   - a bufferevent whose callbacks libevent cleared has been freed by
  *     evhttp: drop our reference (this closes the socket) and forget it;
- *   - a connection over MAX_CONNECTIONS is shut down at once;
+ *   - a connection over MAX_CONNECTIONS is shut down at once (from a
+ *     one-shot event of its own: activating the persistent once-a-second
+ *     timer by hand would push its next run a whole period later, so a
+ *     stream of connections over the limit would stop the guard from
+ *     ever releasing or cutting anything);
  *   - a connection that has not completed a request within
  *     CONN_IDLE_TIMEOUT_SECONDS of opening or of its previous answer (an
  *     idle keep-alive connection, or a slow sender) is shut down.
  * Shutting the socket down makes evhttp see EOF and free the connection in
- * its normal way.
+ * its normal way.  Before a new connection is counted against the limit,
+ * the connections evhttp has already freed are released, so the limit never
+ * counts connections that are gone but not yet swept by the tick.
  */
 
 /* ------------------------------------------------------------------ */
@@ -174,6 +180,42 @@ static struct guard_entry *guard_find(struct http_server *srv, const struct buff
 	return NULL;
 }
 
+/* Forget *pp (evhttp has freed its connection): drop our hold, which closes the socket. */
+static void guard_release(struct http_server *srv, struct guard_entry **pp)
+{
+	struct guard_entry *g = *pp;
+
+	*pp = g->next;
+	evbuffer_remove_cb_entry(bufferevent_get_input(g->bev), g->in_cb);
+	bufferevent_decref(g->bev);
+	free(g);
+	srv->n_conns--;
+}
+
+static bool guard_freed_by_evhttp(const struct guard_entry *g)
+{
+	bufferevent_event_cb ecb = NULL;
+
+	/* bufferevent_free (evhttp_connection_free) clears the callbacks */
+	bufferevent_getcb(g->bev, NULL, NULL, &ecb, NULL);
+	return ecb == NULL;
+}
+
+/* Release every connection evhttp has freed (not while one is being set up). */
+static void guard_reap(struct http_server *srv)
+{
+	for (unsigned h = 0; h < GUARD_BUCKETS; h++) {
+		struct guard_entry **pp = &srv->guard[h];
+
+		while (*pp != NULL) {
+			if (guard_freed_by_evhttp(*pp))
+				guard_release(srv, pp);
+			else
+				pp = &(*pp)->next;
+		}
+	}
+}
+
 struct bufferevent *guard_new_bev(struct event_base *base, void *arg)
 {
 	struct http_server *srv = arg;
@@ -183,6 +225,9 @@ struct bufferevent *guard_new_bev(struct event_base *base, void *arg)
 
 	if (bev == NULL)
 		return NULL;
+	/* at the limit: first forget the connections that are already gone */
+	if (srv->n_conns >= (size_t)srv->cfg->max_connections)
+		guard_reap(srv);
 	g = xcalloc(1, sizeof(*g));
 	g->srv = srv;
 	g->bev = bev;
@@ -198,7 +243,7 @@ struct bufferevent *guard_new_bev(struct event_base *base, void *arg)
 	srv->n_conns++;
 	if (srv->n_conns > (size_t)srv->cfg->max_connections) {
 		g->doomed = true;
-		event_active(srv->ev_guard, EV_TIMEOUT, 0); /* close it right after accept */
+		event_active(srv->ev_doom, EV_TIMEOUT, 0); /* close it right after accept */
 	}
 	return bev;
 }
@@ -231,6 +276,29 @@ void guard_mark(struct http_server *srv, struct evhttp_request *evreq, int delta
 	g->since_ms = now_ms();
 }
 
+static void guard_close_doomed(struct http_server *srv, struct guard_entry *g, int64_t now)
+{
+	log_warn("connection limit (%d) reached: closing a new connection",
+		 srv->cfg->max_connections);
+	g->doomed = false;
+	guard_close(g);
+	g->since_ms = now; /* give evhttp a moment to notice */
+}
+
+/* The one-shot event guard_new_bev activates: close the connections over the limit. */
+void guard_on_doom(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_server *srv = arg;
+	int64_t now = now_ms();
+
+	(void)fd;
+	(void)what;
+	for (unsigned h = 0; h < GUARD_BUCKETS; h++)
+		for (struct guard_entry *g = srv->guard[h]; g != NULL; g = g->next)
+			if (g->doomed)
+				guard_close_doomed(srv, g, now);
+}
+
 void guard_on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_server *srv = arg;
@@ -253,25 +321,16 @@ void guard_on_tick(evutil_socket_t fd, short what, void *arg)
 
 		while (*pp != NULL) {
 			struct guard_entry *g = *pp;
-			bufferevent_event_cb ecb = NULL;
 
-			bufferevent_getcb(g->bev, NULL, NULL, &ecb, NULL);
-			if (ecb == NULL && now - g->since_ms > 100) {
+			if (guard_freed_by_evhttp(g) && now - g->since_ms > 100) {
 				/* evhttp freed the connection: release our hold. */
-				*pp = g->next;
-				evbuffer_remove_cb_entry(bufferevent_get_input(g->bev), g->in_cb);
-				bufferevent_decref(g->bev);
-				free(g);
-				srv->n_conns--;
+				guard_release(srv, pp);
 				continue;
 			}
-			if (g->doomed || (!g->stream && g->busy == 0 && now - g->since_ms > idle_ms)) {
-				if (g->doomed)
-					log_warn("connection limit (%d) reached: closing a new connection",
-						 srv->cfg->max_connections);
-				if (!g->doomed)
-					metrics_inc(M_CONN_CLOSED_IDLE);
-				g->doomed = false;
+			if (g->doomed) {
+				guard_close_doomed(srv, g, now);
+			} else if (!g->stream && g->busy == 0 && now - g->since_ms > idle_ms) {
+				metrics_inc(M_CONN_CLOSED_IDLE);
 				guard_close(g);
 				g->since_ms = now; /* give evhttp a moment to notice */
 			}

@@ -208,9 +208,11 @@ int http_server_run(struct http_server *srv)
 	evhttp_set_gencb(srv->http, intake_on_request, srv);
 	evhttp_set_bevcb(srv->http, guard_new_bev, srv);
 	srv->ev_guard = event_new(srv->base, -1, EV_PERSIST, guard_on_tick, srv);
+	srv->ev_doom = event_new(srv->base, -1, 0, guard_on_doom, srv);
 	{
 		struct timeval one = {1, 0};
-		if (srv->ev_guard == NULL || event_add(srv->ev_guard, &one) != 0) {
+		if (srv->ev_guard == NULL || srv->ev_doom == NULL ||
+		    event_add(srv->ev_guard, &one) != 0) {
 			log_error("libevent: cannot add the connection guard timer");
 			return -1;
 		}
@@ -259,6 +261,8 @@ void http_server_free(struct http_server *srv)
 	guard_free(srv);
 	if (srv->ev_guard != NULL)
 		event_free(srv->ev_guard);
+	if (srv->ev_doom != NULL)
+		event_free(srv->ev_doom);
 	if (srv->base != NULL)
 		event_base_free(srv->base);
 	free(srv->workers);

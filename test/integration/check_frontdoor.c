@@ -779,6 +779,156 @@ START_TEST(anonymous_event_streams_capped_per_address)
 }
 END_TEST
 
+/* ------------------------------------------------------------ refused framing frees its slot */
+
+/* Bytes on fd until the server closes it (true) or timeout_ms of quiet (false). */
+static bool read_to_eof(int fd, char *buf, size_t cap, int timeout_ms)
+{
+	struct pollfd p = {fd, POLLIN, 0};
+	size_t len = 0;
+
+	buf[0] = '\0';
+	while (poll(&p, 1, timeout_ms) > 0) {
+		ssize_t n = read(fd, buf + len, cap - 1 - len);
+
+		if (n <= 0)
+			return true;
+		len += (size_t)n;
+		buf[len] = '\0';
+		if (len >= cap - 1)
+			return false;
+	}
+	return false;
+}
+
+/* The value of a gauge in a /metrics scrape of s (-1 if absent). */
+static double gauge(const struct it_server *s, const char *name)
+{
+	struct it_resp r;
+	double v = -1;
+	size_t nl = strlen(name);
+
+	ck_assert_int_eq(it_metrics(s, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	for (const char *p = r.body; p != NULL && *p != '\0'; p = strchr(p, '\n'), p = p ? p + 1 : p)
+		if (strncmp(p, name, nl) == 0 && p[nl] == ' ') {
+			v = strtod(p + nl + 1, NULL);
+			break;
+		}
+	it_resp_free(&r);
+	return v;
+}
+
+/*
+ * A connection whose framing was refused (400, then closed) must give its
+ * place under MAX_CONNECTIONS back however it ends: closed by the client at
+ * once, closed by the client after the 400 (before the guard's linger), or
+ * left open for the guard to close.  Far more of them than the cap, then
+ * bursts over the cap (each over-cap connection used to push the guard's
+ * once-a-second sweep a second later, and the cap counted connections
+ * already gone until a sweep), then every place must be free again:
+ * otherwise malformed requests are a denial of service.
+ */
+START_TEST(refused_framing_releases_connection_slots)
+{
+	static const struct {
+		const char *req;
+		size_t len, split; /* split: bytes of the first write (0: one write) */
+	} shape[] = {
+#define SHAPE(s, split) {s, sizeof(s) - 1, split}
+		SHAPE("GET /healthz HTTP/1.1\r\n\0", 0),
+		SHAPE("GET /healthz HTTP/1.1\r\n\0", 23),
+		SHAPE("GET /healthz HTTP/1.1\r\nHost: t\r\nX-A\0b: 1\r\n\r\n", 0),
+		SHAPE("POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n"
+		      "Content-Length: 2\r\n\r\nab", 0),
+		SHAPE("POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n"
+		      "Content-Length: 2\r\n\r\nab", 52),
+		SHAPE("GET /healthz HTTP/1.1\r\nHost: t\r\nX-A: 1\r\n folded\r\n\r\n", 0),
+		SHAPE("GET /healthz HTTP/1.1\r\nHost: t\r\nX-A: 1\r\n folded\r\n\r\n", 40),
+#undef SHAPE
+	};
+	enum { ROUNDS = 6, PER_ROUND = 3, CAP = 6 };
+	struct it_server s2;
+	const char *env[] = {"CONN_IDLE_TIMEOUT_SECONDS=2", "MAX_CONNECTIONS=6", NULL};
+	int kept[ROUNDS * PER_ROUND], fds[CAP], k = 0;
+	char buf[2048];
+
+	ck_assert_int_eq(it_server_start(&s2, env), 0);
+	for (int r = 0; r < ROUNDS; r++) {
+		int fd[PER_ROUND];
+
+		for (int i = 0; i < PER_ROUND; i++) {
+			int sh = (r * PER_ROUND + i) % (int)(sizeof(shape) / sizeof(shape[0]));
+			size_t first = shape[sh].split ? shape[sh].split : shape[sh].len;
+
+			fd[i] = raw_connect(s2.port);
+			ck_assert_int_eq(send(fd[i], shape[sh].req, first, MSG_NOSIGNAL), (ssize_t)first);
+			if (first < shape[sh].len) {
+				usleep(50 * 1000);
+				ck_assert_int_eq(send(fd[i], shape[sh].req + first, shape[sh].len - first,
+						      MSG_NOSIGNAL),
+						 (ssize_t)(shape[sh].len - first));
+			}
+			if (i == 0) { /* the client gives up at once */
+				close(fd[i]);
+				continue;
+			}
+			/* the 400, then the server's end of the connection closes */
+			ck_assert_msg(read_to_eof(fd[i], buf, sizeof(buf), 3000),
+				      "shape %d: the connection stayed open: %s", sh, buf);
+			ck_assert_msg(strncmp(buf, "HTTP/1.1 400 ", 13) == 0, "shape %d: answered %.80s",
+				      sh, buf);
+			if (i == 1)
+				close(fd[i]); /* the client closes first, before the guard */
+			else
+				kept[k++] = fd[i]; /* left open: the guard must close it */
+		}
+		usleep(1500 * 1000);
+	}
+	/* bursts over the cap: the connections beyond it are closed at once */
+	for (int b = 0; b < 4; b++) {
+		int fd[CAP + 3];
+
+		for (int i = 0; i < CAP + 3; i++) {
+			int sh = (b + i) % (int)(sizeof(shape) / sizeof(shape[0]));
+
+			fd[i] = raw_connect(s2.port);
+			(void)!send(fd[i], shape[sh].req, shape[sh].len, MSG_NOSIGNAL);
+		}
+		usleep(50 * 1000);
+		for (int i = 0; i < CAP + 3; i++)
+			close(fd[i]);
+		usleep(400 * 1000);
+	}
+	/* the idle cut-off (2 s) and a guard tick (1 s) have passed for all of them */
+	usleep(3500 * 1000);
+	{
+		double open = gauge(&s2, "nchat_connections_open");
+
+		/* at most the scrape's own connection, if a tick saw it */
+		ck_assert_msg(open >= 0 && open <= 1, "%.0f connections still counted open", open);
+	}
+	usleep(1200 * 1000); /* the scrapes' own connections are released */
+	/* every place under the cap is free: CAP keep-alive connections at once */
+	for (int i = 0; i < CAP; i++)
+		ck_assert_msg(sse_open(s2.port, "/healthz", NULL, NULL, &fds[i]) == 200,
+			      "connection %d of %d refused", i + 1, CAP);
+	for (int i = 0; i < CAP; i++)
+		close(fds[i]);
+	for (int i = 0; i < k; i++)
+		close(kept[i]);
+	usleep(1200 * 1000);
+	{
+		struct it_resp r;
+
+		ck_assert_int_eq(it_req(&s2, "GET", "/healthz", NULL, NULL, &r), 0);
+		ck_assert_int_eq(r.status, 200);
+		it_resp_free(&r);
+	}
+	ck_assert_int_eq(it_server_stop(&s2), 0);
+}
+END_TEST
+
 int main(void)
 {
 	const char *need[] = {"NC_BIN", "DATABASE_URL", "REDIS_URL", "AUTH_JWT_SECRET",
@@ -829,6 +979,7 @@ int main(void)
 	tcase_add_test(tc, upstream_error_text_stays_in_the_log);
 	tcase_add_test(tc, metrics_not_on_the_public_listener);
 	tcase_add_test(tc, anonymous_event_streams_capped_per_address);
+	tcase_add_test(tc, refused_framing_releases_connection_slots);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
