@@ -34,6 +34,7 @@ struct db_conn {
 	int64_t retry_after_ms;   /* no reconnect attempt before this time */
 	bool in_tx;
 	bool broken;              /* last command failed at the connection level */
+	bool terminated;          /* the server said FATAL (shutdown, admin command): nothing of ours ran after it */
 	bool role_error;          /* the last work role could not be entered */
 	bool use_prepared;        /* DB_PREPARED_STATEMENTS (db_set_prepared) */
 	struct db_stmt *stmts;    /* prepared statements of this connection */

@@ -2,9 +2,10 @@
  * db.c - per-worker libpq connection with lazy (re)connect and back-off.
  *
  * The connection is opened on first use, not at start-up, so the service
- * starts (and /readyz reports 503) while Postgres is down.  After a failure
- * the next attempt waits RETRY_MS, so during an outage each request fails
- * fast instead of waiting on a connect timeout.
+ * starts (and /readyz reports 503) while Postgres is down.  After a connect
+ * attempt that failed slowly (a host that does not answer) the next attempt
+ * waits RETRY_MS, so during such an outage each request fails fast instead
+ * of waiting on a connect timeout; a refused connection is retried at once.
  *
  * Round trips are what a request costs here (make bench): with
  * DB_PREPARED_STATEMENTS each statement is parsed and planned once per
@@ -32,6 +33,7 @@
 #include <string.h>
 
 #define RETRY_MS 250
+#define SLOW_CONNECT_MS 50     /* a failed connect slower than this backs off for RETRY_MS */
 #define CONNECT_TIMEOUT_S "3"
 #define STMT_SLOTS 256          /* hash table size (power of two) */
 #define STMT_MAX 192            /* prepared statements per connection at most */
@@ -93,9 +95,17 @@ void db_set_prepared(struct db_conn *db, bool on)
 		stmts_clear(db);
 }
 
+/*
+ * libpq hands an unsolicited error on an idle connection to the notice
+ * processor: a FATAL there is the server ending the session (restart,
+ * pg_terminate_backend) before anything of ours ran on it.
+ */
 static void notice_to_log(void *arg, const char *message)
 {
-	(void)arg;
+	struct db_conn *db = arg;
+
+	if (db != NULL && strncmp(message, "FATAL", 5) == 0)
+		db->terminated = true;
 	log_debug("postgres: %.*s", (int)strcspn(message, "\n"), message);
 }
 
@@ -122,7 +132,7 @@ static bool idle_conn_dead(struct db_conn *db)
 		return false;
 	if (poll(&pfd, 1, 0) <= 0)
 		return false;
-	if (PQconsumeInput(db->pg) != 1 || PQstatus(db->pg) != CONNECTION_OK)
+	if (PQconsumeInput(db->pg) != 1 || PQstatus(db->pg) != CONNECTION_OK || db->terminated)
 		return true;
 	/* Notices and the like were consumed; anything else is unexpected. */
 	return PQisBusy(db->pg) != 0;
@@ -132,6 +142,7 @@ enum nc_err db_ensure(struct db_conn *db, struct nc_error *err)
 {
 	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
 	const char *vals[] = {db->url, CONNECT_TIMEOUT_S, "nchat-rtc", NULL};
+	int64_t t0;
 
 	if (db->pg != NULL && !db->broken && PQstatus(db->pg) == CONNECTION_OK) {
 		if (!idle_conn_dead(db))
@@ -150,17 +161,26 @@ enum nc_err db_ensure(struct db_conn *db, struct nc_error *err)
 	stmts_clear(db);
 	db->in_tx = false;
 	db->broken = false;
+	t0 = now_ms();
 	db->pg = PQconnectdbParams(keys, vals, 1);
 	if (db->pg == NULL || PQstatus(db->pg) != CONNECTION_OK) {
 		log_warn("database connect failed: %s", first_line(db->pg));
 		if (db->pg != NULL)
 			PQfinish(db->pg);
 		db->pg = NULL;
-		db->retry_after_ms = now_ms() + RETRY_MS;
+		/*
+		 * Back off only from attempts that cost time (a host that does not
+		 * answer, a slow handshake): a refused connection costs nothing to
+		 * try again, and a back-off left by a background job must not fail
+		 * the first request after Postgres is back.
+		 */
+		if (now_ms() - t0 >= SLOW_CONNECT_MS)
+			db->retry_after_ms = now_ms() + RETRY_MS;
 		metrics_inc(M_DB_ERRORS);
 		return err_set(err, NC_EUNAVAILABLE, "database unavailable");
 	}
-	PQsetNoticeProcessor(db->pg, notice_to_log, NULL);
+	db->terminated = false;
+	PQsetNoticeProcessor(db->pg, notice_to_log, db);
 	return NC_OK;
 }
 
@@ -172,10 +192,12 @@ static enum nc_err classify(struct db_conn *db, PGresult *res, struct nc_error *
 	snprintf(last_sqlstate, sizeof(last_sqlstate), "%s", state ? state : "");
 	if (db->pg == NULL || PQstatus(db->pg) != CONNECTION_OK || state == NULL ||
 	    strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0) {
-		/* Connection-level failure: drop the connection, try again later. */
+		/*
+		 * Connection-level failure: drop the connection.  The next use
+		 * reconnects at once; db_ensure backs off if connecting is slow.
+		 */
 		db->broken = true;
 		db->in_tx = false;
-		db->retry_after_ms = now_ms() + RETRY_MS;
 		log_warn("database connection lost: %s", first_line(db->pg));
 		return err_set(err, NC_EUNAVAILABLE, "database unavailable");
 	}
@@ -462,7 +484,8 @@ static PGresult *exec_once(struct db_conn *db, const char *role, const char *use
 		 * connection.  A connection that just broke is not retried: the
 		 * statement may have been applied.
 		 */
-		if (!(idle && db->broken && strncmp(last_sqlstate, "57P", 3) == 0))
+		if (!(idle && db->broken &&
+		      (strncmp(last_sqlstate, "57P", 3) == 0 || db->terminated)))
 			return NULL;
 		db->retry_after_ms = 0;
 		memset(err, 0, sizeof(*err));
