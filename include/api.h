@@ -19,6 +19,7 @@ extern const struct route streams_routes[];    /* api_streams.c */
 extern const struct route events_routes[];     /* sse.c */
 extern const struct route governance_routes[]; /* api_governance.c */
 extern const struct route gdpr_routes[];       /* api_gdpr.c */
+extern const struct route reports_routes[];    /* reports_api.c */
 
 /* The joined table (built on first call, lives for the process). */
 const struct route *api_routes(void);

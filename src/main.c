@@ -15,6 +15,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "outbox.h"
+#include "reports.h"
 #include "turn.h"
 
 #include <curl/curl.h>
@@ -43,6 +44,8 @@ static void usage(FILE *out)
 		"  sweep-recordings [--dry-run] [--limit N] [--reconcile]\n"
 		"                     delete recordings past their retention (for cron)\n"
 		"  sweep-data         delete chat and analytics past their retention (for cron)\n"
+		"  rollup-reports [--rebuild]\n"
+		"                     bring the report rollups up to date (for cron)\n"
 		"  config             print the effective configuration (secrets masked)\n"
 		"  routes             list every endpoint\n"
 		"  bench-tokens [--seconds N]\n"
@@ -133,6 +136,8 @@ static int cmd_serve(const struct nc_config *cfg)
 	srv = http_server_new(cfg, api_routes());
 	http_server_add_periodic(srv, cfg->call_sweep_interval_s, calls_periodic, "sweep-calls");
 	http_server_add_periodic(srv, cfg->outbound_webhook_interval_s, outbox_periodic, "outbox");
+	http_server_add_periodic(srv, cfg->reports_rollup_interval_s, reports_periodic,
+				 "rollup-reports");
 	rc = http_server_run(srv);
 	http_server_free(srv);
 	return rc == 0 ? 0 : 1;
@@ -150,7 +155,7 @@ static unsigned needs_of(const char *cmd)
 		return CFG_NEED_DB | CFG_NEED_LIVEKIT;
 	if (strcmp(cmd, "sweep-recordings") == 0)
 		return CFG_NEED_DB | CFG_NEED_S3;
-	if (strcmp(cmd, "sweep-data") == 0)
+	if (strcmp(cmd, "sweep-data") == 0 || strcmp(cmd, "rollup-reports") == 0)
 		return CFG_NEED_DB;
 	return 0;
 }
@@ -215,6 +220,8 @@ int main(int argc, char **argv)
 		rc = cmd_sweep_recordings(argc - i, argv + i, cfg);
 	else if (strcmp(cmd, "sweep-data") == 0)
 		rc = cmd_sweep_data(argc - i, argv + i, cfg);
+	else if (strcmp(cmd, "rollup-reports") == 0)
+		rc = cmd_rollup_reports(argc - i, argv + i, cfg);
 	else if (strcmp(cmd, "bench-tokens") == 0)
 		rc = cmd_bench_tokens(argc - i, argv + i, cfg);
 	else if (strcmp(cmd, "config") == 0) {

@@ -29,7 +29,7 @@ const struct route *api_routes(void)
 	static struct route *all;
 	const struct route *tables[] = {health_routes,	   calls_routes,     webhook_routes,
 					recordings_routes, streams_routes,   events_routes,
-					governance_routes, gdpr_routes};
+					governance_routes, gdpr_routes,    reports_routes};
 	size_t n = 0, off = 0;
 
 	if (all != NULL)

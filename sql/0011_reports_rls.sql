@@ -1,0 +1,58 @@
+-- 0011_reports_rls.sql - row-level security on the report tables, in the
+-- style of 0003_rls.sql: the service context (nchat.role = 'service') may
+-- do everything; in user context a user may read the rollup rows of the
+-- channels they administer or moderate (nchat_channel_members.role admin
+-- or moderator).  Admins of the whole service are known only from their
+-- token, so the service checks them itself and reads in service context.
+-- The sweep's own tables are service-only.  Privileges on the tables come
+-- from 0001's default privileges.
+
+-- The channels the current user administers or moderates
+-- (nchat_channel_members.role admin or moderator).  A set, so that a policy
+-- can use it as one hashed subquery instead of a function call per row.
+CREATE FUNCTION nchat_rtc_staff_channels()
+RETURNS SETOF uuid
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public
+AS $$
+    SELECT m.channel_id FROM nchat_channel_members m
+    WHERE m.user_id = nchat_rtc_user_id()
+      AND m.role IN ('admin', 'moderator')
+$$;
+
+REVOKE EXECUTE ON FUNCTION nchat_rtc_staff_channels() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION nchat_rtc_staff_channels() TO nchat_rtc_service;
+
+ALTER TABLE nchat_rtc_report_usage      ENABLE ROW LEVEL SECURITY;
+ALTER TABLE nchat_rtc_report_quality    ENABLE ROW LEVEL SECURITY;
+ALTER TABLE nchat_rtc_report_state      ENABLE ROW LEVEL SECURITY;
+ALTER TABLE nchat_rtc_report_dirty      ENABLE ROW LEVEL SECURITY;
+ALTER TABLE nchat_rtc_report_open       ENABLE ROW LEVEL SECURITY;
+ALTER TABLE nchat_rtc_report_long      ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY service_all ON nchat_rtc_report_usage FOR ALL TO nchat_rtc_service
+    USING (nchat_rtc_is_service()) WITH CHECK (nchat_rtc_is_service());
+CREATE POLICY service_all ON nchat_rtc_report_quality FOR ALL TO nchat_rtc_service
+    USING (nchat_rtc_is_service()) WITH CHECK (nchat_rtc_is_service());
+CREATE POLICY service_all ON nchat_rtc_report_state FOR ALL TO nchat_rtc_service
+    USING (nchat_rtc_is_service()) WITH CHECK (nchat_rtc_is_service());
+CREATE POLICY service_all ON nchat_rtc_report_dirty FOR ALL TO nchat_rtc_service
+    USING (nchat_rtc_is_service()) WITH CHECK (nchat_rtc_is_service());
+CREATE POLICY service_all ON nchat_rtc_report_open FOR ALL TO nchat_rtc_service
+    USING (nchat_rtc_is_service()) WITH CHECK (nchat_rtc_is_service());
+CREATE POLICY service_all ON nchat_rtc_report_long FOR ALL TO nchat_rtc_service
+    USING (nchat_rtc_is_service()) WITH CHECK (nchat_rtc_is_service());
+
+-- User context: any signed-in user may read when the figures were last
+-- brought up to date (the X-Report-As-Of header); nothing else of the
+-- sweep's state.
+CREATE POLICY user_read ON nchat_rtc_report_state FOR SELECT TO nchat_rtc_service
+    USING (nchat_rtc_user_id() IS NOT NULL);
+
+-- User context: a channel's staff read that channel's rollups (never the
+-- all-channels scope, whose id is the nil uuid and no channel's).
+CREATE POLICY user_read ON nchat_rtc_report_usage FOR SELECT TO nchat_rtc_service
+    USING (scope IN (SELECT nchat_rtc_staff_channels()));
+CREATE POLICY user_read ON nchat_rtc_report_quality FOR SELECT TO nchat_rtc_service
+    USING (scope IN (SELECT nchat_rtc_staff_channels()));
+
