@@ -63,10 +63,21 @@ struct rpt_hll *rpt_acc_viewers(struct rpt_acc *a);
 /* Parse a decimal ("12.5") into 1e-12 units; 0 or -1. */
 int rpt_parse_e12(const char *s, __int128 *out) NC_MUSTCHECK;
 
-/* Add one row of nchat_rtc_report_usage / _quality (columns found by
- * name) into a; 0, or -1 for a malformed sketch. */
-int rpt_acc_add_usage_row(struct rpt_acc *a, const PGresult *res, int row) NC_MUSTCHECK;
-int rpt_acc_add_quality_row(struct rpt_acc *a, const PGresult *res, int row) NC_MUSTCHECK;
+/* The column numbers of a result's rollup columns (looked up by name once
+ * per result; -1 when absent). */
+#define RPT_USAGE_COUNTERS 22
+#define RPT_QUALITY_COUNTERS 11
+struct rpt_colmap {
+	int usage[RPT_USAGE_COUNTERS], quality[RPT_QUALITY_COUNTERS];
+	int setup_hist, users_hll, viewers_hll, rtt_hist, jitter_hist, loss_hist, loss_sum;
+};
+void rpt_colmap_init(struct rpt_colmap *m, const PGresult *res);
+/* Add one row of nchat_rtc_report_usage / _quality into a; 0, or -1 for a
+ * malformed sketch. */
+int rpt_acc_add_usage_row(struct rpt_acc *a, const PGresult *res, int row,
+			  const struct rpt_colmap *m) NC_MUSTCHECK;
+int rpt_acc_add_quality_row(struct rpt_acc *a, const PGresult *res, int row,
+			    const struct rpt_colmap *m) NC_MUSTCHECK;
 /* The columns of a row (without scope, level, slot) as a JSON object. */
 json_t *rpt_acc_usage_json(const struct rpt_acc *a);
 json_t *rpt_acc_quality_json(const struct rpt_acc *a);

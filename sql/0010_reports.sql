@@ -197,6 +197,133 @@ CREATE TABLE nchat_rtc_report_long (
 );
 
 -- ---------------------------------------------------------------------------
+-- The sweep's reads.  The base tables' row-level security policies cost a
+-- function call per row even in service context (the user policies are
+-- evaluated too), which a sweep over hundreds of thousands of rows cannot
+-- afford; these SECURITY DEFINER functions read as the owner instead, and
+-- return nothing outside service context.  Times are microseconds since
+-- the epoch; [a, b) is the range of a batch.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION nchat_rtc_us(t timestamptz)
+RETURNS bigint
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT (extract(epoch FROM t) * 1000000)::bigint
+$$;
+
+-- Calls that may touch [a, b): initiated up to 6 hours before it, or
+-- listed as long.
+CREATE FUNCTION nchat_rtc_report_call_ids(a timestamptz, b timestamptz)
+RETURNS TABLE (call_id uuid)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public
+AS $$
+    SELECT c.id FROM nchat_calls c
+    WHERE nchat_rtc_is_service()
+      AND c.initiated_at >= a - interval '6 hours' AND c.initiated_at < b
+    UNION ALL
+    SELECT c.id FROM nchat_rtc_report_long l JOIN nchat_calls c ON c.id = l.id
+    WHERE nchat_rtc_is_service() AND l.kind = 'call' AND l.lo < b AND l.hi > a
+      AND c.initiated_at < a - interval '6 hours'
+$$;
+
+CREATE FUNCTION nchat_rtc_report_calls(a timestamptz, b timestamptz)
+RETURNS TABLE (id text, channel_id text, call_type text, status text, is_group_call boolean,
+               initiated bigint, started bigint, ended bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public
+AS $$
+    SELECT c.id::text, c.channel_id::text, c.call_type, c.status, c.is_group_call,
+           nchat_rtc_us(c.initiated_at), nchat_rtc_us(c.started_at), nchat_rtc_us(c.ended_at)
+    FROM nchat_rtc_report_call_ids(a, b) x JOIN nchat_calls c ON c.id = x.call_id
+$$;
+
+CREATE FUNCTION nchat_rtc_report_participants(a timestamptz, b timestamptz)
+RETURNS TABLE (call_id text, user_id text, status text, joined bigint, left_at bigint,
+               total integer)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public
+AS $$
+    SELECT p.call_id::text, p.user_id::text, p.status, nchat_rtc_us(p.joined_at),
+           nchat_rtc_us(p.left_at), p.total_duration_seconds
+    FROM nchat_rtc_report_call_ids(a, b) x
+    JOIN nchat_call_participants p ON p.call_id = x.call_id
+    WHERE p.joined_at IS NOT NULL
+$$;
+
+-- Connection stats of the calls initiated in [a, b).
+CREATE FUNCTION nchat_rtc_report_samples(a timestamptz, b timestamptz)
+RETURNS TABLE (call_id text, user_id text, ice text, local_type text, turn_used boolean,
+               rtt real, jitter real, loss numeric, bitrate integer, quality text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public
+AS $$
+    SELECT w.call_id::text, w.user_id::text, w.ice_connection_state, w.local_candidate_type,
+           w.turn_used, w.rtt_ms, w.jitter_ms, w.packet_loss_pct::numeric, w.bitrate_kbps,
+           w.quality
+    FROM nchat_calls c JOIN nchat_webrtc_connections w ON w.call_id = c.id
+    WHERE nchat_rtc_is_service() AND c.initiated_at >= a AND c.initiated_at < b
+$$;
+
+CREATE FUNCTION nchat_rtc_report_recordings(a timestamptz, b timestamptz)
+RETURNS TABLE (channel_id text, started bigint, duration integer, ended bigint, bytes bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public
+AS $$
+    SELECT c.channel_id::text, nchat_rtc_us(r.started_at), r.duration_seconds,
+           nchat_rtc_us(r.ended_at), r.file_size_bytes
+    FROM nchat_call_recordings r JOIN nchat_calls c ON c.id = r.call_id
+    WHERE nchat_rtc_is_service() AND r.started_at >= a AND r.started_at < b
+$$;
+
+-- Streams that may touch [a, b): started up to 6 hours before, or long.
+CREATE FUNCTION nchat_rtc_report_streams(a timestamptz, b timestamptz)
+RETURNS TABLE (channel_id text, status text, started bigint, ended bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public
+AS $$
+    SELECT st.channel_id::text, st.status, nchat_rtc_us(st.started_at), nchat_rtc_us(st.ended_at)
+    FROM nchat_streams st
+    WHERE nchat_rtc_is_service()
+      AND st.started_at >= a - interval '6 hours' AND st.started_at < b
+    UNION ALL
+    SELECT st.channel_id::text, st.status, nchat_rtc_us(st.started_at), nchat_rtc_us(st.ended_at)
+    FROM nchat_rtc_report_long l JOIN nchat_streams st ON st.id = l.id
+    WHERE nchat_rtc_is_service() AND l.kind = 'stream' AND l.lo < b AND l.hi > a
+      AND st.started_at < a - interval '6 hours'
+$$;
+
+CREATE FUNCTION nchat_rtc_report_viewers(a timestamptz, b timestamptz)
+RETURNS TABLE (channel_id text, created bigint, user_id text, session text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public
+AS $$
+    SELECT st.channel_id::text, nchat_rtc_us(v.created_at), v.user_id::text, v.viewer_session_id
+    FROM nchat_stream_viewers v JOIN nchat_streams st ON st.id = v.stream_id
+    WHERE nchat_rtc_is_service() AND v.created_at >= a AND v.created_at < b
+$$;
+
+-- Chat messages and reactions per 15-minute slot.
+CREATE FUNCTION nchat_rtc_report_messages(a timestamptz, b timestamptz)
+RETURNS TABLE (channel_id text, kind text, slot bigint, n bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public
+AS $$
+    SELECT st.channel_id::text, e.kind,
+           nchat_rtc_us(date_bin('15 minutes', e.created_at, timestamptz '2000-01-01 00:00:00+00')),
+           count(*)
+    FROM (SELECT m.stream_id, m.created_at, 'chat' AS kind FROM nchat_stream_chat_messages m
+          WHERE m.created_at >= a AND m.created_at < b
+          UNION ALL
+          SELECT x.stream_id, x.created_at, 'reaction' FROM nchat_stream_reactions x
+          WHERE x.created_at >= a AND x.created_at < b) e
+    JOIN nchat_streams st ON st.id = e.stream_id
+    WHERE nchat_rtc_is_service()
+    GROUP BY 1, 2, 3
+$$;
+
+-- ---------------------------------------------------------------------------
 -- Triggers for what the watermark cannot see.  All statement-level on
 -- DELETE (with the deleted rows as a transition table), or row-level on
 -- UPDATE OF a column no hot path sets.  SECURITY DEFINER: they write the
@@ -386,6 +513,162 @@ CREATE TRIGGER nchat_streams_report_channel
     AFTER UPDATE OF channel_id ON nchat_streams
     FOR EACH ROW WHEN (OLD.channel_id IS DISTINCT FROM NEW.channel_id)
     EXECUTE FUNCTION nchat_rtc_report_stream_channel();
+
+-- ---------------------------------------------------------------------------
+-- The sweep's collect step (src/reports_rollup.c): queue the hours touched
+-- by what changed since the watermark p_wm; open parts count up to
+-- p_as_of.  A call or stream seen for the first time, or changed, is
+-- queued over its whole life; one that was open at the previous run over
+-- the part between what was counted then and what counts now.  The sets of
+-- unfinished calls and streams and of long ones are kept up to date.  With
+-- p_rebuild everything is dropped and every hour that has data is queued.
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION nchat_rtc_report_collect(p_wm timestamptz, p_as_of timestamptz,
+                                         p_rebuild boolean)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public
+AS $$
+BEGIN
+    IF NOT nchat_rtc_is_service() THEN
+        RAISE EXCEPTION 'nchat_rtc_report_collect runs in service context only';
+    END IF;
+
+    IF p_rebuild THEN
+        DELETE FROM nchat_rtc_report_usage;
+        DELETE FROM nchat_rtc_report_quality;
+        DELETE FROM nchat_rtc_report_long;
+        DELETE FROM nchat_rtc_report_open;
+        INSERT INTO nchat_rtc_report_long (kind, id, lo, hi)
+        SELECT 'call', c.id, c.initiated_at,
+               CASE WHEN c.status IN ('initiating', 'ringing', 'active') THEN 'infinity'
+                    ELSE COALESCE(c.ended_at, c.initiated_at) END
+        FROM nchat_calls c
+        WHERE COALESCE(c.ended_at, CASE WHEN c.status IN ('initiating', 'ringing', 'active')
+                                        THEN p_as_of END, c.initiated_at)
+              - c.initiated_at > interval '6 hours';
+        INSERT INTO nchat_rtc_report_long (kind, id, lo, hi)
+        SELECT 'stream', st.id, st.started_at,
+               CASE WHEN st.status = 'live' THEN 'infinity'
+                    ELSE COALESCE(st.ended_at, st.started_at) END
+        FROM nchat_streams st
+        WHERE st.started_at IS NOT NULL
+          AND COALESCE(st.ended_at, CASE WHEN st.status = 'live' THEN p_as_of END, st.started_at)
+              - st.started_at > interval '6 hours';
+        INSERT INTO nchat_rtc_report_dirty (hour)
+        SELECT h FROM (SELECT LEAST((SELECT min(initiated_at) FROM nchat_calls),
+                                    (SELECT min(created_at) FROM nchat_streams)) AS m) x,
+             nchat_rtc_report_hours(x.m, p_as_of) h
+        ON CONFLICT DO NOTHING;
+        p_wm := p_as_of;   -- everything is queued already
+    END IF;
+
+    -- calls: changed (webhooks and every state change touch the row), open
+    -- now, or open at the previous run
+    WITH cand AS (
+        SELECT c.id FROM nchat_calls c WHERE c.updated_at >= p_wm
+        UNION SELECT c.id FROM nchat_calls c
+              WHERE c.status IN ('initiating', 'ringing', 'active')
+        UNION SELECT o.id FROM nchat_rtc_report_open o WHERE o.kind = 'call'),
+    cc AS (
+        SELECT c.id, c.initiated_at, c.status IN ('initiating', 'ringing', 'active') AS open,
+               c.updated_at >= p_wm AS changed, o.counted_until AS pc,
+               COALESCE(c.ended_at,
+                        CASE WHEN c.status IN ('initiating', 'ringing', 'active')
+                             THEN GREATEST(p_as_of, c.initiated_at) ELSE c.initiated_at END) AS e
+        FROM cand JOIN nchat_calls c ON c.id = cand.id
+        LEFT JOIN nchat_rtc_report_open o ON o.kind = 'call' AND o.id = c.id),
+    marks AS (
+        INSERT INTO nchat_rtc_report_dirty (hour)
+        SELECT DISTINCT h FROM cc, LATERAL (
+            SELECT nchat_rtc_report_hours(cc.initiated_at, cc.e) WHERE cc.changed OR cc.pc IS NULL
+            UNION ALL
+            SELECT nchat_rtc_report_hours(LEAST(p_wm, cc.e, cc.pc), GREATEST(cc.pc, cc.e))
+            WHERE NOT (cc.changed OR cc.pc IS NULL)
+            UNION ALL
+            SELECT date_bin('1 hour', cc.initiated_at, timestamptz '2000-01-01 00:00:00+00')) x(h)
+        ON CONFLICT DO NOTHING
+        RETURNING 1)
+    INSERT INTO nchat_rtc_report_long (kind, id, lo, hi)
+    SELECT 'call', cc.id, cc.initiated_at, CASE WHEN cc.open THEN 'infinity' ELSE cc.e END
+    FROM cc WHERE cc.e - cc.initiated_at > interval '6 hours'
+    ON CONFLICT (kind, id) DO UPDATE SET hi = EXCLUDED.hi;
+
+    DELETE FROM nchat_rtc_report_open WHERE kind = 'call';
+    INSERT INTO nchat_rtc_report_open (kind, id, counted_until)
+    SELECT 'call', c.id, p_as_of FROM nchat_calls c
+    WHERE c.status IN ('initiating', 'ringing', 'active');
+
+    -- streams: created since the watermark, unfinished now, or unfinished at
+    -- the previous run ('-infinity': it was not live yet)
+    WITH cand AS (
+        SELECT st.id FROM nchat_streams st WHERE st.created_at >= p_wm
+        UNION SELECT st.id FROM nchat_streams st
+              WHERE st.status IN ('preparing', 'scheduled', 'live')
+        UNION SELECT o.id FROM nchat_rtc_report_open o WHERE o.kind = 'stream'),
+    sc AS (
+        SELECT st.id, st.started_at, st.status = 'live' AS live, st.created_at >= p_wm AS changed,
+               NULLIF(o.counted_until, '-infinity') AS pc,
+               COALESCE(st.ended_at, CASE WHEN st.status = 'live'
+                                          THEN GREATEST(p_as_of, st.started_at)
+                                          ELSE st.started_at END) AS e
+        FROM cand JOIN nchat_streams st ON st.id = cand.id
+        LEFT JOIN nchat_rtc_report_open o ON o.kind = 'stream' AND o.id = st.id
+        WHERE st.started_at IS NOT NULL),
+    marks AS (
+        INSERT INTO nchat_rtc_report_dirty (hour)
+        SELECT DISTINCT h FROM sc, LATERAL (
+            SELECT nchat_rtc_report_hours(sc.started_at, sc.e) WHERE sc.changed OR sc.pc IS NULL
+            UNION ALL
+            SELECT nchat_rtc_report_hours(LEAST(p_wm, sc.e, sc.pc), GREATEST(sc.pc, sc.e))
+            WHERE NOT (sc.changed OR sc.pc IS NULL)
+            UNION ALL
+            SELECT date_bin('1 hour', sc.started_at, timestamptz '2000-01-01 00:00:00+00')) x(h)
+        ON CONFLICT DO NOTHING
+        RETURNING 1)
+    INSERT INTO nchat_rtc_report_long (kind, id, lo, hi)
+    SELECT 'stream', sc.id, sc.started_at, CASE WHEN sc.live THEN 'infinity' ELSE sc.e END
+    FROM sc WHERE sc.e - sc.started_at > interval '6 hours'
+    ON CONFLICT (kind, id) DO UPDATE SET hi = EXCLUDED.hi;
+
+    DELETE FROM nchat_rtc_report_open WHERE kind = 'stream';
+    INSERT INTO nchat_rtc_report_open (kind, id, counted_until)
+    SELECT 'stream', st.id, CASE WHEN st.started_at IS NULL THEN '-infinity' ELSE p_as_of END
+    FROM nchat_streams st WHERE st.status IN ('preparing', 'scheduled', 'live');
+
+    -- connection stats count with their call's initiation
+    INSERT INTO nchat_rtc_report_dirty (hour)
+    SELECT DISTINCT date_bin('1 hour', c.initiated_at, timestamptz '2000-01-01 00:00:00+00')
+    FROM (SELECT DISTINCT w.call_id FROM nchat_webrtc_connections w
+          WHERE w.created_at >= p_wm) s
+    JOIN nchat_calls c ON c.id = s.call_id
+    ON CONFLICT DO NOTHING;
+
+    INSERT INTO nchat_rtc_report_dirty (hour)
+    SELECT DISTINCT date_bin('1 hour', r.started_at, timestamptz '2000-01-01 00:00:00+00')
+    FROM nchat_call_recordings r WHERE r.updated_at >= p_wm AND r.started_at IS NOT NULL
+    ON CONFLICT DO NOTHING;
+
+    INSERT INTO nchat_rtc_report_dirty (hour)
+    SELECT DISTINCT date_bin('1 hour', e.created_at, timestamptz '2000-01-01 00:00:00+00')
+    FROM (SELECT created_at FROM nchat_stream_viewers WHERE created_at >= p_wm
+          UNION ALL SELECT created_at FROM nchat_stream_chat_messages WHERE created_at >= p_wm
+          UNION ALL SELECT created_at FROM nchat_stream_reactions WHERE created_at >= p_wm) e
+    ON CONFLICT DO NOTHING;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION
+    nchat_rtc_report_collect(timestamptz, timestamptz, boolean),
+    nchat_rtc_report_call_ids(timestamptz, timestamptz),
+    nchat_rtc_report_calls(timestamptz, timestamptz),
+    nchat_rtc_report_participants(timestamptz, timestamptz),
+    nchat_rtc_report_samples(timestamptz, timestamptz),
+    nchat_rtc_report_recordings(timestamptz, timestamptz),
+    nchat_rtc_report_streams(timestamptz, timestamptz),
+    nchat_rtc_report_viewers(timestamptz, timestamptz),
+    nchat_rtc_report_messages(timestamptz, timestamptz)
+    FROM PUBLIC;
 
 REVOKE EXECUTE ON FUNCTION
     nchat_rtc_report_calls_deleted(),

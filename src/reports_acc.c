@@ -167,63 +167,78 @@ static void format_e12(__int128 v, char *out, size_t outlen)
 	}
 }
 
-static int add_cols(struct rpt_acc *a, const PGresult *res, int row, const struct acc_col *cols,
-		    size_t n)
+_Static_assert(NC_ARRAY_LEN(usage_cols) == RPT_USAGE_COUNTERS, "usage columns");
+_Static_assert(NC_ARRAY_LEN(quality_cols) == RPT_QUALITY_COUNTERS, "quality columns");
+
+void rpt_colmap_init(struct rpt_colmap *m, const PGresult *res)
+{
+	for (size_t i = 0; i < NC_ARRAY_LEN(usage_cols); i++)
+		m->usage[i] = PQfnumber(res, usage_cols[i].name);
+	for (size_t i = 0; i < NC_ARRAY_LEN(quality_cols); i++)
+		m->quality[i] = PQfnumber(res, quality_cols[i].name);
+	m->setup_hist = PQfnumber(res, "setup_hist");
+	m->users_hll = PQfnumber(res, "users_hll");
+	m->viewers_hll = PQfnumber(res, "viewers_hll");
+	m->rtt_hist = PQfnumber(res, "rtt_hist");
+	m->jitter_hist = PQfnumber(res, "jitter_hist");
+	m->loss_hist = PQfnumber(res, "loss_hist");
+	m->loss_sum = PQfnumber(res, "loss_sum");
+}
+
+static void add_cols(struct rpt_acc *a, const PGresult *res, int row, const struct acc_col *cols,
+		     const int *nums, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		int f = PQfnumber(res, cols[i].name);
-		struct rpt_acc one;
+		int64_t *x, y;
 
-		if (f < 0 || PQgetisnull(res, row, f))
+		if (nums[i] < 0 || PQgetisnull(res, row, nums[i]))
 			continue;
-		memset(&one, 0, sizeof(one));
-		*field(&one, &cols[i]) = strtoll(PQgetvalue(res, row, f), NULL, 10);
-		merge_cols(a, &one, &cols[i], 1);
+		x = field(a, &cols[i]);
+		y = strtoll(PQgetvalue(res, row, nums[i]), NULL, 10);
+		if (cols[i].max)
+			*x = y > *x ? y : *x;
+		else
+			*x += y;
 	}
-	return 0;
 }
 
-static int add_text(const PGresult *res, int row, const char *name, struct rpt_hist *h,
-		    struct rpt_hll *(*hll)(struct rpt_acc *), struct rpt_acc *a)
+/* The text of column f of row, or NULL. */
+static const char *text_at(const PGresult *res, int row, int f)
 {
-	int f = PQfnumber(res, name);
-	const char *v;
-
-	if (f < 0 || PQgetisnull(res, row, f))
-		return 0;
-	v = PQgetvalue(res, row, f);
-	if (h != NULL)
-		return rpt_hist_decode(h, v);
-	return rpt_hll_decode(hll(a), v);
+	return f < 0 || PQgetisnull(res, row, f) ? NULL : PQgetvalue(res, row, f);
 }
 
-int rpt_acc_add_usage_row(struct rpt_acc *a, const PGresult *res, int row)
+int rpt_acc_add_usage_row(struct rpt_acc *a, const PGresult *res, int row,
+			  const struct rpt_colmap *m)
 {
-	add_cols(a, res, row, usage_cols, NC_ARRAY_LEN(usage_cols));
+	const char *users = text_at(res, row, m->users_hll), *viewers = text_at(res, row, m->viewers_hll);
+
+	add_cols(a, res, row, usage_cols, m->usage, NC_ARRAY_LEN(usage_cols));
 	a->has_usage = true;
-	if (add_text(res, row, "setup_hist", &a->setup, NULL, a) != 0 ||
-	    add_text(res, row, "users_hll", NULL, rpt_acc_users, a) != 0 ||
-	    add_text(res, row, "viewers_hll", NULL, rpt_acc_viewers, a) != 0)
+	if (rpt_hist_decode(&a->setup, text_at(res, row, m->setup_hist)) != 0 ||
+	    (users != NULL && rpt_hll_decode(rpt_acc_users(a), users) != 0) ||
+	    (viewers != NULL && rpt_hll_decode(rpt_acc_viewers(a), viewers) != 0))
 		return -1;
 	return 0;
 }
 
-int rpt_acc_add_quality_row(struct rpt_acc *a, const PGresult *res, int row)
+int rpt_acc_add_quality_row(struct rpt_acc *a, const PGresult *res, int row,
+			    const struct rpt_colmap *m)
 {
-	int f = PQfnumber(res, "loss_sum");
+	const char *sum = text_at(res, row, m->loss_sum);
 
-	add_cols(a, res, row, quality_cols, NC_ARRAY_LEN(quality_cols));
+	add_cols(a, res, row, quality_cols, m->quality, NC_ARRAY_LEN(quality_cols));
 	a->has_quality = true;
-	if (f >= 0 && !PQgetisnull(res, row, f)) {
+	if (sum != NULL) {
 		__int128 v;
 
-		if (rpt_parse_e12(PQgetvalue(res, row, f), &v) != 0)
+		if (rpt_parse_e12(sum, &v) != 0)
 			return -1;
 		a->loss_e12 += v;
 	}
-	if (add_text(res, row, "rtt_hist", &a->rtt, NULL, a) != 0 ||
-	    add_text(res, row, "jitter_hist", &a->jitter, NULL, a) != 0 ||
-	    add_text(res, row, "loss_hist", &a->loss, NULL, a) != 0)
+	if (rpt_hist_decode(&a->rtt, text_at(res, row, m->rtt_hist)) != 0 ||
+	    rpt_hist_decode(&a->jitter, text_at(res, row, m->jitter_hist)) != 0 ||
+	    rpt_hist_decode(&a->loss, text_at(res, row, m->loss_hist)) != 0)
 		return -1;
 	return 0;
 }
@@ -311,12 +326,15 @@ static json_t *percentile(const struct rpt_hist *h, double unit, double p, int d
 
 	if (!rpt_hist_percentile(h, unit, p, &v))
 		return json_null();
-	return rpt_real(v, decimals);
+	return decimals == 0 ? json_integer((json_int_t)llround(v)) : rpt_real(v, decimals);
 }
 
-static json_t *distinct(const struct rpt_hll *h)
+/* A distinct count: the estimate, never above `bound` (the rows it counts). */
+static json_t *distinct(const struct rpt_hll *h, int64_t bound)
 {
-	return json_integer(h ? (json_int_t)llround(rpt_hll_estimate(h)) : 0);
+	json_int_t n = h ? (json_int_t)llround(rpt_hll_estimate(h)) : 0;
+
+	return json_integer(bound >= 0 && n > bound ? bound : n);
 }
 
 json_t *rpt_usage_figures(const struct rpt_acc *a)
@@ -334,7 +352,7 @@ json_t *rpt_usage_figures(const struct rpt_acc *a)
 		fatal("out of memory (report figures)");
 	json_object_set_new(o, "callMinutes", minutes(a->call_us));
 	json_object_set_new(o, "participantMinutes", minutes(a->participant_us));
-	json_object_set_new(o, "uniqueUsers", distinct(a->users));
+	json_object_set_new(o, "uniqueUsers", distinct(a->users, -1));
 	json_object_set_new(o, "peakConcurrentCalls", json_integer(a->peak_calls));
 	json_object_set_new(o, "setupMsP50", percentile(&a->setup, RPT_UNIT_SETUP, 0.5, 0));
 	json_object_set_new(o, "setupMsP95", percentile(&a->setup, RPT_UNIT_SETUP, 0.95, 0));
@@ -344,7 +362,7 @@ json_t *rpt_usage_figures(const struct rpt_acc *a)
 	json_object_set_new(o, "streams", json_integer(a->streams));
 	json_object_set_new(o, "streamMinutes", minutes(a->stream_us));
 	json_object_set_new(o, "streamViews", json_integer(a->stream_views));
-	json_object_set_new(o, "streamUniqueViewers", distinct(a->viewers));
+	json_object_set_new(o, "streamUniqueViewers", distinct(a->viewers, a->stream_views));
 	json_object_set_new(o, "chatMessages", json_integer(a->chat_messages));
 	json_object_set_new(o, "reactions", json_integer(a->reactions));
 	return o;
@@ -452,7 +470,9 @@ static size_t cell_hash(int scope, int64_t slot_us)
 
 struct rpt_acc *rpt_rows_cell(struct rpt_rows *r, int scope, int64_t slot_us)
 {
-	return &r->cells[rpt_rows_cell_at(r, scope, slot_us)].acc;
+	size_t i = rpt_rows_cell_at(r, scope, slot_us);   /* may move r->cells */
+
+	return &r->cells[i].acc;
 }
 
 size_t rpt_rows_cell_at(struct rpt_rows *r, int scope, int64_t slot_us)

@@ -163,9 +163,11 @@ static json_t *exact(const PGresult *res, int row, const char *col, int decimals
 static json_t *call_figures(const PGresult *res, int row)
 {
 	struct rpt_acc a = {0};
+	struct rpt_colmap cols;
 	json_t *o;
 
-	if (rpt_acc_add_quality_row(&a, res, row) != 0)
+	rpt_colmap_init(&cols, res);
+	if (rpt_acc_add_quality_row(&a, res, row, &cols) != 0)
 		return NULL;
 	o = rpt_quality_figures(&a);
 	rpt_acc_free(&a);

@@ -120,27 +120,14 @@ static PGresult *fetch(struct db_conn *db, const char *sql, struct run *r, struc
 	return db_exec(db, sql, 3, params, err);
 }
 
-/* The calls that may touch the range: begun up to the look-back before it,
- * and the long ones.  ($1, $2: range in microseconds.) */
-#define CALLS_IN_RANGE \
-	" FROM nchat_calls c WHERE c.initiated_at >= " RPT_SQL_TS("$1") " - interval '6 hours'" \
-	"   AND c.initiated_at < " RPT_SQL_TS("$2")                                                \
-	" UNION ALL SELECT %s FROM nchat_rtc_report_long l JOIN nchat_calls c ON c.id = l.id"    \
-	" WHERE l.kind = 'call' AND l.lo < " RPT_SQL_TS("$2") " AND l.hi > " RPT_SQL_TS("$1")     \
-	"   AND c.initiated_at < " RPT_SQL_TS("$1") " - interval '6 hours'"
-
-static const char call_cols[] =
-	"c.id::text AS id, c.channel_id::text AS channel_id, c.call_type, c.status, c.is_group_call,"
-	" " RPT_SQL_US("c.initiated_at") " AS initiated, " RPT_SQL_US("c.started_at") " AS started,"
-	" " RPT_SQL_US("c.ended_at") " AS ended, $3::bigint AS as_of";
+/* The sweep's reads (SECURITY DEFINER functions of sql/0010_reports.sql). */
+#define READ(fn) "SELECT *, $3::bigint AS as_of FROM " fn "(" RPT_SQL_TS("$1") ", " RPT_SQL_TS("$2") ")"
 
 static enum nc_err load_calls(struct db_conn *db, struct run *r, struct nc_error *err)
 {
-	char *sql = xasprintf("SELECT %s" CALLS_IN_RANGE, call_cols, call_cols);
-	PGresult *res = fetch(db, sql, r, err);
+	PGresult *res = fetch(db, READ("nchat_rtc_report_calls"), r, err);
 	int n;
 
-	free(sql);
 	if (res == NULL)
 		return err->code;
 	n = PQntuples(res);
@@ -285,16 +272,8 @@ static void peaks(struct run *r)
 
 static enum nc_err load_participants(struct db_conn *db, struct run *r, struct nc_error *err)
 {
-	static const char cols[] =
-		"p.call_id::text AS call_id, p.user_id::text AS user_id, p.status,"
-		" " RPT_SQL_US("p.joined_at") " AS joined, " RPT_SQL_US("p.left_at") " AS left_at,"
-		" p.total_duration_seconds AS total, $3::bigint AS as_of";
-	char *sql = xasprintf("SELECT %s FROM (SELECT c.id" CALLS_IN_RANGE ") x"
-			      " JOIN nchat_call_participants p ON p.call_id = x.id"
-			      " WHERE p.joined_at IS NOT NULL", cols, "c.id");
-	PGresult *res = fetch(db, sql, r, err);
+	PGresult *res = fetch(db, READ("nchat_rtc_report_participants"), r, err);
 
-	free(sql);
 	if (res == NULL)
 		return err->code;
 	for (int i = 0, n = PQntuples(res); i < n; i++) {
@@ -412,14 +391,7 @@ static void one_sample(struct run *r, const PGresult *res, int i, struct pairs *
 
 static enum nc_err load_samples(struct db_conn *db, struct run *r, struct nc_error *err)
 {
-	static const char sql[] =
-		"SELECT w.call_id::text AS call_id, w.user_id::text AS user_id,"
-		" w.ice_connection_state AS ice, w.local_candidate_type AS local_type, w.turn_used,"
-		" w.rtt_ms AS rtt, w.jitter_ms AS jitter, w.packet_loss_pct::numeric AS loss,"
-		" w.bitrate_kbps AS bitrate, w.quality, $3::bigint AS as_of"
-		" FROM nchat_calls c JOIN nchat_webrtc_connections w ON w.call_id = c.id"
-		" WHERE c.initiated_at >= " RPT_SQL_TS("$1") " AND c.initiated_at < " RPT_SQL_TS("$2");
-	PGresult *res = fetch(db, sql, r, err);
+	PGresult *res = fetch(db, READ("nchat_rtc_report_samples"), r, err);
 	struct pairs ps = {0};
 	int n;
 
@@ -451,13 +423,7 @@ static enum nc_err load_samples(struct db_conn *db, struct run *r, struct nc_err
 
 static enum nc_err load_recordings(struct db_conn *db, struct run *r, struct nc_error *err)
 {
-	static const char sql[] =
-		"SELECT c.channel_id::text AS channel_id, " RPT_SQL_US("r.started_at") " AS started,"
-		" r.duration_seconds AS duration, " RPT_SQL_US("r.ended_at") " AS ended,"
-		" r.file_size_bytes AS bytes, $3::bigint AS as_of"
-		" FROM nchat_call_recordings r JOIN nchat_calls c ON c.id = r.call_id"
-		" WHERE r.started_at >= " RPT_SQL_TS("$1") " AND r.started_at < " RPT_SQL_TS("$2");
-	PGresult *res = fetch(db, sql, r, err);
+	PGresult *res = fetch(db, READ("nchat_rtc_report_recordings"), r, err);
 
 	if (res == NULL)
 		return err->code;
@@ -484,21 +450,8 @@ static enum nc_err load_recordings(struct db_conn *db, struct run *r, struct nc_
 
 static enum nc_err load_streams(struct db_conn *db, struct run *r, struct nc_error *err)
 {
-	static const char cols[] =
-		"st.channel_id::text AS channel_id, st.status, " RPT_SQL_US("st.started_at") " AS started,"
-		" " RPT_SQL_US("st.ended_at") " AS ended";
-	char *sql = xasprintf("SELECT %s, $3::bigint AS as_of FROM nchat_streams st"
-			      " WHERE st.started_at >= " RPT_SQL_TS("$1") " - interval '6 hours'"
-			      "   AND st.started_at < " RPT_SQL_TS("$2")
-			      " UNION ALL SELECT %s, $3::bigint FROM nchat_rtc_report_long l"
-			      " JOIN nchat_streams st ON st.id = l.id"
-			      " WHERE l.kind = 'stream' AND l.lo < " RPT_SQL_TS("$2")
-			      "   AND l.hi > " RPT_SQL_TS("$1")
-			      "   AND st.started_at < " RPT_SQL_TS("$1") " - interval '6 hours'",
-			      cols, cols);
-	PGresult *res = fetch(db, sql, r, err);
+	PGresult *res = fetch(db, READ("nchat_rtc_report_streams"), r, err);
 
-	free(sql);
 	if (res == NULL)
 		return err->code;
 	for (int i = 0, n = PQntuples(res); i < n; i++) {
@@ -529,12 +482,7 @@ static enum nc_err load_streams(struct db_conn *db, struct run *r, struct nc_err
 
 static enum nc_err load_viewers(struct db_conn *db, struct run *r, struct nc_error *err)
 {
-	static const char sql[] =
-		"SELECT st.channel_id::text AS channel_id, " RPT_SQL_US("v.created_at") " AS created,"
-		" v.user_id::text AS user_id, v.viewer_session_id AS session, $3::bigint AS as_of"
-		" FROM nchat_stream_viewers v JOIN nchat_streams st ON st.id = v.stream_id"
-		" WHERE v.created_at >= " RPT_SQL_TS("$1") " AND v.created_at < " RPT_SQL_TS("$2");
-	PGresult *res = fetch(db, sql, r, err);
+	PGresult *res = fetch(db, READ("nchat_rtc_report_viewers"), r, err);
 
 	if (res == NULL)
 		return err->code;
@@ -559,17 +507,7 @@ static enum nc_err load_viewers(struct db_conn *db, struct run *r, struct nc_err
 
 static enum nc_err load_messages(struct db_conn *db, struct run *r, struct nc_error *err)
 {
-	static const char sql[] =
-		"SELECT st.channel_id::text AS channel_id, e.kind,"
-		" " RPT_SQL_US("date_bin('15 minutes', e.created_at, timestamptz '2000-01-01 00:00:00+00')")
-		" AS slot, count(*) AS n, $3::bigint AS as_of"
-		" FROM (SELECT stream_id, created_at, 'chat' AS kind FROM nchat_stream_chat_messages m"
-		"       WHERE m.created_at >= " RPT_SQL_TS("$1") " AND m.created_at < " RPT_SQL_TS("$2")
-		"       UNION ALL SELECT stream_id, created_at, 'reaction' FROM nchat_stream_reactions x"
-		"       WHERE x.created_at >= " RPT_SQL_TS("$1") " AND x.created_at < " RPT_SQL_TS("$2")
-		"      ) e JOIN nchat_streams st ON st.id = e.stream_id"
-		" GROUP BY 1, 2, 3";
-	PGresult *res = fetch(db, sql, r, err);
+	PGresult *res = fetch(db, READ("nchat_rtc_report_messages"), r, err);
 
 	if (res == NULL)
 		return err->code;

@@ -161,6 +161,7 @@ static enum nc_err load_level(struct db_conn *db, int level, bool nil, int64_t l
 				      tables[t], nil ? "scope = '" RPT_NIL_SCOPE "'"
 						     : "scope <> '" RPT_NIL_SCOPE "'");
 		PGresult *res = db_exec(db, sql, 3, params, err);
+		struct rpt_colmap cols;
 		int fs, fo;
 
 		free(sql);
@@ -168,11 +169,12 @@ static enum nc_err load_level(struct db_conn *db, int level, bool nil, int64_t l
 			return err->code;
 		fs = PQfnumber(res, "scope_id");
 		fo = PQfnumber(res, "slot_us");
+		rpt_colmap_init(&cols, res);
 		for (int i = 0, n = PQntuples(res); i < n; i++) {
 			int sc = rpt_rows_scope(into, PQgetvalue(res, i, fs));
 			struct rpt_acc *acc = rpt_rows_cell(into, sc, strtoll(PQgetvalue(res, i, fo), NULL, 10));
-			int bad = t == 0 ? rpt_acc_add_usage_row(acc, res, i)
-					 : rpt_acc_add_quality_row(acc, res, i);
+			int bad = t == 0 ? rpt_acc_add_usage_row(acc, res, i, &cols)
+					 : rpt_acc_add_quality_row(acc, res, i, &cols);
 
 			if (bad) {
 				PQclear(res);

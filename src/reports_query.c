@@ -2,8 +2,9 @@
  * reports_query.c - one report: the buckets, the rollup rows that tile
  * them, and the figures.
  *
- * One statement does it (index range scans on the rollup's primary key,
- * a few hundred rows at most):
+ * One statement does it (an index range scan on the rollup's primary key
+ * per piece - OFFSET 0 keeps the planner from turning the look-ups into a
+ * scan - a few hundred rows at most):
  *   1. bucket edges on the interval's boundaries in the zone: local hours
  *      (every quarter hour whose local minute is 0), local midnights,
  *      Mondays or first days of the month, converted back to instants by
@@ -34,8 +35,8 @@
 	"   WHERE p.iv = 'hour' AND extract(minute FROM g AT TIME ZONE p.tz) = 0"                \
 	"     AND extract(second FROM g AT TIME ZONE p.tz) = 0"                                   \
 	"   UNION ALL"                                                                        \
-	"   SELECT d AT TIME ZONE p.tz FROM p, generate_series((p.f AT TIME ZONE p.tz)::date - 1," \
-	"     (p.t AT TIME ZONE p.tz)::date + 1, interval '1 day') d WHERE p.iv = 'day'"            \
+	"   SELECT d AT TIME ZONE p.tz FROM p, generate_series(((p.f AT TIME ZONE p.tz)::date - 1)::timestamp," \
+	"     ((p.t AT TIME ZONE p.tz)::date + 1)::timestamp, interval '1 day') d WHERE p.iv = 'day'" \
 	"   UNION ALL"                                                                        \
 	"   SELECT d AT TIME ZONE p.tz FROM p, generate_series(date_trunc('week', p.f AT TIME ZONE p.tz)" \
 	"     - interval '7 days', (p.t AT TIME ZONE p.tz) + interval '7 days', interval '7 days') d" \
@@ -85,8 +86,9 @@ static const char usage_sql[] =
 	"        u.missed, u.declined, u.failed, u.call_us, u.participant_us, u.peak_calls,"
 	"        u.setup_hist, u.users_hll, u.recordings, u.recording_us, u.recording_bytes,"
 	"        u.streams, u.stream_us, u.stream_views, u.viewers_hll, u.chat_messages, u.reactions"
-	" FROM bk LEFT JOIN (pc JOIN nchat_rtc_report_usage u ON u.scope = $6::uuid"
-	"   AND u.level = pc.lv AND u.slot >= pc.plo AND u.slot < pc.phi) ON pc.i = bk.i"
+	" FROM bk LEFT JOIN (SELECT pc.i, u.* FROM pc CROSS JOIN LATERAL ("
+	"   SELECT * FROM nchat_rtc_report_usage x WHERE x.scope = $6::uuid AND x.level = pc.lv"
+	"     AND x.slot >= pc.plo AND x.slot < pc.phi OFFSET 0) u) u ON u.i = bk.i"
 	" ORDER BY bk.i";
 
 static const char quality_sql[] =
@@ -96,8 +98,9 @@ static const char quality_sql[] =
 	"        q.relay_participants, q.ice_failed_participants, q.rtt_hist, q.jitter_hist,"
 	"        q.loss_hist, q.loss_n, q.loss_sum, q.bitrate_n, q.bitrate_sum, q.q_excellent,"
 	"        q.q_good, q.q_poor, q.q_lost"
-	" FROM bk LEFT JOIN (pc JOIN nchat_rtc_report_quality q ON q.scope = $6::uuid"
-	"   AND q.level = pc.lv AND q.slot >= pc.plo AND q.slot < pc.phi) ON pc.i = bk.i"
+	" FROM bk LEFT JOIN (SELECT pc.i, q.* FROM pc CROSS JOIN LATERAL ("
+	"   SELECT * FROM nchat_rtc_report_quality x WHERE x.scope = $6::uuid AND x.level = pc.lv"
+	"     AND x.slot >= pc.plo AND x.slot < pc.phi OFFSET 0) q) q ON q.i = bk.i"
 	" ORDER BY bk.i";
 
 static json_t *figures(enum rpt_kind kind, const struct rpt_acc *a)
@@ -122,9 +125,11 @@ static enum nc_err build(PGresult *res, enum rpt_kind kind, json_t *buckets, jso
 	int fi = PQfnumber(res, "i"), fs = PQfnumber(res, "start");
 	int fa = PQfnumber(res, "aligned"), fh = PQfnumber(res, "has_row");
 	struct rpt_acc total = {0}, cur = {0};
+	struct rpt_colmap cols;
 	const char *start = NULL;
 	long last = -1;
 
+	rpt_colmap_init(&cols, res);
 	for (int r = 0, n = PQntuples(res); r < n; r++) {
 		long i = atol(PQgetvalue(res, r, fi));
 
@@ -144,8 +149,8 @@ static enum nc_err build(PGresult *res, enum rpt_kind kind, json_t *buckets, jso
 			last = i;
 		}
 		if (PQgetvalue(res, r, fh)[0] == 't') {
-			int bad = kind == RPT_USAGE ? rpt_acc_add_usage_row(&cur, res, r)
-						    : rpt_acc_add_quality_row(&cur, res, r);
+			int bad = kind == RPT_USAGE ? rpt_acc_add_usage_row(&cur, res, r, &cols)
+						    : rpt_acc_add_quality_row(&cur, res, r, &cols);
 
 			if (bad) {
 				rpt_acc_free(&cur);

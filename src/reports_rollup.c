@@ -31,13 +31,6 @@
 #define ROLLUP_STATEMENT_TIMEOUT_MS 120000
 #define PERIODIC_BUDGET_MS 20000
 
-/* Open calls and unfinished streams, as SQL. */
-#define CALL_OPEN "c.status IN ('initiating', 'ringing', 'active')"
-#define STREAM_OPEN "st.status IN ('preparing', 'scheduled', 'live')"
-#define HOUR(x) "date_bin('1 hour', " x ", timestamptz '2000-01-01 00:00:00+00')"
-/* Statement parameters: microseconds since the epoch. */
-#define P1 RPT_SQL_TS("$1")
-#define P2 RPT_SQL_TS("$2")
 
 /* Planner settings for the sweep's own transactions: no JIT (its compile
  * time dwarfs these statements), and index look-ups over scans (the rows
@@ -59,136 +52,6 @@ static enum nc_err begin(struct db_conn *db, struct nc_error *err)
 	PQclear(res);
 	return NC_OK;
 }
-
-/* Which of watermark and as_of a statement takes, as $1 (and $2). */
-enum uses { NONE, WM_ONLY, ASOF_ONLY, BOTH };
-
-struct stmt {
-	enum uses uses;
-	const char *sql;
-};
-
-static enum nc_err run_stmt(struct db_conn *db, const struct stmt *s, int64_t wm, int64_t as_of,
-			    struct nc_error *err)
-{
-	char a[24], b[24];
-	const char *params[2] = {a, b};
-	int n = s->uses == NONE ? 0 : s->uses == BOTH ? 2 : 1;
-	PGresult *res;
-
-	snprintf(a, sizeof(a), "%lld", (long long)(s->uses == ASOF_ONLY ? as_of : wm));
-	snprintf(b, sizeof(b), "%lld", (long long)as_of);
-	res = db_exec(db, s->sql, n, params, err);
-	if (res == NULL)
-		return err->code;
-	PQclear(res);
-	return NC_OK;
-}
-
-/* Everything queued again: the first run, or `rollup-reports --rebuild`. */
-static const struct stmt rebuild_sql[] = {
-	{NONE, "DELETE FROM nchat_rtc_report_usage"},
-	{NONE, "DELETE FROM nchat_rtc_report_quality"},
-	{NONE, "DELETE FROM nchat_rtc_report_long"},
-	{ASOF_ONLY, "INSERT INTO nchat_rtc_report_long (kind, id, lo, hi)"
-	 " SELECT 'call', c.id, c.initiated_at,"
-	 "        CASE WHEN " CALL_OPEN " THEN 'infinity' ELSE COALESCE(c.ended_at, c.initiated_at) END"
-	 " FROM nchat_calls c"
-	 " WHERE COALESCE(c.ended_at, CASE WHEN " CALL_OPEN " THEN " P1 " END, c.initiated_at)"
-	 "       - c.initiated_at > interval '6 hours'"},
-	{ASOF_ONLY, "INSERT INTO nchat_rtc_report_long (kind, id, lo, hi)"
-	 " SELECT 'stream', st.id, st.started_at,"
-	 "        CASE WHEN st.status = 'live' THEN 'infinity' ELSE COALESCE(st.ended_at, st.started_at) END"
-	 " FROM nchat_streams st WHERE st.started_at IS NOT NULL"
-	 "   AND COALESCE(st.ended_at, CASE WHEN st.status = 'live' THEN " P1 " END, st.started_at)"
-	 "       - st.started_at > interval '6 hours'"},
-	{ASOF_ONLY, "INSERT INTO nchat_rtc_report_dirty (hour)"
-	 " SELECT generate_series(" HOUR("m") ", " P1 ", interval '1 hour')"
-	 " FROM (SELECT LEAST((SELECT min(initiated_at) FROM nchat_calls),"
-	 "                    (SELECT min(created_at) FROM nchat_streams)) AS m) x"
-	 " WHERE m IS NOT NULL ON CONFLICT DO NOTHING"},
-};
-
-/*
- * What changed since the watermark ($1); open parts count up to as_of
- * ($2).  A call or stream seen for the first time, or changed, is queued
- * over its whole life; one that was open last time over the part between
- * what was counted then and what counts now.
- */
-static const struct stmt collect_sql[] = {
-	{BOTH, "WITH cand AS ("
-	 "   SELECT c.id FROM nchat_calls c WHERE c.updated_at >= " P1
-	 "   UNION SELECT c.id FROM nchat_calls c WHERE " CALL_OPEN
-	 "   UNION SELECT o.id FROM nchat_rtc_report_open o WHERE o.kind = 'call'),"
-	 " cc AS ("
-	 "   SELECT c.id, c.initiated_at, " CALL_OPEN " AS open, c.updated_at >= " P1 " AS changed,"
-	 "          COALESCE(c.ended_at, CASE WHEN " CALL_OPEN " THEN GREATEST(" P2 ", c.initiated_at)"
-	 "                                    ELSE c.initiated_at END) AS e, o.counted_until AS pc"
-	 "   FROM cand JOIN nchat_calls c ON c.id = cand.id"
-	 "   LEFT JOIN nchat_rtc_report_open o ON o.kind = 'call' AND o.id = c.id),"
-	 " marks AS ("
-	 "   INSERT INTO nchat_rtc_report_dirty (hour)"
-	 "   SELECT DISTINCT h FROM cc, LATERAL ("
-	 "     SELECT nchat_rtc_report_hours(cc.initiated_at, cc.e) WHERE cc.changed OR cc.pc IS NULL"
-	 "     UNION ALL SELECT nchat_rtc_report_hours(LEAST(" P1 ", cc.e, cc.pc), GREATEST(cc.pc, cc.e))"
-	 "       WHERE NOT (cc.changed OR cc.pc IS NULL)"
-	 "     UNION ALL SELECT " HOUR("cc.initiated_at") ") x(h)"
-	 "   ON CONFLICT DO NOTHING RETURNING 1)"
-	 " INSERT INTO nchat_rtc_report_long (kind, id, lo, hi)"
-	 " SELECT 'call', cc.id, cc.initiated_at, CASE WHEN cc.open THEN 'infinity' ELSE cc.e END"
-	 " FROM cc WHERE cc.e - cc.initiated_at > interval '6 hours'"
-	 " ON CONFLICT (kind, id) DO UPDATE SET hi = EXCLUDED.hi"},
-	{NONE, "DELETE FROM nchat_rtc_report_open WHERE kind = 'call'"},
-	{ASOF_ONLY, "INSERT INTO nchat_rtc_report_open (kind, id, counted_until)"
-	 " SELECT 'call', c.id, " P1 " FROM nchat_calls c WHERE " CALL_OPEN},
-
-	{BOTH, "WITH cand AS ("
-	 "   SELECT st.id FROM nchat_streams st WHERE st.created_at >= " P1
-	 "   UNION SELECT st.id FROM nchat_streams st WHERE " STREAM_OPEN
-	 "   UNION SELECT o.id FROM nchat_rtc_report_open o WHERE o.kind = 'stream'),"
-	 " sc AS ("
-	 "   SELECT st.id, st.started_at, st.status = 'live' AS live, st.created_at >= " P1 " AS changed,"
-	 "          COALESCE(st.ended_at, CASE WHEN st.status = 'live'"
-	 "                   THEN GREATEST(" P2 ", st.started_at) ELSE st.started_at END) AS e,"
-	 "          NULLIF(o.counted_until, '-infinity') AS pc"
-	 "   FROM cand JOIN nchat_streams st ON st.id = cand.id"
-	 "   LEFT JOIN nchat_rtc_report_open o ON o.kind = 'stream' AND o.id = st.id"
-	 "   WHERE st.started_at IS NOT NULL),"
-	 " marks AS ("
-	 "   INSERT INTO nchat_rtc_report_dirty (hour)"
-	 "   SELECT DISTINCT h FROM sc, LATERAL ("
-	 "     SELECT nchat_rtc_report_hours(sc.started_at, sc.e) WHERE sc.changed OR sc.pc IS NULL"
-	 "     UNION ALL SELECT nchat_rtc_report_hours(LEAST(" P1 ", sc.e, sc.pc), GREATEST(sc.pc, sc.e))"
-	 "       WHERE NOT (sc.changed OR sc.pc IS NULL)"
-	 "     UNION ALL SELECT " HOUR("sc.started_at") ") x(h)"
-	 "   ON CONFLICT DO NOTHING RETURNING 1)"
-	 " INSERT INTO nchat_rtc_report_long (kind, id, lo, hi)"
-	 " SELECT 'stream', sc.id, sc.started_at, CASE WHEN sc.live THEN 'infinity' ELSE sc.e END"
-	 " FROM sc WHERE sc.e - sc.started_at > interval '6 hours'"
-	 " ON CONFLICT (kind, id) DO UPDATE SET hi = EXCLUDED.hi"},
-	{NONE, "DELETE FROM nchat_rtc_report_open WHERE kind = 'stream'"},
-	{ASOF_ONLY, "INSERT INTO nchat_rtc_report_open (kind, id, counted_until)"
-	 " SELECT 'stream', st.id, CASE WHEN st.started_at IS NULL THEN '-infinity' ELSE " P1 " END"
-	 " FROM nchat_streams st WHERE " STREAM_OPEN},
-
-	/* connection stats count with their call's initiation */
-	{WM_ONLY, "INSERT INTO nchat_rtc_report_dirty (hour)"
-	 " SELECT DISTINCT " HOUR("c.initiated_at")
-	 " FROM (SELECT DISTINCT w.call_id FROM nchat_webrtc_connections w WHERE w.created_at >= " P1 ") s"
-	 " JOIN nchat_calls c ON c.id = s.call_id ON CONFLICT DO NOTHING"},
-	{WM_ONLY, "INSERT INTO nchat_rtc_report_dirty (hour)"
-	 " SELECT DISTINCT " HOUR("r.started_at") " FROM nchat_call_recordings r"
-	 " WHERE r.updated_at >= " P1 " AND r.started_at IS NOT NULL ON CONFLICT DO NOTHING"},
-	{WM_ONLY, "INSERT INTO nchat_rtc_report_dirty (hour)"
-	 " SELECT DISTINCT " HOUR("created_at") " FROM nchat_stream_viewers"
-	 " WHERE created_at >= " P1 " ON CONFLICT DO NOTHING"},
-	{WM_ONLY, "INSERT INTO nchat_rtc_report_dirty (hour)"
-	 " SELECT DISTINCT " HOUR("created_at") " FROM nchat_stream_chat_messages"
-	 " WHERE created_at >= " P1 " ON CONFLICT DO NOTHING"},
-	{WM_ONLY, "INSERT INTO nchat_rtc_report_dirty (hour)"
-	 " SELECT DISTINCT " HOUR("created_at") " FROM nchat_stream_reactions"
-	 " WHERE created_at >= " P1 " ON CONFLICT DO NOTHING"},
-};
 
 /*
  * The state row, locked: the previous watermark, and the new watermark
@@ -233,15 +96,18 @@ static enum nc_err collect(struct db_conn *db, bool rebuild, struct rollup_stats
 	new_wm = col_i64(res, "new_wm");
 	PQclear(res);
 	st->rebuilt = fresh;
-	if (fresh) {
-		for (size_t i = 0; i < NC_ARRAY_LEN(rebuild_sql); i++)
-			if (run_stmt(db, &rebuild_sql[i], as_of, as_of, err) != NC_OK)
-				goto fail;
-	}
-	/* a rebuild still takes in the open set and the queued hours as usual */
-	for (size_t i = 0; i < NC_ARRAY_LEN(collect_sql); i++)
-		if (run_stmt(db, &collect_sql[i], fresh ? as_of : wm, as_of, err) != NC_OK)
+	{
+		char w[24], o[24];
+		const char *cp[3] = {w, o, fresh ? "true" : "false"};
+
+		snprintf(w, sizeof(w), "%lld", (long long)wm);
+		snprintf(o, sizeof(o), "%lld", (long long)as_of);
+		res = db_exec(db, "SELECT nchat_rtc_report_collect(" RPT_SQL_TS("$1") ", "
+			      RPT_SQL_TS("$2") ", $3::boolean)", 3, cp, err);
+		if (res == NULL)
 			goto fail;
+		PQclear(res);
+	}
 	snprintf(a, sizeof(a), "%lld", (long long)new_wm);
 	snprintf(b, sizeof(b), "%lld", (long long)as_of);
 	res = db_exec(db, "UPDATE nchat_rtc_report_state SET watermark = " RPT_SQL_TS("$1") ","
@@ -338,23 +204,26 @@ static enum nc_err lock_run(struct db_conn *lock, bool *got, struct nc_error *er
 	return NC_OK;
 }
 
-static long queued(struct db_conn *db, struct nc_error *err)
+/* Hours still queued, and the rollup's as_of (into st). */
+static enum nc_err finish(struct db_conn *db, struct rollup_stats *st, struct nc_error *err)
 {
 	PGresult *res;
-	long n;
 
 	if (begin(db, err) != NC_OK)
-		return -1;
-	res = db_exec(db, "SELECT count(*) AS n, to_char(as_of AT TIME ZONE 'UTC',"
-		      " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS as_of"
-		      " FROM nchat_rtc_report_dirty RIGHT JOIN nchat_rtc_report_state ON true"
-		      " GROUP BY as_of", 0, NULL, err);
-	db_rollback(db);
-	if (res == NULL)
-		return -1;
-	n = PQntuples(res) ? atol(PQgetvalue(res, 0, 0)) : 0;
+		return err->code;
+	res = db_exec(db, "SELECT count(*) AS n FROM nchat_rtc_report_dirty", 0, NULL, err);
+	if (res == NULL) {
+		db_rollback(db);
+		return err->code;
+	}
+	st->queued = atol(PQgetvalue(res, 0, 0));
 	PQclear(res);
-	return n;
+	if (reports_as_of(db, st->as_of, sizeof(st->as_of), err) != NC_OK) {
+		db_rollback(db);
+		return err->code;
+	}
+	db_rollback(db);
+	return NC_OK;
 }
 
 enum nc_err reports_rollup(const struct nc_config *cfg, bool rebuild, int64_t budget_ms,
@@ -379,9 +248,7 @@ enum nc_err reports_rollup(const struct nc_config *cfg, bool rebuild, int64_t bu
 			goto out;
 		st->hours += (long)n;
 	} while (n > 0 && (budget_ms <= 0 || now_ms() - t0 < budget_ms));
-	st->queued = queued(&db, err);
-	if (reports_as_of(&db, st->as_of, sizeof(st->as_of), err) != NC_OK)
-		goto out;
+	finish(&db, st, err);
 out:
 	metrics_sweep("reports", "hours", st->hours);
 	db_rollback(&lock);

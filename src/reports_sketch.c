@@ -146,8 +146,14 @@ double rpt_hll_estimate(const struct rpt_hll *h)
 	double z = 0.0, e;
 	int zeros = 0;
 
+	static const double pow2neg[RPT_HLL_MAX_RANK + 1] = {
+		1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625, 0.0078125, 0.00390625,
+		0.001953125, 0.0009765625, 0.00048828125, 0.000244140625, 0.0001220703125,
+		0.00006103515625, 0.000030517578125, 0.0000152587890625,
+	};
+
 	for (int i = 0; i < RPT_HLL_REGISTERS; i++) {
-		z += ldexp(1.0, -(int)h->reg[i]);
+		z += pow2neg[h->reg[i]];
 		zeros += h->reg[i] == 0;
 	}
 	if (zeros == RPT_HLL_REGISTERS)
@@ -199,36 +205,99 @@ void rpt_hist_add(struct rpt_hist *h, int bucket, uint64_t count)
 	h->n++;
 }
 
+/* Merge n sorted entries into h in one linear pass. */
+static void merge_sorted(struct rpt_hist *h, const struct rpt_hist_entry *e, uint32_t n)
+{
+	struct rpt_hist_entry *out;
+	uint32_t i = 0, j = 0, k = 0, alloc = h->n + n;
+
+	if (n == 0)
+		return;
+	if (h->n == 0 && h->cap >= n) {
+		memcpy(h->e, e, n * sizeof(*e));
+		h->n = n;
+		return;
+	}
+	out = xmalloc((size_t)alloc * sizeof(*out));
+	while (i < h->n || j < n) {
+		if (j == n || (i < h->n && h->e[i].b < e[j].b)) {
+			out[k++] = h->e[i++];
+		} else if (i == h->n || e[j].b < h->e[i].b) {
+			out[k++] = e[j++];
+		} else {
+			out[k] = h->e[i++];
+			out[k++].c += e[j++].c;
+		}
+	}
+	free(h->e);
+	h->e = out;
+	h->n = k;
+	h->cap = alloc;
+}
+
 void rpt_hist_merge(struct rpt_hist *dst, const struct rpt_hist *src)
 {
-	for (uint32_t i = 0; i < src->n; i++)
-		rpt_hist_add(dst, src->e[i].b, src->e[i].c);
+	merge_sorted(dst, src->e, src->n);
+}
+
+/* Parse unsigned decimal digits at *p; false if there are none. */
+static bool digits_u64(const char **p, uint64_t *out)
+{
+	const char *s = *p;
+	uint64_t v = 0;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	for (; *s >= '0' && *s <= '9'; s++)
+		v = v * 10 + (uint64_t)(*s - '0');
+	*p = s;
+	*out = v;
+	return true;
 }
 
 int rpt_hist_decode(struct rpt_hist *h, const char *text)
 {
+	struct rpt_hist_entry stack[64], *e = stack;
+	uint32_t n = 0, cap = 64;
 	const char *p = text;
+	int rc = -1;
 
 	if (p == NULL || *p == '\0')
 		return 0;
 	for (;;) {
-		char *end;
-		unsigned long b = strtoul(p, &end, 10);
-		unsigned long long c;
+		uint64_t b, c;
 
-		if (end == p || *end != ':' || b >= RPT_HIST_BUCKETS)
-			return -1;
-		p = end + 1;
-		c = strtoull(p, &end, 10);
-		if (end == p)
-			return -1;
-		rpt_hist_add(h, (int)b, c);
-		if (*end == '\0')
-			return 0;
-		if (*end != ',')
-			return -1;
-		p = end + 1;
+		if (!digits_u64(&p, &b) || *p != ':' || b >= RPT_HIST_BUCKETS)
+			goto out;
+		p++;
+		if (!digits_u64(&p, &c))
+			goto out;
+		if (n > 0 && b <= e[n - 1].b) {   /* not sorted: take the slow path */
+			rpt_hist_add(h, (int)b, c);
+		} else {
+			if (n == cap) {
+				struct rpt_hist_entry *bigger = xmalloc(cap * 2 * sizeof(*e));
+
+				memcpy(bigger, e, n * sizeof(*e));
+				if (e != stack)
+					free(e);
+				e = bigger;
+				cap *= 2;
+			}
+			e[n].b = (uint16_t)b;
+			e[n++].c = c;
+		}
+		if (*p == '\0')
+			break;
+		if (*p++ != ',')
+			goto out;
 	}
+	merge_sorted(h, e, n);
+	rc = 0;
+out:
+	if (e != stack)
+		free(e);
+	return rc;
 }
 
 char *rpt_hist_encode(const struct rpt_hist *h)
