@@ -518,8 +518,9 @@ CREATE TRIGGER nchat_streams_report_channel
 -- The sweep's collect step (src/reports_rollup.c): queue the hours touched
 -- by what changed since the watermark p_wm; open parts count up to
 -- p_as_of.  A call or stream seen for the first time, or changed, is
--- queued over its whole life; one that was open at the previous run over
--- the part between what was counted then and what counts now.  The sets of
+-- queued over its whole life; one that was open at the previous run also
+-- over the part between what was counted then and what counts now (it may
+-- have ended before the instant it was counted up to).  The sets of
 -- unfinished calls and streams and of long ones are kept up to date.  With
 -- p_rebuild everything is dropped and every hour that has data is queued.
 -- ---------------------------------------------------------------------------
@@ -566,17 +567,22 @@ BEGIN
     -- calls: changed (webhooks and every state change touch the row), open
     -- now, or open at the previous run
     WITH cand AS (
-        SELECT c.id FROM nchat_calls c WHERE c.updated_at >= p_wm
-        UNION SELECT c.id FROM nchat_calls c
-              WHERE c.status IN ('initiating', 'ringing', 'active')
-        UNION SELECT o.id FROM nchat_rtc_report_open o WHERE o.kind = 'call'),
+        SELECT c.id, c.initiated_at, c.status, c.ended_at, c.updated_at
+        FROM nchat_calls c WHERE c.updated_at >= p_wm
+        UNION ALL
+        SELECT c.id, c.initiated_at, c.status, c.ended_at, c.updated_at
+        FROM nchat_calls c WHERE c.status IN ('initiating', 'ringing', 'active')
+        UNION ALL
+        SELECT c.id, c.initiated_at, c.status, c.ended_at, c.updated_at
+        FROM nchat_rtc_report_open o JOIN nchat_calls c ON c.id = o.id WHERE o.kind = 'call'),
     cc AS (
-        SELECT c.id, c.initiated_at, c.status IN ('initiating', 'ringing', 'active') AS open,
+        SELECT DISTINCT ON (c.id) c.id, c.initiated_at,
+               c.status IN ('initiating', 'ringing', 'active') AS open,
                c.updated_at >= p_wm AS changed, o.counted_until AS pc,
                COALESCE(c.ended_at,
                         CASE WHEN c.status IN ('initiating', 'ringing', 'active')
                              THEN GREATEST(p_as_of, c.initiated_at) ELSE c.initiated_at END) AS e
-        FROM cand JOIN nchat_calls c ON c.id = cand.id
+        FROM cand c
         LEFT JOIN nchat_rtc_report_open o ON o.kind = 'call' AND o.id = c.id),
     marks AS (
         INSERT INTO nchat_rtc_report_dirty (hour)
@@ -584,7 +590,7 @@ BEGIN
             SELECT nchat_rtc_report_hours(cc.initiated_at, cc.e) WHERE cc.changed OR cc.pc IS NULL
             UNION ALL
             SELECT nchat_rtc_report_hours(LEAST(p_wm, cc.e, cc.pc), GREATEST(cc.pc, cc.e))
-            WHERE NOT (cc.changed OR cc.pc IS NULL)
+            WHERE cc.pc IS NOT NULL
             UNION ALL
             SELECT date_bin('1 hour', cc.initiated_at, timestamptz '2000-01-01 00:00:00+00')) x(h)
         ON CONFLICT DO NOTHING
@@ -621,7 +627,7 @@ BEGIN
             SELECT nchat_rtc_report_hours(sc.started_at, sc.e) WHERE sc.changed OR sc.pc IS NULL
             UNION ALL
             SELECT nchat_rtc_report_hours(LEAST(p_wm, sc.e, sc.pc), GREATEST(sc.pc, sc.e))
-            WHERE NOT (sc.changed OR sc.pc IS NULL)
+            WHERE sc.pc IS NOT NULL
             UNION ALL
             SELECT date_bin('1 hour', sc.started_at, timestamptz '2000-01-01 00:00:00+00')) x(h)
         ON CONFLICT DO NOTHING
@@ -639,9 +645,9 @@ BEGIN
     -- connection stats count with their call's initiation
     INSERT INTO nchat_rtc_report_dirty (hour)
     SELECT DISTINCT date_bin('1 hour', c.initiated_at, timestamptz '2000-01-01 00:00:00+00')
-    FROM (SELECT DISTINCT w.call_id FROM nchat_webrtc_connections w
-          WHERE w.created_at >= p_wm) s
-    JOIN nchat_calls c ON c.id = s.call_id
+    FROM nchat_calls c
+    WHERE c.id = ANY (ARRAY(SELECT DISTINCT w.call_id FROM nchat_webrtc_connections w
+                            WHERE w.created_at >= p_wm))
     ON CONFLICT DO NOTHING;
 
     INSERT INTO nchat_rtc_report_dirty (hour)

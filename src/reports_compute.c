@@ -258,6 +258,8 @@ static void peaks(struct run *r)
 {
 	int64_t run = 0;
 
+	if (r->n_ev == 0)
+		return;
 	qsort(r->ev, r->n_ev, sizeof(*r->ev), cmp_event);
 	for (size_t i = 0; i < r->n_ev; i++) {
 		struct rpt_acc *a = &r->rows->cells[r->ev[i].cell].acc;
@@ -389,12 +391,68 @@ static void one_sample(struct run *r, const PGresult *res, int i, struct pairs *
 	});
 }
 
-static enum nc_err load_samples(struct db_conn *db, struct run *r, struct nc_error *err)
+/*
+ * The samples are most of a batch's rows: they are read on a connection of
+ * their own, sent before and collected after the calls and participants,
+ * so that Postgres produces them while this side works on the others.
+ */
+struct side {
+	struct db_conn db;
+	bool sent;
+};
+
+static void side_send(struct side *sd, const struct db_conn *main, struct run *r)
 {
-	PGresult *res = fetch(db, READ("nchat_rtc_report_samples"), r, err);
+	struct nc_error err = {0};
+	char a[24], b[24], o[24];
+	const char *params[3] = {a, b, o};
+	PGresult *res;
+
+	memset(sd, 0, sizeof(*sd));
+	db_init(&sd->db, main->url, main->statement_timeout_ms);
+	if (db_begin_service(&sd->db, &err) != NC_OK)
+		return;
+	res = db_exec(&sd->db, "SELECT set_config('jit', 'off', true),"
+		      " set_config('random_page_cost', '1.1', true)", 0, NULL, &err);
+	if (res == NULL)
+		return;
+	PQclear(res);
+	snprintf(a, sizeof(a), "%lld", (long long)r->a);
+	snprintf(b, sizeof(b), "%lld", (long long)r->b);
+	snprintf(o, sizeof(o), "%lld", (long long)r->as_of);
+	sd->sent = PQsendQueryParams(sd->db.pg, READ("nchat_rtc_report_samples"), 3, NULL, params,
+				     NULL, NULL, 0) == 1;
+}
+
+/* The side's result, or NULL (then the caller reads on the main connection). */
+static PGresult *side_result(struct side *sd)
+{
+	PGresult *res = NULL, *x;
+
+	if (sd->sent) {
+		while ((x = PQgetResult(sd->db.pg)) != NULL) {
+			if (res == NULL && PQresultStatus(x) == PGRES_TUPLES_OK)
+				res = x;
+			else
+				PQclear(x);
+		}
+		if (res == NULL)
+			log_warn("rollup-reports: samples connection: %s", PQerrorMessage(sd->db.pg));
+	}
+	db_rollback(&sd->db);
+	db_cleanup(&sd->db);
+	return res;
+}
+
+static enum nc_err load_samples(struct db_conn *db, struct run *r, struct side *sd,
+				struct nc_error *err)
+{
+	PGresult *res = side_result(sd);
 	struct pairs ps = {0};
 	int n;
 
+	if (res == NULL)
+		res = fetch(db, READ("nchat_rtc_report_samples"), r, err);
 	if (res == NULL)
 		return err->code;
 	n = PQntuples(res);
@@ -533,9 +591,13 @@ enum nc_err rpt_compute_slots(struct db_conn *db, int64_t a_us, int64_t b_us, in
 			      struct rpt_rows *out, struct nc_error *err)
 {
 	struct run r = {.a = a_us, .b = b_us, .as_of = as_of_us, .rows = out};
+	struct side sd;
+	int64_t t0 = now_ms();
 	enum nc_err rc;
 
+	side_send(&sd, db, &r);
 	rc = load_calls(db, &r, err);
+	log_debug("rollup-reports: %zu calls read in %lld ms", r.n_calls, (long long)(now_ms() - t0));
 	if (rc == NC_OK) {
 		for (size_t i = 0; i < r.n_calls; i++) {
 			if (r.calls[i].here)
@@ -545,8 +607,12 @@ enum nc_err rpt_compute_slots(struct db_conn *db, int64_t a_us, int64_t b_us, in
 		peaks(&r);
 		rc = load_participants(db, &r, err);
 	}
+	log_debug("rollup-reports: participants at %lld ms", (long long)(now_ms() - t0));
 	if (rc == NC_OK)
-		rc = load_samples(db, &r, err);
+		rc = load_samples(db, &r, &sd, err);
+	else
+		PQclear(side_result(&sd));
+	log_debug("rollup-reports: samples at %lld ms", (long long)(now_ms() - t0));
 	if (rc == NC_OK)
 		rc = load_recordings(db, &r, err);
 	if (rc == NC_OK)

@@ -32,25 +32,37 @@
 #define PERIODIC_BUDGET_MS 20000
 
 
-/* Planner settings for the sweep's own transactions: no JIT (its compile
- * time dwarfs these statements), and index look-ups over scans (the rows
- * of a few hours are a small part of every table). */
+/*
+ * Planner settings for the sweep's own transactions: no JIT (its compile
+ * time dwarfs these statements), room to sort and hash, and for the
+ * recomputes index look-ups over scans (the rows of a few hours are a
+ * small part of every table; the collect step keeps the default costs, so
+ * that its watermark scans use the BRIN indexes).
+ */
 static const char tx_settings_sql[] =
-	"SELECT set_config('jit', 'off', true), set_config('random_page_cost', '1.1', true)";
+	"SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true),"
+	" set_config('random_page_cost', CASE WHEN $1 THEN '1.1' ELSE"
+	"   current_setting('random_page_cost') END, true)";
 
-static enum nc_err begin(struct db_conn *db, struct nc_error *err)
+static enum nc_err begin_with(struct db_conn *db, bool lookups, struct nc_error *err)
 {
+	const char *params[1] = {lookups ? "true" : "false"};
 	PGresult *res;
 
 	if (db_begin_service(db, err) != NC_OK)
 		return err->code;
-	res = db_exec(db, tx_settings_sql, 0, NULL, err);
+	res = db_exec(db, tx_settings_sql, 1, params, err);
 	if (res == NULL) {
 		db_rollback(db);
 		return err->code;
 	}
 	PQclear(res);
 	return NC_OK;
+}
+
+static enum nc_err begin(struct db_conn *db, struct nc_error *err)
+{
+	return begin_with(db, true, err);
 }
 
 /*
@@ -82,7 +94,7 @@ static enum nc_err collect(struct db_conn *db, bool rebuild, struct rollup_stats
 	char a[24], b[24];
 	const char *params[2] = {a, b};
 
-	if (begin(db, err) != NC_OK)
+	if (begin_with(db, false, err) != NC_OK)
 		return err->code;
 	res = db_exec(db, state_sql, 0, NULL, err);
 	if (res == NULL || PQntuples(res) != 1) {
@@ -153,17 +165,28 @@ static enum nc_err batch(struct db_conn *db, size_t *n, struct nc_error *err)
 
 		while (j < *n && hours[j] == hours[j - 1] + RPT_HOUR_US)
 			j++;
+		int64_t t0 = now_ms(), t1;
+
 		rpt_rows_init(&rows);
 		rc = rpt_compute_slots(db, hours[i], hours[j - 1] + RPT_HOUR_US, as_of, &rows, err);
+		t1 = now_ms();
 		if (rc == NC_OK)
 			rc = rpt_write_slots(db, hours[i], hours[j - 1] + RPT_HOUR_US, &rows, err);
+		log_debug("rollup-reports: %zu hours: %zu rows computed in %lld ms, written in %lld ms",
+			  j - i, rows.n_cells, (long long)(t1 - t0), (long long)(now_ms() - t1));
 		rpt_rows_free(&rows);
 		if (rc != NC_OK)
 			goto fail;
 		i = j;
 	}
-	if (*n > 0 && rpt_rebuild_windows(db, hours, *n, err) != NC_OK)
-		goto fail;
+	{
+		int64_t t0 = now_ms();
+
+		if (*n > 0 && rpt_rebuild_windows(db, hours, *n, err) != NC_OK)
+			goto fail;
+		log_debug("rollup-reports: windows over %zu hours in %lld ms", *n,
+			  (long long)(now_ms() - t0));
+	}
 	for (size_t i = 0; i < *n; i++) {
 		char num[24];
 		int k = snprintf(num, sizeof(num), "%s%lld", i ? "," : "{", (long long)hours[i]);
@@ -243,6 +266,7 @@ enum nc_err reports_rollup(const struct nc_config *cfg, bool rebuild, int64_t bu
 	}
 	if (collect(&db, rebuild, st, err) != NC_OK)
 		goto out;
+	log_debug("rollup-reports: collected in %lld ms", (long long)(now_ms() - t0));
 	do {
 		if (batch(&db, &n, err) != NC_OK)
 			goto out;
