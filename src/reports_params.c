@@ -209,7 +209,7 @@ static bool read_range(struct req *r, struct rpt_params *p)
 		goto out;
 	}
 	if (t - f > MAX_DAYS * DAY_US) {
-		bad(r, "to: the range from from to to may span at most 400 days");
+		bad(r, "from, to: the range may span at most 400 days");
 		goto out;
 	}
 	/* widen to whole 15-minute slots */
