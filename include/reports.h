@@ -103,17 +103,6 @@ struct req;
  */
 bool rpt_read_params(struct req *r, struct rpt_params *p);
 
-/* ---- output (reports_output.c) ---- */
-
-/* The bucket list and totals as JSON, or as CSV (a header row, one line per
- * bucket, nested figures as dotted columns); either way the response. */
-void rpt_respond(struct req *r, const struct rpt_params *p, json_t *buckets, json_t *totals,
-		 const char *as_of);
-/* Round to n decimals (half away from zero) as a JSON real, or null for NaN. */
-json_t *rpt_real(double v, int decimals);
-/* A JSON number from the decimal text of a Postgres value (NULL: null). */
-json_t *rpt_num_text(const char *text);
-
 /* ---- the rollup sweep (reports_rollup.c) ---- */
 
 struct rollup_stats {

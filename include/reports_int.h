@@ -81,12 +81,44 @@ int rpt_acc_add_quality_row(struct rpt_acc *a, const PGresult *res, int row,
 /* The columns of a row (without scope, level, slot) as a JSON object. */
 json_t *rpt_acc_usage_json(const struct rpt_acc *a);
 json_t *rpt_acc_quality_json(const struct rpt_acc *a);
-/* The figures of API.md. */
-json_t *rpt_usage_figures(const struct rpt_acc *a);
-json_t *rpt_quality_figures(const struct rpt_acc *a);
-/* round(num / den, decimals) half away from zero, exactly, as a JSON real
- * (null when den is 0). */
-json_t *rpt_ratio(int64_t num, int64_t den, int decimals);
+/* Zero the figures, keeping the memory of the sketches for the next use. */
+void rpt_acc_reset(struct rpt_acc *a);
+
+/* ---- writing figures (reports_output.c) ---- */
+
+enum fw_mode { FW_JSON, FW_CSV_HEAD, FW_CSV_ROW };
+
+struct fw {
+	enum fw_mode mode;
+	char *p;
+	size_t len, cap;
+	bool first;          /* no separator before the next item */
+	bool overflow;       /* the text passed 32 MiB: nothing more was added */
+	char prefix[32];     /* CSV header: the enclosing object's name */
+};
+
+void fw_init(struct fw *w, enum fw_mode mode);
+void fw_free(struct fw *w);
+void fw_raw(struct fw *w, const char *s, size_t n);
+void fw_open(struct fw *w);                 /* JSON "{" */
+void fw_close(struct fw *w);                /* JSON "}" */
+void fw_line_end(struct fw *w);             /* CSV "\r\n" */
+void fw_obj(struct fw *w, const char *key); /* a nested object (CSV: dotted names) */
+void fw_end(struct fw *w);
+void fw_str(struct fw *w, const char *key, const char *v);
+void fw_null(struct fw *w, const char *key);
+void fw_int(struct fw *w, const char *key, int64_t v);
+/* scaled / 10^decimals, exactly, without trailing zeros. */
+void fw_fixed(struct fw *w, const char *key, int64_t scaled, int decimals);
+
+/* Exact percentiles that replace the sketch's (one call's quality). */
+struct rpt_exact {
+	const char *rtt_p50, *rtt_p95, *jitter_p50, *jitter_p95, *loss_p95;   /* NULL: none */
+};
+
+/* The figures of API.md, in their order. */
+void rpt_emit_usage(struct fw *w, const struct rpt_acc *a);
+void rpt_emit_quality(struct fw *w, const struct rpt_acc *a, const struct rpt_exact *ex);
 
 /* ---- rollup rows: a set of (scope, slot) accumulators ---- */
 
@@ -133,8 +165,8 @@ enum nc_err rpt_rebuild_windows(struct db_conn *db, const int64_t *hours, size_t
 
 enum rpt_kind { RPT_USAGE, RPT_QUALITY };
 
-/* Run the report query and build the buckets and totals (JSON). */
+/* Run the report query and write the response body (JSON or CSV, as p says). */
 enum nc_err rpt_run_report(struct db_conn *db, enum rpt_kind kind, const struct rpt_params *p,
-			   json_t **buckets, json_t **totals, struct nc_error *err) NC_MUSTCHECK;
+			   struct fw *out, struct nc_error *err) NC_MUSTCHECK;
 
 #endif

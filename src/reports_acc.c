@@ -283,6 +283,24 @@ json_t *rpt_acc_quality_json(const struct rpt_acc *a)
 	return o;
 }
 
+void rpt_acc_reset(struct rpt_acc *a)
+{
+	struct rpt_acc keep = *a;
+
+	memset(a, 0, sizeof(*a));
+	a->setup = keep.setup;
+	a->rtt = keep.rtt;
+	a->jitter = keep.jitter;
+	a->loss = keep.loss;
+	a->setup.n = a->rtt.n = a->jitter.n = a->loss.n = 0;
+	a->users = keep.users;
+	a->viewers = keep.viewers;
+	if (a->users != NULL)
+		memset(a->users, 0, sizeof(*a->users));
+	if (a->viewers != NULL)
+		memset(a->viewers, 0, sizeof(*a->viewers));
+}
+
 /* ---- the figures ---- */
 
 /* round(num / den * 10^d) half away from zero, exactly (den > 0). */
@@ -299,105 +317,117 @@ static __int128 round_div(__int128 num, __int128 den, int d)
 	return neg ? -q : q;
 }
 
-static double pow10i(int d)
+static void ratio(struct fw *w, const char *key, int64_t num, int64_t den, int decimals)
+{
+	if (den == 0)
+		fw_null(w, key);
+	else
+		fw_fixed(w, key, (int64_t)round_div(num, den, decimals), decimals);
+}
+
+static void minutes(struct fw *w, const char *key, int64_t us)
+{
+	fw_fixed(w, key, (int64_t)round_div(us, 60 * RPT_US, 2), 2);
+}
+
+static void fixed_double(struct fw *w, const char *key, double v, int decimals)
 {
 	double f = 1;
 
-	while (d-- > 0)
+	for (int i = 0; i < decimals; i++)
 		f *= 10;
-	return f;
+	fw_fixed(w, key, (int64_t)llround(v * f), decimals);
 }
 
-json_t *rpt_ratio(int64_t num, int64_t den, int decimals)
-{
-	if (den == 0)
-		return json_null();
-	return json_real((double)round_div(num, den, decimals) / pow10i(decimals));
-}
-
-static json_t *minutes(int64_t us)
-{
-	return json_real((double)round_div(us, 60 * RPT_US, 2) / 100.0);
-}
-
-static json_t *percentile(const struct rpt_hist *h, double unit, double p, int decimals)
+static void percentile(struct fw *w, const char *key, const struct rpt_hist *h, double unit,
+		       double p, int decimals, const struct rpt_exact *ex, const char *exact)
 {
 	double v;
 
-	if (!rpt_hist_percentile(h, unit, p, &v))
-		return json_null();
-	return decimals == 0 ? json_integer((json_int_t)llround(v)) : rpt_real(v, decimals);
+	if (ex != NULL) {
+		if (exact == NULL)
+			fw_null(w, key);
+		else
+			fixed_double(w, key, strtod(exact, NULL), decimals);
+	} else if (!rpt_hist_percentile(h, unit, p, &v)) {
+		fw_null(w, key);
+	} else {
+		fixed_double(w, key, v, decimals);
+	}
 }
 
 /* A distinct count: the estimate, never above `bound` (the rows it counts). */
-static json_t *distinct(const struct rpt_hll *h, int64_t bound)
+static void distinct(struct fw *w, const char *key, const struct rpt_hll *h, int64_t bound)
 {
-	json_int_t n = h ? (json_int_t)llround(rpt_hll_estimate(h)) : 0;
+	int64_t n = h ? (int64_t)llround(rpt_hll_estimate(h)) : 0;
 
-	return json_integer(bound >= 0 && n > bound ? bound : n);
+	fw_int(w, key, bound >= 0 && n > bound ? bound : n);
 }
 
-json_t *rpt_usage_figures(const struct rpt_acc *a)
+void rpt_emit_usage(struct fw *w, const struct rpt_acc *a)
 {
-	json_t *o = json_pack("{s:I, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I}",
-			      "calls", (json_int_t)a->calls, "callsByType", "audio",
-			      (json_int_t)a->calls_audio, "video", (json_int_t)a->calls_video,
-			      "screenShare", (json_int_t)a->calls_screen_share, "callsByKind",
-			      "direct", (json_int_t)a->calls_direct, "group",
-			      (json_int_t)a->calls_group, "channel", (json_int_t)a->calls_channel,
-			      "answered", (json_int_t)a->answered, "missed", (json_int_t)a->missed,
-			      "declined", (json_int_t)a->declined, "failed", (json_int_t)a->failed);
-
-	if (o == NULL)
-		fatal("out of memory (report figures)");
-	json_object_set_new(o, "callMinutes", minutes(a->call_us));
-	json_object_set_new(o, "participantMinutes", minutes(a->participant_us));
-	json_object_set_new(o, "uniqueUsers", distinct(a->users, -1));
-	json_object_set_new(o, "peakConcurrentCalls", json_integer(a->peak_calls));
-	json_object_set_new(o, "setupMsP50", percentile(&a->setup, RPT_UNIT_SETUP, 0.5, 0));
-	json_object_set_new(o, "setupMsP95", percentile(&a->setup, RPT_UNIT_SETUP, 0.95, 0));
-	json_object_set_new(o, "recordings", json_integer(a->recordings));
-	json_object_set_new(o, "recordingMinutes", minutes(a->recording_us));
-	json_object_set_new(o, "recordingBytes", json_integer(a->recording_bytes));
-	json_object_set_new(o, "streams", json_integer(a->streams));
-	json_object_set_new(o, "streamMinutes", minutes(a->stream_us));
-	json_object_set_new(o, "streamViews", json_integer(a->stream_views));
-	json_object_set_new(o, "streamUniqueViewers", distinct(a->viewers, a->stream_views));
-	json_object_set_new(o, "chatMessages", json_integer(a->chat_messages));
-	json_object_set_new(o, "reactions", json_integer(a->reactions));
-	return o;
+	fw_int(w, "calls", a->calls);
+	fw_obj(w, "callsByType");
+	fw_int(w, "audio", a->calls_audio);
+	fw_int(w, "video", a->calls_video);
+	fw_int(w, "screenShare", a->calls_screen_share);
+	fw_end(w);
+	fw_obj(w, "callsByKind");
+	fw_int(w, "direct", a->calls_direct);
+	fw_int(w, "group", a->calls_group);
+	fw_int(w, "channel", a->calls_channel);
+	fw_end(w);
+	fw_int(w, "answered", a->answered);
+	fw_int(w, "missed", a->missed);
+	fw_int(w, "declined", a->declined);
+	fw_int(w, "failed", a->failed);
+	minutes(w, "callMinutes", a->call_us);
+	minutes(w, "participantMinutes", a->participant_us);
+	distinct(w, "uniqueUsers", a->users, -1);
+	fw_int(w, "peakConcurrentCalls", a->peak_calls);
+	percentile(w, "setupMsP50", &a->setup, RPT_UNIT_SETUP, 0.5, 0, NULL, NULL);
+	percentile(w, "setupMsP95", &a->setup, RPT_UNIT_SETUP, 0.95, 0, NULL, NULL);
+	fw_int(w, "recordings", a->recordings);
+	minutes(w, "recordingMinutes", a->recording_us);
+	fw_int(w, "recordingBytes", a->recording_bytes);
+	fw_int(w, "streams", a->streams);
+	minutes(w, "streamMinutes", a->stream_us);
+	fw_int(w, "streamViews", a->stream_views);
+	distinct(w, "streamUniqueViewers", a->viewers, a->stream_views);
+	fw_int(w, "chatMessages", a->chat_messages);
+	fw_int(w, "reactions", a->reactions);
 }
 
-json_t *rpt_quality_figures(const struct rpt_acc *a)
+void rpt_emit_quality(struct fw *w, const struct rpt_acc *a, const struct rpt_exact *ex)
 {
-	json_t *o = json_object(), *loss = json_object(), *share = json_object();
-	json_t *avg;
-
-	json_object_set_new(o, "samples", json_integer(a->samples));
-	json_object_set_new(o, "participants", json_integer(a->participants));
-	json_object_set_new(o, "rttMs", json_pack("{s:o, s:o}",
-		"p50", percentile(&a->rtt, RPT_UNIT_MS, 0.5, 1),
-		"p95", percentile(&a->rtt, RPT_UNIT_MS, 0.95, 1)));
-	json_object_set_new(o, "jitterMs", json_pack("{s:o, s:o}",
-		"p50", percentile(&a->jitter, RPT_UNIT_MS, 0.5, 1),
-		"p95", percentile(&a->jitter, RPT_UNIT_MS, 0.95, 1)));
-	avg = a->loss_n == 0 ? json_null()
-			     : json_real((double)round_div(a->loss_e12, (__int128)a->loss_n * 1000000000,
-							   0) / 1000.0);
-	json_object_set_new(loss, "avg", avg);
-	json_object_set_new(loss, "p95", percentile(&a->loss, RPT_UNIT_LOSS, 0.95, 3));
-	json_object_set_new(o, "packetLossPct", loss);
-	json_object_set_new(o, "bitrateKbps", json_pack("{s:o}", "avg",
-		rpt_ratio(a->bitrate_sum, a->bitrate_n, 1)));
-	json_object_set_new(o, "turnRelayShare", rpt_ratio(a->relay_participants, a->participants, 4));
-	json_object_set_new(o, "iceFailureRate",
-			    rpt_ratio(a->ice_failed_participants, a->participants, 4));
-	json_object_set_new(share, "excellent", rpt_ratio(a->q_excellent, a->samples, 4));
-	json_object_set_new(share, "good", rpt_ratio(a->q_good, a->samples, 4));
-	json_object_set_new(share, "poor", rpt_ratio(a->q_poor, a->samples, 4));
-	json_object_set_new(share, "lost", rpt_ratio(a->q_lost, a->samples, 4));
-	json_object_set_new(o, "qualityShare", share);
-	return o;
+	fw_int(w, "samples", a->samples);
+	fw_int(w, "participants", a->participants);
+	fw_obj(w, "rttMs");
+	percentile(w, "p50", &a->rtt, RPT_UNIT_MS, 0.5, 1, ex, ex ? ex->rtt_p50 : NULL);
+	percentile(w, "p95", &a->rtt, RPT_UNIT_MS, 0.95, 1, ex, ex ? ex->rtt_p95 : NULL);
+	fw_end(w);
+	fw_obj(w, "jitterMs");
+	percentile(w, "p50", &a->jitter, RPT_UNIT_MS, 0.5, 1, ex, ex ? ex->jitter_p50 : NULL);
+	percentile(w, "p95", &a->jitter, RPT_UNIT_MS, 0.95, 1, ex, ex ? ex->jitter_p95 : NULL);
+	fw_end(w);
+	fw_obj(w, "packetLossPct");
+	if (a->loss_n == 0)
+		fw_null(w, "avg");
+	else
+		fw_fixed(w, "avg", (int64_t)round_div(a->loss_e12, (__int128)a->loss_n * 1000000000, 0), 3);
+	percentile(w, "p95", &a->loss, RPT_UNIT_LOSS, 0.95, 3, ex, ex ? ex->loss_p95 : NULL);
+	fw_end(w);
+	fw_obj(w, "bitrateKbps");
+	ratio(w, "avg", a->bitrate_sum, a->bitrate_n, 1);
+	fw_end(w);
+	ratio(w, "turnRelayShare", a->relay_participants, a->participants, 4);
+	ratio(w, "iceFailureRate", a->ice_failed_participants, a->participants, 4);
+	fw_obj(w, "qualityShare");
+	ratio(w, "excellent", a->q_excellent, a->samples, 4);
+	ratio(w, "good", a->q_good, a->samples, 4);
+	ratio(w, "poor", a->q_poor, a->samples, 4);
+	ratio(w, "lost", a->q_lost, a->samples, 4);
+	fw_end(w);
 }
 
 /* ---- a set of (scope, slot) cells ---- */

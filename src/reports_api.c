@@ -53,7 +53,7 @@ static void report(struct req *r, enum rpt_kind kind)
 	bool admin = (r->user.roles & ROLE_ADMIN) != 0;
 	const char *params[2], *role;
 	char as_of[32] = "";
-	json_t *buckets = NULL, *totals = NULL;
+	struct fw body;
 	PGresult *res;
 
 	if (!rpt_read_params(r, &p))
@@ -91,12 +91,18 @@ static void report(struct req *r, enum rpt_kind kind)
 	if (val(res, "as_of") != NULL)
 		snprintf(as_of, sizeof(as_of), "%s", val(res, "as_of"));
 	PQclear(res);
-	if (rpt_run_report(db, kind, &p, &buckets, &totals, &err) != NC_OK) {
+	if (rpt_run_report(db, kind, &p, &body, &err) != NC_OK) {
+		fw_free(&body);
 		fail(r, &err);
 		return;
 	}
 	db_rollback(db);   /* read only */
-	rpt_respond(r, &p, buckets, totals, as_of);
+	if (as_of[0])
+		resp_header(r, "X-Report-As-Of", as_of);
+	resp_header(r, "Cache-Control", "no-store");
+	resp_raw(r, 200, p.csv ? "text/csv; charset=utf-8" : "application/json; charset=utf-8",
+		 body.p, body.len);
+	fw_free(&body);
 }
 
 static void api_reports_usage(struct req *r)
@@ -150,71 +156,72 @@ static const char call_quality_sql[] =
 	"       FROM s GROUP BY GROUPING SETS ((s.user_id), ())) g"
 	" ORDER BY g.grp DESC, g.user_text";
 
-static json_t *exact(const PGresult *res, int row, const char *col, int decimals)
+static const char *text_col(const PGresult *res, int row, const char *col)
 {
 	int f = PQfnumber(res, col);
 
-	if (f < 0 || PQgetisnull(res, row, f))
-		return json_null();
-	return rpt_real(strtod(PQgetvalue(res, row, f), NULL), decimals);
+	return f < 0 || PQgetisnull(res, row, f) ? NULL : PQgetvalue(res, row, f);
 }
 
 /* The figures of one result row: the rollup's counters and exact percentiles. */
-static json_t *call_figures(const PGresult *res, int row)
+static bool call_figures(struct fw *w, const PGresult *res, int row)
 {
 	struct rpt_acc a = {0};
 	struct rpt_colmap cols;
-	json_t *o;
+	struct rpt_exact ex = {
+		.rtt_p50 = text_col(res, row, "rtt_p50"), .rtt_p95 = text_col(res, row, "rtt_p95"),
+		.jitter_p50 = text_col(res, row, "jitter_p50"),
+		.jitter_p95 = text_col(res, row, "jitter_p95"), .loss_p95 = text_col(res, row, "loss_p95"),
+	};
 
 	rpt_colmap_init(&cols, res);
 	if (rpt_acc_add_quality_row(&a, res, row, &cols) != 0)
-		return NULL;
-	o = rpt_quality_figures(&a);
+		return false;
+	rpt_emit_quality(w, &a, &ex);
 	rpt_acc_free(&a);
-	json_object_set_new(json_object_get(o, "rttMs"), "p50", exact(res, row, "rtt_p50", 1));
-	json_object_set_new(json_object_get(o, "rttMs"), "p95", exact(res, row, "rtt_p95", 1));
-	json_object_set_new(json_object_get(o, "jitterMs"), "p50", exact(res, row, "jitter_p50", 1));
-	json_object_set_new(json_object_get(o, "jitterMs"), "p95", exact(res, row, "jitter_p95", 1));
-	json_object_set_new(json_object_get(o, "packetLossPct"), "p95", exact(res, row, "loss_p95", 3));
-	return o;
+	return true;
 }
 
-static json_t *call_quality_json(const char *id, const PGresult *res)
+/* {"callId", ...figures of the whole call, "byParticipant": [{"userId", ...}]} */
+static bool call_quality_json(struct fw *w, const char *id, const PGresult *res)
 {
-	json_t *out = NULL, *by = json_array();
-	int fg = PQfnumber(res, "grp"), fu = PQfnumber(res, "user_text");
+	int fg = PQfnumber(res, "grp"), fu = PQfnumber(res, "user_text"), whole = -1;
+	bool first = true;
 
+	fw_init(w, FW_JSON);
+	fw_open(w);
+	fw_str(w, "callId", id);
+	for (int i = 0, n = PQntuples(res); i < n; i++)
+		if (atoi(PQgetvalue(res, i, fg)) == 1)
+			whole = i;
+	if (whole >= 0) {
+		if (!call_figures(w, res, whole))
+			return false;
+	} else {
+		struct rpt_acc none = {0};   /* no samples at all */
+		struct rpt_exact ex = {0};
+
+		rpt_emit_quality(w, &none, &ex);
+	}
+	fw_raw(w, ",\"byParticipant\":[", 18);
 	for (int i = 0, n = PQntuples(res); i < n; i++) {
-		json_t *f = call_figures(res, i);
-
-		if (f == NULL)
-			break;
-		if (atoi(PQgetvalue(res, i, fg)) == 1) {
-			out = f;
+		if (i == whole)
 			continue;
-		}
-		{
-			json_t *p = json_pack("{s:o}", "userId", PQgetisnull(res, i, fu)
-					      ? json_null() : json_string(PQgetvalue(res, i, fu)));
-
-			json_object_update(p, f);
-			json_decref(f);
-			json_array_append_new(by, p);
-		}
+		if (!first)
+			fw_raw(w, ",", 1);
+		first = false;
+		fw_open(w);
+		if (PQgetisnull(res, i, fu))
+			fw_null(w, "userId");
+		else
+			fw_str(w, "userId", PQgetvalue(res, i, fu));
+		if (!call_figures(w, res, i))
+			return false;
+		fw_close(w);
 	}
-	if (out == NULL) {   /* no samples at all: the figures of nothing */
-		struct rpt_acc none = {0};
-
-		out = rpt_quality_figures(&none);
-	}
-	{
-		json_t *whole = json_pack("{s:s}", "callId", id);
-
-		json_object_update(whole, out);
-		json_decref(out);
-		json_object_set_new(whole, "byParticipant", by);
-		return whole;
-	}
+	fw_raw(w, "]", 1);
+	fw_close(w);
+	return !w->overflow;
 }
 
 static void api_call_quality(struct req *r)
@@ -257,8 +264,17 @@ static void api_call_quality(struct req *r)
 		return;
 	}
 	db_rollback(db);
-	resp_header(r, "Cache-Control", "no-store");
-	resp_json(r, 200, call_quality_json(id, res));
+	{
+		struct fw body;
+
+		if (!call_quality_json(&body, id, res)) {
+			resp_error(r, NC_EINTERNAL, "malformed stats");
+		} else {
+			resp_header(r, "Cache-Control", "no-store");
+			resp_raw(r, 200, "application/json; charset=utf-8", body.p, body.len);
+		}
+		fw_free(&body);
+	}
 	PQclear(res);
 }
 

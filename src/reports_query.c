@@ -103,74 +103,111 @@ static const char quality_sql[] =
 	"     AND x.slot >= pc.plo AND x.slot < pc.phi OFFSET 0) q) q ON q.i = bk.i"
 	" ORDER BY bk.i";
 
-static json_t *figures(enum rpt_kind kind, const struct rpt_acc *a)
+static void emit(struct fw *w, enum rpt_kind kind, const struct rpt_acc *a)
 {
-	return kind == RPT_USAGE ? rpt_usage_figures(a) : rpt_quality_figures(a);
+	if (kind == RPT_USAGE)
+		rpt_emit_usage(w, a);
+	else
+		rpt_emit_quality(w, a, NULL);
 }
 
-/* Close a bucket: its figures after "start", into buckets. */
-static void emit(json_t *buckets, enum rpt_kind kind, const char *start, const struct rpt_acc *a)
+/* Close a bucket: JSON object or CSV line. */
+static void bucket(struct fw *w, enum rpt_kind kind, const char *start, const struct rpt_acc *a,
+		   bool first)
 {
-	json_t *o = json_pack("{s:s}", "start", start), *f = figures(kind, a);
-
-	if (o == NULL || json_object_update(o, f) != 0)
-		fatal("out of memory (report bucket)");
-	json_decref(f);
-	json_array_append_new(buckets, o);
+	if (w->mode == FW_JSON) {
+		if (!first)
+			fw_raw(w, ",", 1);
+		fw_open(w);
+	}
+	fw_str(w, "start", start);
+	emit(w, kind, a);
+	if (w->mode == FW_JSON)
+		fw_close(w);
+	else
+		fw_line_end(w);
 }
 
-static enum nc_err build(PGresult *res, enum rpt_kind kind, json_t *buckets, json_t **totals,
-			 struct nc_error *err)
+static void head(struct fw *w, enum rpt_kind kind, const struct rpt_params *p)
+{
+	char from[32], to[32];
+	struct rpt_acc none = {0};
+
+	if (w->mode == FW_JSON) {
+		rpt_format_us(p->from_us, from, sizeof(from));
+		rpt_format_us(p->to_us, to, sizeof(to));
+		fw_open(w);
+		fw_str(w, "from", from);
+		fw_str(w, "to", to);
+		fw_str(w, "interval", rpt_interval_name(p->interval));
+		fw_str(w, "tz", p->tz);
+		fw_raw(w, ",\"buckets\":[", 12);
+		return;
+	}
+	/* CSV: the header row, from the same emitter in header mode */
+	w->mode = FW_CSV_HEAD;
+	fw_str(w, "start", "");
+	emit(w, kind, &none);
+	fw_line_end(w);
+	w->mode = FW_CSV_ROW;
+}
+
+static enum nc_err build(PGresult *res, enum rpt_kind kind, const struct rpt_params *p,
+			 struct fw *w, struct nc_error *err)
 {
 	int fi = PQfnumber(res, "i"), fs = PQfnumber(res, "start");
 	int fa = PQfnumber(res, "aligned"), fh = PQfnumber(res, "has_row");
 	struct rpt_acc total = {0}, cur = {0};
 	struct rpt_colmap cols;
 	const char *start = NULL;
-	long last = -1;
+	long last = -1, n = 0;
+	enum nc_err rc = NC_OK;
 
 	rpt_colmap_init(&cols, res);
-	for (int r = 0, n = PQntuples(res); r < n; r++) {
+	head(w, kind, p);
+	for (int r = 0, rows = PQntuples(res); r < rows && rc == NC_OK; r++) {
 		long i = atol(PQgetvalue(res, r, fi));
 
 		if (PQgetvalue(res, r, fa)[0] != 't') {
-			rpt_acc_free(&cur);
-			rpt_acc_free(&total);
-			return err_set(err, NC_EBADREQ,
-				       "tz: in this range the zone's offset is not a multiple of 15 minutes");
+			rc = err_set(err, NC_EBADREQ,
+				     "tz: in this range the zone's offset is not a multiple of 15 minutes");
+			break;
 		}
 		if (i != last) {
 			if (start != NULL) {
-				emit(buckets, kind, start, &cur);
+				bucket(w, kind, start, &cur, n++ == 0);
 				rpt_acc_merge(&total, &cur);
-				rpt_acc_free(&cur);
+				rpt_acc_reset(&cur);
 			}
 			start = PQgetvalue(res, r, fs);
 			last = i;
 		}
-		if (PQgetvalue(res, r, fh)[0] == 't') {
-			int bad = kind == RPT_USAGE ? rpt_acc_add_usage_row(&cur, res, r, &cols)
-						    : rpt_acc_add_quality_row(&cur, res, r, &cols);
-
-			if (bad) {
-				rpt_acc_free(&cur);
-				rpt_acc_free(&total);
-				return err_set(err, NC_EINTERNAL, "malformed rollup row");
-			}
-		}
+		if (PQgetvalue(res, r, fh)[0] == 't' &&
+		    (kind == RPT_USAGE ? rpt_acc_add_usage_row(&cur, res, r, &cols)
+				       : rpt_acc_add_quality_row(&cur, res, r, &cols)) != 0)
+			rc = err_set(err, NC_EINTERNAL, "malformed rollup row");
 	}
-	if (start != NULL) {
-		emit(buckets, kind, start, &cur);
+	if (rc == NC_OK && start != NULL) {
+		bucket(w, kind, start, &cur, n == 0);
 		rpt_acc_merge(&total, &cur);
 	}
-	*totals = figures(kind, &total);
+	if (rc == NC_OK && w->mode == FW_JSON) {
+		fw_raw(w, "],\"totals\":", 11);
+		w->first = true;
+		fw_open(w);
+		emit(w, kind, &total);
+		fw_close(w);
+		fw_close(w);
+	}
+	if (rc == NC_OK && w->overflow)
+		rc = err_set(err, NC_EINTERNAL, "report too large");
 	rpt_acc_free(&cur);
 	rpt_acc_free(&total);
-	return NC_OK;
+	return rc;
 }
 
 enum nc_err rpt_run_report(struct db_conn *db, enum rpt_kind kind, const struct rpt_params *p,
-			   json_t **buckets, json_t **totals, struct nc_error *err)
+			   struct fw *out, struct nc_error *err)
 {
 	char f[24], t[24];
 	const char *params[6];
@@ -188,13 +225,8 @@ enum nc_err rpt_run_report(struct db_conn *db, enum rpt_kind kind, const struct 
 	res = db_exec(db, kind == RPT_USAGE ? usage_sql : quality_sql, 6, params, err);
 	if (res == NULL)
 		return err->code;
-	*buckets = json_array();
-	*totals = NULL;
-	rc = build(res, kind, *buckets, totals, err);
+	fw_init(out, p->csv ? FW_CSV_ROW : FW_JSON);
+	rc = build(res, kind, p, out, err);
 	PQclear(res);
-	if (rc != NC_OK) {
-		json_decref(*buckets);
-		*buckets = NULL;
-	}
 	return rc;
 }

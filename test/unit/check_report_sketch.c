@@ -118,9 +118,30 @@ START_TEST(hist_percentiles_within_stated_error)
 }
 END_TEST
 
+/* The figures as JSON text, parsed back. */
+static json_t *figures(const struct rpt_acc *a, bool quality)
+{
+	struct fw w;
+	json_t *o;
+
+	fw_init(&w, FW_JSON);
+	fw_open(&w);
+	if (quality)
+		rpt_emit_quality(&w, a, NULL);
+	else
+		rpt_emit_usage(&w, a);
+	fw_close(&w);
+	fw_raw(&w, "", 1);
+	o = json_loads(w.p, 0, NULL);
+	ck_assert_msg(o != NULL, "not JSON: %s", w.p);
+	fw_free(&w);
+	return o;
+}
+
 START_TEST(figures_round_exactly)
 {
 	struct rpt_acc a = {0};
+	struct fw w;
 	json_t *f;
 	__int128 v;
 
@@ -135,20 +156,35 @@ START_TEST(figures_round_exactly)
 	a.q_good = 1;
 	a.participants = 3;
 	a.relay_participants = 2;
-	f = rpt_quality_figures(&a);
-	ck_assert_double_eq(json_real_value(json_object_get(json_object_get(f, "packetLossPct"), "avg")),
+	f = figures(&a, true);
+	ck_assert_double_eq(json_number_value(json_object_get(json_object_get(f, "packetLossPct"), "avg")),
 			    0.001);
-	ck_assert_double_eq(json_real_value(json_object_get(f, "turnRelayShare")), 0.6667);
-	ck_assert_double_eq(json_real_value(json_object_get(json_object_get(f, "qualityShare"), "good")),
+	ck_assert_double_eq(json_number_value(json_object_get(f, "turnRelayShare")), 0.6667);
+	ck_assert_double_eq(json_number_value(json_object_get(json_object_get(f, "qualityShare"), "good")),
 			    0.3333);
 	ck_assert(json_is_null(json_object_get(json_object_get(f, "rttMs"), "p50")));
 	json_decref(f);
 	memset(&a, 0, sizeof(a));
 	a.call_us = 90 * 1000000LL + 300000;       /* 1.505 minutes -> 1.51 */
-	f = rpt_usage_figures(&a);
-	ck_assert_double_eq(json_real_value(json_object_get(f, "callMinutes")), 1.51);
+	a.participant_us = 120 * 1000000LL;        /* 2 minutes: "2", no trailing zeros */
+	f = figures(&a, false);
+	ck_assert_double_eq(json_number_value(json_object_get(f, "callMinutes")), 1.51);
+	ck_assert_int_eq(json_integer_value(json_object_get(f, "participantMinutes")), 2);
 	ck_assert_int_eq(json_integer_value(json_object_get(f, "uniqueUsers")), 0);
+	ck_assert(json_is_null(json_object_get(f, "setupMsP50")));
 	json_decref(f);
+	/* CSV: the header's dotted names and the row's cells line up */
+	fw_init(&w, FW_CSV_HEAD);
+	rpt_emit_quality(&w, &a, NULL);
+	fw_line_end(&w);
+	w.mode = FW_CSV_ROW;
+	rpt_emit_quality(&w, &a, NULL);
+	fw_raw(&w, "", 1);
+	ck_assert_str_eq(w.p, "samples,participants,rttMs.p50,rttMs.p95,jitterMs.p50,jitterMs.p95,"
+			 "packetLossPct.avg,packetLossPct.p95,bitrateKbps.avg,turnRelayShare,"
+			 "iceFailureRate,qualityShare.excellent,qualityShare.good,qualityShare.poor,"
+			 "qualityShare.lost\r\n0,0,,,,,,,,,,,,,");
+	fw_free(&w);
 }
 END_TEST
 
