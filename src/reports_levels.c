@@ -82,15 +82,40 @@ static enum nc_err insert_json(struct db_conn *db, const char *table, json_t *ar
 	return NC_OK;
 }
 
-/* Insert every cell of rows at `level` into both tables (rows with data). */
+/*
+ * The order rows are written in, which is their order on disk until
+ * vacuum reuses the space: a report reads one scope's rows, and of the
+ * all-channels windows those at one time of day (or of the hour), so those
+ * go together - a cold report then reads a few pages, not one per row.
+ */
+static int cmp_cell(const void *x, const void *y, void *period_p)
+{
+	const struct rpt_cell *a = *(const struct rpt_cell *const *)x;
+	const struct rpt_cell *b = *(const struct rpt_cell *const *)y;
+	int64_t period = *(const int64_t *)period_p;
+	int64_t pa = period ? a->slot_us % period : 0, pb = period ? b->slot_us % period : 0;
+
+	if (a->scope != b->scope)
+		return a->scope < b->scope ? -1 : 1;
+	if (pa != pb)
+		return pa < pb ? -1 : 1;
+	return (a->slot_us > b->slot_us) - (a->slot_us < b->slot_us);
+}
+
+/* Insert every cell of rows at `level` into both tables (rows with data);
+ * windows of `period` (0: none) are grouped by their time in the period. */
 static enum nc_err write_rows(struct db_conn *db, const struct rpt_rows *rows, int level,
-			      struct nc_error *err)
+			      int64_t period, struct nc_error *err)
 {
 	json_t *u = json_array(), *q = json_array();
+	const struct rpt_cell **order = xcalloc(rows->n_cells + 1, sizeof(*order));
 	enum nc_err rc = NC_OK;
 
+	for (size_t i = 0; i < rows->n_cells; i++)
+		order[i] = &rows->cells[i];
+	qsort_r(order, rows->n_cells, sizeof(*order), cmp_cell, &period);
 	for (size_t i = 0; i < rows->n_cells && rc == NC_OK; i++) {
-		const struct rpt_cell *c = &rows->cells[i];
+		const struct rpt_cell *c = order[i];
 		char slot[32];
 
 		rpt_format_us(c->slot_us, slot, sizeof(slot));
@@ -121,6 +146,7 @@ static enum nc_err write_rows(struct db_conn *db, const struct rpt_rows *rows, i
 	}
 	json_decref(u);
 	json_decref(q);
+	free(order);
 	return rc;
 }
 
@@ -137,7 +163,7 @@ enum nc_err rpt_write_slots(struct db_conn *db, int64_t a_us, int64_t b_us,
 	for (size_t i = 0; i < NC_ARRAY_LEN(del); i++)
 		if (exec3(db, del[i], NULL, a_us, b_us, err) != NC_OK)
 			return err->code;
-	return write_rows(db, rows, 0, err);
+	return write_rows(db, rows, 0, 0, err);
 }
 
 /*
@@ -248,14 +274,15 @@ static enum nc_err nil_windows(struct db_conn *db, const struct ranges *starts, 
 		for (size_t d = 0; rc == NC_OK && d < NC_ARRAY_LEN(del); d++)
 			rc = exec3(db, del[d], lv, lo, hi, err);
 		if (rc == NC_OK)
-			rc = write_rows(db, &out, level, err);
+			rc = write_rows(db, &out, level, level == 1 ? RPT_HOUR_US : RPT_DAY_US, err);
 		rpt_rows_free(&src);
 		rpt_rows_free(&out);
 	}
 	return rc;
 }
 
-/* Each channel's UTC days over the days in `days`, from its level-0 rows. */
+/* Each channel's UTC days over the days in `days`, from its level-0 rows,
+ * written range by range so that a channel's days lie together. */
 static enum nc_err channel_days(struct db_conn *db, const struct ranges *days, struct nc_error *err)
 {
 	static const char *const del[] = {
@@ -267,25 +294,25 @@ static enum nc_err channel_days(struct db_conn *db, const struct ranges *days, s
 	enum nc_err rc = NC_OK;
 
 	for (size_t k = 0; k < days->n && rc == NC_OK; k++) {
-		for (int64_t day = days->r[k][0]; rc == NC_OK && day < days->r[k][1]; day += RPT_DAY_US) {
-			struct rpt_rows src, out;
+		int64_t lo = days->r[k][0], hi = days->r[k][1];
+		struct rpt_rows src, out;
 
-			rpt_rows_init(&src);
-			rpt_rows_init(&out);
-			rc = load_level(db, 0, false, day, day + RPT_DAY_US, &src, err);
-			for (size_t i = 0; rc == NC_OK && i < src.n_cells; i++) {
-				const struct rpt_cell *c = &src.cells[i];
-				int sc = rpt_rows_scope(&out, src.scopes[c->scope]);
+		rpt_rows_init(&src);
+		rpt_rows_init(&out);
+		rc = load_level(db, 0, false, lo, hi, &src, err);
+		for (size_t i = 0; rc == NC_OK && i < src.n_cells; i++) {
+			const struct rpt_cell *c = &src.cells[i];
+			int sc = rpt_rows_scope(&out, src.scopes[c->scope]);
+			int64_t day = c->slot_us - (c->slot_us % RPT_DAY_US + RPT_DAY_US) % RPT_DAY_US;
 
-				rpt_acc_merge(rpt_rows_cell(&out, sc, day), &c->acc);
-			}
-			for (size_t d = 0; rc == NC_OK && d < NC_ARRAY_LEN(del); d++)
-				rc = exec3(db, del[d], NULL, day, day + RPT_DAY_US, err);
-			if (rc == NC_OK)
-				rc = write_rows(db, &out, 2, err);
-			rpt_rows_free(&src);
-			rpt_rows_free(&out);
+			rpt_acc_merge(rpt_rows_cell(&out, sc, day), &c->acc);
 		}
+		for (size_t d = 0; rc == NC_OK && d < NC_ARRAY_LEN(del); d++)
+			rc = exec3(db, del[d], NULL, lo, hi, err);
+		if (rc == NC_OK)
+			rc = write_rows(db, &out, 2, 0, err);
+		rpt_rows_free(&src);
+		rpt_rows_free(&out);
 	}
 	return rc;
 }
