@@ -20,6 +20,10 @@
 #   SWEEP_RECORDINGS=500 expired recordings for the sweep figure
 #   WEBHOOK_EVENTS=40000 pre-signed webhook events (each is sent once)
 #   KEEP=1               leave the services running afterwards
+#   BENCH=reports        only the reports case (bench/reports.sh: 1,000,000
+#                        calls seeded, usage and quality reports warm and
+#                        cold, the rollup catching up); the full run does it
+#                        last.  REPORT_CALLS, REPORT_RUNS, REPORT_COLD tune it.
 #
 # Not part of `make test`.  Needs wrk and pgbench (scripts/deps.sh --bench).
 set -euo pipefail
@@ -59,6 +63,30 @@ bench_service_env
 ROWS=()   # "name|value|unit|ceiling|ceiling unit|ratio|note"
 row() { ROWS+=("$1|$2|$3|$4|$5|$6|$7"); }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }'; }
+
+print_table() {
+    local T1 r a b c d e f g
+    T1=$(date +%s)
+    {
+        printf '\nnchat-rtc make bench  (%s; %s cores, %s, %s RAM; WORKERS=%s; %d s)\n' \
+            "$(date -u '+%F %H:%M UTC')" "$(nproc)" \
+            "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)" \
+            "$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)" "${best_w:-4}" "$((T1 - T0))"
+        printf '%-36s %14s %-10s %12s %-16s %7s  %s\n' "what" "figure" "unit" "ceiling" "ceiling is" "ratio" "note"
+        printf '%s\n' "$(printf '%.0s-' {1..120})"
+        for r in "${ROWS[@]}"; do
+            IFS='|' read -r a b c d e f g <<<"$r"
+            printf '%-36s %14s %-10s %12s %-16s %7s  %s\n' "$a" "$b" "$c" "$d" "$e" "$f" "$g"
+        done
+    } | tee "$RUN_DIR/bench-table.txt"
+}
+
+. "$NC_ROOT/bench/reports.sh"
+if [ "${BENCH:-all}" = reports ]; then
+    bench_reports
+    print_table
+    exit 0
+fi
 # Every run starts from the same state of the hot rows: a stream's counter
 # row updated by every chat message or reaction, or a call row, otherwise
 # carries a growing chain of dead versions into the next run, and whichever
@@ -292,20 +320,11 @@ deleted=$(pg_count "SELECT count(*) FROM nchat_call_recordings WHERE status = 'd
 sweep_rate=$(awk -v n="$deleted" -v a="$s0" -v b="$s1" 'BEGIN { printf "%.1f", n / (b - a) }')
 row "sweep-recordings" "$sweep_rate" "deleted/s" "" "" "" "$deleted of $SWEEP_N deleted in $(awk -v a="$s0" -v b="$s1" 'BEGIN { printf "%.2f", b - a }') s"
 
+# ---------------------------------------------------------- 7. reports
+bench_reports
+
 # ------------------------------------------------------------ table
-T1=$(date +%s)
-{
-    printf '\nnchat-rtc make bench  (%s; %s cores, %s, %s RAM; WORKERS=%s; %d s)\n' \
-        "$(date -u '+%F %H:%M UTC')" "$(nproc)" \
-        "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)" \
-        "$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)" "$best_w" "$((T1 - T0))"
-    printf '%-36s %14s %-10s %12s %-16s %7s  %s\n' "what" "figure" "unit" "ceiling" "ceiling is" "ratio" "note"
-    printf '%s\n' "$(printf '%.0s-' {1..120})"
-    for r in "${ROWS[@]}"; do
-        IFS='|' read -r a b c d e f g <<<"$r"
-        printf '%-36s %14s %-10s %12s %-16s %7s  %s\n' "$a" "$b" "$c" "$d" "$e" "$f" "$g"
-    done
-} | tee "$RUN_DIR/bench-table.txt"
+print_table
 
 rc=0
 if [ "$(field non2xx "$JOIN_RESULT")" != 0 ] || [ "$(field sockerr "$JOIN_RESULT")" != 0 ]; then

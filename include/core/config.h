@@ -155,6 +155,9 @@ struct nc_config {
 	int outbound_webhook_max_attempts; /* OUTBOUND_WEBHOOK_MAX_ATTEMPTS, then 'dead' */
 	int outbound_webhook_interval_s;   /* OUTBOUND_WEBHOOK_INTERVAL_SECONDS (0 = no delivery here) */
 	int outbound_webhook_backoff_s;    /* OUTBOUND_WEBHOOK_BACKOFF_SECONDS: first retry delay */
+
+	/* Reports */
+	int reports_rollup_interval_s;     /* REPORTS_ROLLUP_INTERVAL_SECONDS (0 = only cron) */
 };
 
 /* What a subcommand needs; cfg_validate checks only the keys it needs. */

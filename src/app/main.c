@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "store/migrate.h"
 #include "realtime/outbox.h"
+#include "reports/reports.h"
 #include "livekit/turn.h"
 #include "store/db.h"
 
@@ -47,6 +48,8 @@ static void usage(FILE *out)
 		"  sweep-recordings [--dry-run] [--limit N] [--reconcile]\n"
 		"                     delete recordings past their retention (for cron)\n"
 		"  sweep-data         delete chat and analytics past their retention (for cron)\n"
+		"  rollup-reports [--rebuild]\n"
+		"                     bring the report rollups up to date (for cron)\n"
 		"  config             print the effective configuration (secrets masked)\n"
 		"  routes             list every endpoint\n"
 		"  bench-tokens [--seconds N]\n"
@@ -166,6 +169,8 @@ static int cmd_serve(const struct nc_config *cfg)
 	http_server_add_periodic(srv, cfg->outbound_webhook_interval_s, outbox_periodic, NULL, "outbox");
 	http_server_add_periodic(srv, cfg->stream_counter_flush_s, streams_counters_periodic, NULL,
 				 "stream-counters");
+	http_server_add_periodic(srv, cfg->reports_rollup_interval_s, reports_periodic, NULL,
+				 "rollup-reports");
 	rc = http_server_run(srv);
 	http_server_free(srv);
 	return rc == 0 ? 0 : 1;
@@ -183,7 +188,7 @@ static unsigned needs_of(const char *cmd)
 		return CFG_NEED_DB | CFG_NEED_LIVEKIT;
 	if (strcmp(cmd, "sweep-recordings") == 0)
 		return CFG_NEED_DB | CFG_NEED_S3;
-	if (strcmp(cmd, "sweep-data") == 0)
+	if (strcmp(cmd, "sweep-data") == 0 || strcmp(cmd, "rollup-reports") == 0)
 		return CFG_NEED_DB;
 	return 0;
 }
@@ -248,6 +253,8 @@ int main(int argc, char **argv)
 		rc = cmd_sweep_recordings(argc - i, argv + i, cfg);
 	else if (strcmp(cmd, "sweep-data") == 0)
 		rc = cmd_sweep_data(argc - i, argv + i, cfg);
+	else if (strcmp(cmd, "rollup-reports") == 0)
+		rc = cmd_rollup_reports(argc - i, argv + i, cfg);
 	else if (strcmp(cmd, "bench-tokens") == 0)
 		rc = cmd_bench_tokens(argc - i, argv + i, cfg);
 	else if (strcmp(cmd, "config") == 0) {

@@ -8,6 +8,7 @@
 #include "ops/ops.h"
 #include "recordings/recordings.h"
 #include "streams/streams.h"
+#include "reports/reports.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,7 @@ const struct route *api_routes(void)
 	static struct route *all;
 	const struct route *tables[] = {health_routes,	   calls_routes,     webhook_routes,
 					recordings_routes, streams_routes,   events_routes,
-					governance_routes, gdpr_routes};
+					governance_routes, gdpr_routes,    reports_routes};
 	size_t n = 0, off = 0;
 
 	if (all != NULL)

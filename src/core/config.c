@@ -123,6 +123,8 @@ static const struct key_def keys[] = {
 	I("OUTBOUND_WEBHOOK_MAX_ATTEMPTS", outbound_webhook_max_attempts, "8", 1, 100),
 	I("OUTBOUND_WEBHOOK_INTERVAL_SECONDS", outbound_webhook_interval_s, "2", 0, 3600),
 	I("OUTBOUND_WEBHOOK_BACKOFF_SECONDS", outbound_webhook_backoff_s, "10", 1, 3600),
+
+	I("REPORTS_ROLLUP_INTERVAL_SECONDS", reports_rollup_interval_s, "30", 0, 3600),
 };
 
 static int set_value(struct nc_config *c, const struct key_def *k, const char *val,

@@ -284,7 +284,8 @@ if [ -f "$CRON" ]; then
             [[ "$f" =~ ^[0-9*/,-]+$ ]] || p+=("bad time field '$f' in: $line")
         done
         case "$cmd ${rest%% *}" in
-            "nchat-rtc sweep-calls"|"nchat-rtc sweep-recordings"|"nchat-rtc sweep-data") ;;
+            "nchat-rtc sweep-calls"|"nchat-rtc sweep-recordings"|"nchat-rtc sweep-data"|\
+            "nchat-rtc rollup-reports") ;;
             *) p+=("not a nchat-rtc sweep: $line") ;;
         esac
     done <"$CRON"

@@ -337,6 +337,40 @@ char *it_user_token(const char *user_id, const char *roles, long ttl_s)
 
 /* ---- database ---- */
 
+/* "postgresql://USER@HOST:PORT/DB": pointers to the user part and the rest. */
+static bool split_url(const char *url, const char **user, size_t *ulen, const char **rest)
+{
+	const char *p = url ? strstr(url, "://") : NULL, *at;
+
+	if (p == NULL)
+		return false;
+	p += 3;
+	at = strchr(p, '@');
+	if (at == NULL || strchr(p, '/') < at)
+		return false;
+	*user = p;
+	*ulen = (size_t)(at - p);
+	*rest = at + 1;
+	return true;
+}
+
+char *it_database_url_env_as(const char *login_url)
+{
+	const char *u, *rest, *u2, *rest2;
+	size_t ulen, ulen2, n;
+	char *out;
+
+	/* the login (user) of one, the host, port and database of the other */
+	if (!split_url(login_url, &u, &ulen, &rest) ||
+	    !split_url(it_env("DATABASE_URL"), &u2, &ulen2, &rest2) || strchr(rest2, '/') == NULL)
+		return NULL;
+	n = ulen + strlen(rest2) + 40;
+	out = malloc(n);
+	if (out != NULL)
+		snprintf(out, n, "DATABASE_URL=postgresql://%.*s@%s", (int)ulen, u, rest2);
+	return out;
+}
+
 PGconn *it_db(void)
 {
 	const char *url = it_env("DATABASE_MIGRATE_URL");

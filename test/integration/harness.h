@@ -72,6 +72,14 @@ const char *it_err_code(const struct it_resp *r);
 /* A user JWT (HS256 with AUTH_JWT_SECRET, Hasura claims). roles: "user,admin" or NULL. */
 char *it_user_token(const char *user_id, const char *roles, long ttl_s);
 
+/*
+ * DATABASE_URL with the login of another URL (e.g. NC_TEST_ADMIN_URL, the
+ * superuser): "KEY=postgresql://USER@HOST:PORT/DB" ready for it_server_start's
+ * extra environment (malloc'd), so a suite can run the service as another
+ * role against the same database.  NULL if either URL is unusable.
+ */
+char *it_database_url_env_as(const char *login_url);
+
 /* Owner-role connection (bypasses RLS) for set-up and assertions. */
 PGconn *it_db(void);
 /* Run SQL with text params; abort the test on error. Returns first column of first row (malloc'd) or NULL. */

@@ -1,0 +1,287 @@
+/*
+ * reports_api.c - the report endpoints (API.md "Reports").
+ *
+ *   GET /api/reports/usage     admins; with channelId also that channel's
+ *   GET /api/reports/quality   admin and moderator members
+ *   GET /api/calls/{id}/quality   the call's participants and admins
+ *
+ * Who may see what is decided here, in SQL of our own, before any figure
+ * is read, and holds whatever role the service logs in as; row-level
+ * security backs it up: channel staff read the rollups in user context
+ * (policy user_read of sql/0011_reports_rls.sql), admins - known only from
+ * their token - in service context, as the other admin endpoints do.  A
+ * user who may not see a call gets 404, as if it did not exist.
+ */
+#include "reports/reports_int.h"
+#include "http/http.h"
+#include "core/uuid.h"
+#include "core/log.h"
+#include "http/worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Settings for a report's transaction (JIT compiles for longer than the
+ * query runs) and the checks, in one round trip.  $1 channel or NULL,
+ * $2 the caller. */
+static const char report_check_sql[] =
+	"SELECT set_config('jit', 'off', true) AS jit,"
+	" (SELECT m.role FROM nchat_channel_members m"
+	"   WHERE m.channel_id = $1::uuid AND m.user_id = $2::uuid) AS member_role,"
+	" $1::uuid IS NULL OR EXISTS (SELECT 1 FROM nchat_channels c WHERE c.id = $1::uuid) AS channel_exists,"
+	" (SELECT to_char(s.as_of AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+	"   FROM nchat_rtc_report_state s WHERE s.id) AS as_of";
+
+static const char *val(const PGresult *res, const char *col)
+{
+	int f = PQfnumber(res, col);
+
+	return f < 0 || PQgetisnull(res, 0, f) ? NULL : PQgetvalue(res, 0, f);
+}
+
+static void fail(struct req *r, const struct nc_error *err)
+{
+	db_rollback(&r->w->db);
+	resp_nc_error(r, err);
+}
+
+static void report(struct req *r, enum rpt_kind kind)
+{
+	struct db_conn *db = &r->w->db;
+	struct nc_error err = {0};
+	struct rpt_params p;
+	bool admin = (r->user.roles & ROLE_ADMIN) != 0;
+	const char *params[2], *role;
+	char as_of[32] = "";
+	struct fw body;
+	PGresult *res;
+
+	if (!rpt_read_params(r, &p))
+		return;
+	if (!admin && p.channel_id[0] == '\0') {
+		resp_error(r, NC_EFORBIDDEN, "reports over all channels are for admins;"
+			   " channel admins and moderators pass channelId");
+		return;
+	}
+	if ((admin ? db_begin_service(db, &err) : db_begin_user(db, r->user.user_id, &err)) != NC_OK) {
+		resp_nc_error(r, &err);
+		return;
+	}
+	params[0] = p.channel_id[0] ? p.channel_id : NULL;
+	params[1] = r->user.user_id;
+	res = db_exec(db, report_check_sql, 2, params, &err);
+	if (res == NULL) {
+		fail(r, &err);
+		return;
+	}
+	role = val(res, "member_role");
+	if (!admin && (role == NULL || (strcmp(role, "admin") != 0 && strcmp(role, "moderator") != 0))) {
+		PQclear(res);
+		db_rollback(db);
+		resp_error(r, NC_EFORBIDDEN, "only admins and this channel's admins and moderators"
+			   " may see its reports");
+		return;
+	}
+	if (val(res, "channel_exists") == NULL || val(res, "channel_exists")[0] != 't') {
+		PQclear(res);
+		db_rollback(db);
+		resp_error(r, NC_ENOTFOUND, "no such channel");
+		return;
+	}
+	if (val(res, "as_of") != NULL)
+		snprintf(as_of, sizeof(as_of), "%s", val(res, "as_of"));
+	PQclear(res);
+	if (rpt_run_report(db, kind, &p, &body, &err) != NC_OK) {
+		fw_free(&body);
+		fail(r, &err);
+		return;
+	}
+	db_rollback(db);   /* read only */
+	if (as_of[0])
+		resp_header(r, "X-Report-As-Of", as_of);
+	resp_header(r, "Cache-Control", "no-store");
+	resp_raw(r, 200, p.csv ? "text/csv; charset=utf-8" : "application/json; charset=utf-8",
+		 body.p, body.len);
+	fw_free(&body);
+}
+
+static void api_reports_usage(struct req *r)
+{
+	report(r, RPT_USAGE);
+}
+
+static void api_reports_quality(struct req *r)
+{
+	report(r, RPT_QUALITY);
+}
+
+/* ---- one call, exactly ---- */
+
+static const char call_check_sql[] =
+	"SELECT set_config('jit', 'off', true) AS jit,"
+	" EXISTS (SELECT 1 FROM nchat_calls c WHERE c.id = $1::uuid) AS call_exists,"
+	" EXISTS (SELECT 1 FROM nchat_call_participants p"
+	"         WHERE p.call_id = $1::uuid AND p.user_id = $2::uuid) AS participant";
+
+/* Per participant and (grp = 1) for the whole call, from the raw samples. */
+static const char call_quality_sql[] =
+	"WITH s AS ("
+	"   SELECT w.user_id, w.ice_connection_state AS ice,"
+	"          (w.local_candidate_type = 'relay' OR w.turn_used) AS relay, w.rtt_ms, w.jitter_ms,"
+	"          w.packet_loss_pct, w.bitrate_kbps, w.quality"
+	"   FROM nchat_webrtc_connections w WHERE w.call_id = $1::uuid),"
+	" pp AS ("
+	"   SELECT user_id, COALESCE(bool_or(relay), false) AS relay,"
+	"          COALESCE(bool_or(ice = 'failed') AND NOT bool_or(ice IN ('connected', 'completed')),"
+	"                   false) AS failed"
+	"   FROM s GROUP BY user_id)"
+	" SELECT g.*, (SELECT count(*) FROM pp WHERE g.grp = 1 OR pp.user_id IS NOT DISTINCT FROM g.user_id)"
+	"          AS participants,"
+	"        (SELECT count(*) FROM pp WHERE pp.relay AND (g.grp = 1 OR pp.user_id IS NOT DISTINCT FROM g.user_id))"
+	"          AS relay_participants,"
+	"        (SELECT count(*) FROM pp WHERE pp.failed AND (g.grp = 1 OR pp.user_id IS NOT DISTINCT FROM g.user_id))"
+	"          AS ice_failed_participants"
+	" FROM (SELECT s.user_id, s.user_id::text AS user_text, GROUPING(s.user_id) AS grp, count(*) AS samples,"
+	"         percentile_cont(0.5) WITHIN GROUP (ORDER BY s.rtt_ms) AS rtt_p50,"
+	"         percentile_cont(0.95) WITHIN GROUP (ORDER BY s.rtt_ms) AS rtt_p95,"
+	"         percentile_cont(0.5) WITHIN GROUP (ORDER BY s.jitter_ms) AS jitter_p50,"
+	"         percentile_cont(0.95) WITHIN GROUP (ORDER BY s.jitter_ms) AS jitter_p95,"
+	"         percentile_cont(0.95) WITHIN GROUP (ORDER BY s.packet_loss_pct) AS loss_p95,"
+	"         count(s.packet_loss_pct) AS loss_n, sum(s.packet_loss_pct::numeric) AS loss_sum,"
+	"         count(s.bitrate_kbps) AS bitrate_n, sum(s.bitrate_kbps) AS bitrate_sum,"
+	"         count(*) FILTER (WHERE s.quality = 'excellent') AS q_excellent,"
+	"         count(*) FILTER (WHERE s.quality = 'good') AS q_good,"
+	"         count(*) FILTER (WHERE s.quality = 'poor') AS q_poor,"
+	"         count(*) FILTER (WHERE s.quality = 'lost') AS q_lost"
+	"       FROM s GROUP BY GROUPING SETS ((s.user_id), ())) g"
+	" ORDER BY g.grp DESC, g.user_text";
+
+static const char *text_col(const PGresult *res, int row, const char *col)
+{
+	int f = PQfnumber(res, col);
+
+	return f < 0 || PQgetisnull(res, row, f) ? NULL : PQgetvalue(res, row, f);
+}
+
+/* The figures of one result row: the rollup's counters and exact percentiles. */
+static bool call_figures(struct fw *w, const PGresult *res, int row)
+{
+	struct rpt_acc a = {0};
+	struct rpt_colmap cols;
+	struct rpt_exact ex = {
+		.rtt_p50 = text_col(res, row, "rtt_p50"), .rtt_p95 = text_col(res, row, "rtt_p95"),
+		.jitter_p50 = text_col(res, row, "jitter_p50"),
+		.jitter_p95 = text_col(res, row, "jitter_p95"), .loss_p95 = text_col(res, row, "loss_p95"),
+	};
+
+	rpt_colmap_init(&cols, res);
+	if (rpt_acc_add_quality_row(&a, res, row, &cols) != 0)
+		return false;
+	rpt_emit_quality(w, &a, &ex);
+	rpt_acc_free(&a);
+	return true;
+}
+
+/* {"callId", ...figures of the whole call, "byParticipant": [{"userId", ...}]} */
+static bool call_quality_json(struct fw *w, const char *id, const PGresult *res)
+{
+	int fg = PQfnumber(res, "grp"), fu = PQfnumber(res, "user_text"), whole = -1;
+	bool first = true;
+
+	fw_init(w, FW_JSON);
+	fw_open(w);
+	fw_str(w, "callId", id);
+	for (int i = 0, n = PQntuples(res); i < n; i++)
+		if (atoi(PQgetvalue(res, i, fg)) == 1)
+			whole = i;
+	if (whole >= 0) {
+		if (!call_figures(w, res, whole))
+			return false;
+	} else {
+		struct rpt_acc none = {0};   /* no samples at all */
+		struct rpt_exact ex = {0};
+
+		rpt_emit_quality(w, &none, &ex);
+	}
+	fw_raw(w, ",\"byParticipant\":[", 18);
+	for (int i = 0, n = PQntuples(res); i < n; i++) {
+		if (i == whole)
+			continue;
+		if (!first)
+			fw_raw(w, ",", 1);
+		first = false;
+		fw_open(w);
+		if (PQgetisnull(res, i, fu))
+			fw_null(w, "userId");
+		else
+			fw_str(w, "userId", PQgetvalue(res, i, fu));
+		if (!call_figures(w, res, i))
+			return false;
+		fw_close(w);
+	}
+	fw_raw(w, "]", 1);
+	fw_close(w);
+	return !w->overflow;
+}
+
+static void api_call_quality(struct req *r)
+{
+	struct db_conn *db = &r->w->db;
+	struct nc_error err = {0};
+	const char *raw = req_param(r, "id"), *params[2];
+	bool admin = (r->user.roles & ROLE_ADMIN) != 0, visible;
+	char id[37];
+	PGresult *res;
+
+	if (raw == NULL || !is_uuid(raw)) {
+		resp_error(r, NC_EBADREQ, "id must be a UUID");
+		return;
+	}
+	for (size_t i = 0; i < 36; i++)
+		id[i] = (char)(raw[i] >= 'A' && raw[i] <= 'F' ? raw[i] - 'A' + 'a' : raw[i]);
+	id[36] = '\0';
+	if ((admin ? db_begin_service(db, &err) : db_begin_user(db, r->user.user_id, &err)) != NC_OK) {
+		resp_nc_error(r, &err);
+		return;
+	}
+	params[0] = id;
+	params[1] = r->user.user_id;
+	res = db_exec(db, call_check_sql, 2, params, &err);
+	if (res == NULL) {
+		fail(r, &err);
+		return;
+	}
+	visible = val(res, "call_exists")[0] == 't' && (admin || val(res, "participant")[0] == 't');
+	PQclear(res);
+	if (!visible) {
+		db_rollback(db);
+		resp_error(r, NC_ENOTFOUND, "call not found");
+		return;
+	}
+	res = db_exec(db, call_quality_sql, 1, params, &err);
+	if (res == NULL) {
+		fail(r, &err);
+		return;
+	}
+	db_rollback(db);
+	{
+		struct fw body;
+
+		if (!call_quality_json(&body, id, res)) {
+			resp_error(r, NC_EINTERNAL, "malformed stats");
+		} else {
+			resp_header(r, "Cache-Control", "no-store");
+			resp_raw(r, 200, "application/json; charset=utf-8", body.p, body.len);
+		}
+		fw_free(&body);
+	}
+	PQclear(res);
+}
+
+const struct route reports_routes[] = {
+	{RM_GET, "/api/reports/usage", api_reports_usage, ROUTE_AUTH, "reports.usage"},
+	{RM_GET, "/api/reports/quality", api_reports_quality, ROUTE_AUTH, "reports.quality"},
+	{RM_GET, "/api/calls/{id}/quality", api_call_quality, ROUTE_AUTH, "calls.quality"},
+	{0, NULL, NULL, 0, NULL},
+};

@@ -1,0 +1,304 @@
+/*
+ * reports_params.c - the query parameters of the report endpoints.
+ *
+ *   from, to    RFC 3339 date-times; default the last 30 days up to now.
+ *               The range is widened to whole 15-minute slots (the
+ *               rollups' resolution) and the response says which range it
+ *               covers.  to must be after from, at most 400 days later
+ *               (31 days with interval=hour).
+ *   interval    hour | day (default) | week (from Monday) | month
+ *   tz          an IANA zone name known to Postgres (default UTC)
+ *   channelId   a UUID: that channel's figures only
+ *   format      json | csv (default: CSV when Accept asks for text/csv)
+ *
+ * Every bad value is a 400 whose message names the parameter.
+ */
+#include "reports/reports.h"
+#include "core/uuid.h"
+#include "http/http.h"
+#include "core/log.h"
+#include "http/worker.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define US_PER_S INT64_C(1000000)
+#define SLOT_US (900 * US_PER_S)
+#define DAY_US (86400 * US_PER_S)
+#define MAX_DAYS 400
+#define MAX_HOUR_DAYS 31
+#define DEFAULT_DAYS 30
+
+const char *rpt_interval_name(enum rpt_interval iv)
+{
+	static const char *const names[] = {"hour", "day", "week", "month"};
+
+	return names[iv];
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static bool digits(const char *s, int n, int *out)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+static int month_days(int y, int m)
+{
+	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return m == 2 && leap ? 29 : days[m - 1];
+}
+
+int rpt_parse_rfc3339(const char *s, int64_t *us)
+{
+	int y, mo, d, h, mi, sec, oh = 0, om = 0;
+	int64_t frac = 0, scale = 100000, t;
+	const char *p;
+
+	if (s == NULL || strlen(s) < 20 || !digits(s, 4, &y) || s[4] != '-' ||
+	    !digits(s + 5, 2, &mo) || s[7] != '-' || !digits(s + 8, 2, &d) ||
+	    (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2, &h) || s[13] != ':' ||
+	    !digits(s + 14, 2, &mi) || s[16] != ':' || !digits(s + 17, 2, &sec))
+		return -1;
+	if (y < 1900 || mo < 1 || mo > 12 || d < 1 || d > month_days(y, mo) || h > 23 ||
+	    mi > 59 || sec > 59)
+		return -1;
+	p = s + 19;
+	if (*p == '.') {
+		if (!isdigit((unsigned char)p[1]))
+			return -1;
+		for (p++; isdigit((unsigned char)*p); p++) {
+			frac += (*p - '0') * scale;
+			scale /= 10;
+		}
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-' || *p == ' ') {
+		/* ' ': an unencoded '+' that the query string decoded to a space */
+		int sign = *p == '-' ? -1 : 1;
+
+		if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || oh > 23 ||
+		    om > 59)
+			return -1;
+		oh *= sign;
+		om *= sign;
+		p += 6;
+	} else {
+		return -1;
+	}
+	if (*p != '\0')
+		return -1;
+	t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - oh * 3600 - om * 60;
+	*us = t * US_PER_S + frac;
+	return 0;
+}
+
+void rpt_format_us(int64_t us, char *out, size_t outlen)
+{
+	int64_t s = us / US_PER_S - (us % US_PER_S < 0 ? 1 : 0);
+
+	format_rfc3339(s, out, outlen);
+}
+
+/* ---- time zones: Postgres's list, read once ---- */
+
+static pthread_mutex_t tz_mu = PTHREAD_MUTEX_INITIALIZER;
+static char **tz_names;
+static size_t n_tz;
+
+static int cmp_ci(const void *a, const void *b)
+{
+	return strcasecmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Load the zone names (under tz_mu); false if the database failed. */
+static bool tz_load(struct db_conn *db)
+{
+	struct nc_error err = {0};
+	PGresult *res;
+	int n;
+
+	if (tz_names != NULL)
+		return true;
+	res = db_exec(db, "SELECT name FROM pg_catalog.pg_timezone_names", 0, NULL, &err);
+	if (res == NULL)
+		return false;
+	n = PQntuples(res);
+	tz_names = xcalloc((size_t)n + 1, sizeof(*tz_names));
+	for (int i = 0; i < n; i++)
+		tz_names[n_tz++] = xstrdup(PQgetvalue(res, i, PQfnumber(res, "name")));
+	PQclear(res);
+	qsort(tz_names, n_tz, sizeof(*tz_names), cmp_ci);
+	return true;
+}
+
+/* 1 known (canonical spelling into out), 0 unknown, -1 database failure. */
+static int tz_lookup(struct db_conn *db, const char *name, char *out, size_t outlen)
+{
+	const char *key = name;
+	char **hit;
+	int rc;
+
+	pthread_mutex_lock(&tz_mu);
+	if (!tz_load(db)) {
+		pthread_mutex_unlock(&tz_mu);
+		return -1;
+	}
+	hit = bsearch(&key, tz_names, n_tz, sizeof(*tz_names), cmp_ci);
+	rc = hit != NULL && strlen(*hit) < outlen;
+	if (rc)
+		snprintf(out, outlen, "%s", *hit);
+	pthread_mutex_unlock(&tz_mu);
+	return rc;
+}
+
+/* ---- the parameters ---- */
+
+static bool bad(struct req *r, const char *msg)
+{
+	resp_error(r, NC_EBADREQ, "%s", msg);
+	return false;
+}
+
+static bool read_range(struct req *r, struct rpt_params *p)
+{
+	char *from = req_query(r, "from"), *to = req_query(r, "to");
+	int64_t now_us = now_ms() * 1000, f = 0, t = 0;
+	bool ok = false;
+
+	if (from != NULL && rpt_parse_rfc3339(from, &f) != 0) {
+		bad(r, "from must be an RFC 3339 date-time such as 2026-03-01T00:00:00Z");
+		goto out;
+	}
+	if (to != NULL && rpt_parse_rfc3339(to, &t) != 0) {
+		bad(r, "to must be an RFC 3339 date-time such as 2026-04-01T00:00:00Z");
+		goto out;
+	}
+	if (to == NULL)
+		t = from != NULL && f > now_us ? f + DEFAULT_DAYS * DAY_US : now_us;
+	if (from == NULL)
+		f = t - DEFAULT_DAYS * DAY_US;
+	if (t <= f) {
+		bad(r, "to must be after from");
+		goto out;
+	}
+	if (t - f > MAX_DAYS * DAY_US) {
+		bad(r, "from, to: the range may span at most 400 days");
+		goto out;
+	}
+	/* widen to whole 15-minute slots */
+	p->from_us = f - ((f % SLOT_US) + SLOT_US) % SLOT_US;
+	p->to_us = t + (SLOT_US - ((t % SLOT_US) + SLOT_US) % SLOT_US) % SLOT_US;
+	ok = true;
+out:
+	free(from);
+	free(to);
+	return ok;
+}
+
+static bool read_interval(struct req *r, struct rpt_params *p)
+{
+	char *iv = req_query(r, "interval");
+	bool ok = true;
+
+	p->interval = RPT_DAY;
+	if (iv != NULL) {
+		enum rpt_interval k;
+
+		ok = false;
+		for (k = RPT_HOUR; k <= RPT_MONTH; k++)
+			if (strcmp(iv, rpt_interval_name(k)) == 0) {
+				p->interval = k;
+				ok = true;
+			}
+	}
+	free(iv);
+	if (!ok)
+		return bad(r, "interval must be hour, day, week or month");
+	if (p->interval == RPT_HOUR && p->to_us - p->from_us > MAX_HOUR_DAYS * DAY_US + SLOT_US * 2)
+		return bad(r, "interval: hourly buckets need a range of at most 31 days");
+	return true;
+}
+
+static bool read_format(struct req *r, struct rpt_params *p)
+{
+	char *fmt = req_query(r, "format");
+	const char *accept = req_header(r, "Accept");
+	bool ok = true;
+
+	p->csv = accept != NULL && strcasestr(accept, "text/csv") != NULL;
+	if (fmt != NULL) {
+		if (strcmp(fmt, "csv") == 0)
+			p->csv = true;
+		else if (strcmp(fmt, "json") == 0)
+			p->csv = false;
+		else
+			ok = false;
+	}
+	free(fmt);
+	return ok ? true : bad(r, "format must be json or csv");
+}
+
+bool rpt_read_params(struct req *r, struct rpt_params *p)
+{
+	char *tz = req_query(r, "tz"), *ch = req_query(r, "channelId");
+	bool ok = false;
+	int known;
+
+	memset(p, 0, sizeof(*p));
+	if (!read_range(r, p) || !read_interval(r, p) || !read_format(r, p))
+		goto out;
+	if (ch != NULL) {
+		if (!is_uuid(ch)) {
+			bad(r, "channelId must be a UUID");
+			goto out;
+		}
+		for (size_t i = 0; i < 36; i++)
+			p->channel_id[i] = (char)tolower((unsigned char)ch[i]);
+	}
+	if (tz == NULL || *tz == '\0') {
+		snprintf(p->tz, sizeof(p->tz), "UTC");
+	} else {
+		known = strlen(tz) < sizeof(p->tz) ? tz_lookup(&r->w->db, tz, p->tz, sizeof(p->tz)) : 0;
+		if (known < 0) {
+			resp_error(r, NC_EUNAVAILABLE, "database unavailable");
+			goto out;
+		}
+		if (known == 0) {
+			bad(r, "tz must be an IANA time zone name such as Europe/Berlin");
+			goto out;
+		}
+	}
+	ok = true;
+out:
+	free(tz);
+	free(ch);
+	return ok;
+}
