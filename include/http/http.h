@@ -26,11 +26,9 @@ struct sse_spec;
 struct req;
 
 /*
- * TRANSITIONAL: the layout of struct req is private to http/ (see
- * req_private.h); it is still visible here only until the handlers outside
- * http/ read it through the accessors below.
+ * struct req is opaque outside http/: handlers use the accessors below.  Its
+ * layout is in http/req_private.h, included only by http/'s own files.
  */
-#include "http/req_private.h"
 
 /* ---- request accessors ---- */
 const char *req_header(const struct req *r, const char *name);

@@ -49,7 +49,7 @@ bool calls_path_uuid(struct req *r, const char *name, char out[37])
 
 void calls_fail(struct req *r, const struct nc_error *err)
 {
-	db_rollback(&r->w->db);
+	db_rollback(&req_worker(r)->db);
 	resp_nc_error(r, err);
 }
 
@@ -82,23 +82,23 @@ static bool add_join_fields(struct req *r, json_t *out, const char *room, const 
 	char *token, expires[32];
 
 	memset(&o, 0, sizeof(o));
-	o.identity = r->user.user_id;
+	o.identity = req_user(r)->user_id;
 	o.name = display_name;
-	o.ttl_s = r->cfg->livekit_token_ttl_s;
+	o.ttl_s = req_cfg(r)->livekit_token_ttl_s;
 	o.grant.room = room;
 	o.grant.room_join = true;
 	o.grant.can_publish = LK_TRUE;
 	o.grant.can_subscribe = LK_TRUE;
 	o.grant.can_publish_data = LK_TRUE;
 	o.grant.sources = sources_for(type);
-	token = lk_token_mint(r->cfg->livekit_api_key, r->cfg->livekit_api_secret, &o, now);
+	token = lk_token_mint(req_cfg(r)->livekit_api_key, req_cfg(r)->livekit_api_secret, &o, now);
 	if (token == NULL)
 		return false;
 	format_rfc3339(now + o.ttl_s, expires, sizeof(expires));
 	json_object_set_new(out, "roomName", json_string(room));
 	json_object_set_new(out, "token", json_string(token));
-	json_object_set_new(out, "iceServers", turn_ice_servers(r->cfg, r->user.user_id, now));
-	json_object_set_new(out, "livekitUrl", json_string(r->cfg->livekit_url));
+	json_object_set_new(out, "iceServers", turn_ice_servers(req_cfg(r), req_user(r)->user_id, now));
+	json_object_set_new(out, "livekitUrl", json_string(req_cfg(r)->livekit_url));
 	json_object_set_new(out, "expiresAt", json_string(expires));
 	free(token);
 	return true;
@@ -140,13 +140,13 @@ static bool initiate_check(struct req *r, const char *channel, struct invitees *
 {
 	struct nc_error err = {0};
 	struct calls_initiate_check chk;
-	int cap = r->cfg->max_room_participants;
+	int cap = req_cfg(r)->max_room_participants;
 	bool named = inv->n > 0, ok = false;
 	char *lit = uuid_array_literal((const char (*)[37])inv->ids, inv->n);
 	json_t *m;
 	size_t i;
 
-	if (calls_db_initiate_check(&r->w->db, r->user.user_id, lit, channel, cap, &chk, &err) !=
+	if (calls_db_initiate_check(&req_worker(r)->db, req_user(r)->user_id, lit, channel, cap, &chk, &err) !=
 	    NC_OK) {
 		free(lit);
 		resp_nc_error(r, &err);
@@ -172,7 +172,7 @@ static bool initiate_check(struct req *r, const char *channel, struct invitees *
 		ok = true;
 	if (ok && channel != NULL && !named)
 		json_array_foreach(chk.fill, i, m)
-			inv_add(inv, json_string_value(m), r->user.user_id);
+			inv_add(inv, json_string_value(m), req_user(r)->user_id);
 	if (ok) {
 		*caller_name = chk.caller_name;
 		chk.caller_name = NULL;
@@ -190,15 +190,15 @@ static enum nc_err create_room(struct req *r, const char *room, const char *call
 	struct lk_status st;
 	char *meta;
 
-	if (r->w->lk == NULL)
+	if (req_worker(r)->lk == NULL)
 		return err_set(err, NC_ELIVEKIT_DOWN, "LiveKit is not configured");
 	meta = xasprintf("{\"callId\":\"%s\",\"callType\":\"%s\"}", call_id, type);
 	req.name = (char *)room;
-	req.empty_timeout = (uint32_t)(r->cfg->ring_timeout_s + ROOM_EMPTY_MARGIN_S);
+	req.empty_timeout = (uint32_t)(req_cfg(r)->ring_timeout_s + ROOM_EMPTY_MARGIN_S);
 	req.departure_timeout = ROOM_DEPARTURE_TIMEOUT_S;
-	req.max_participants = (uint32_t)r->cfg->max_room_participants;
+	req.max_participants = (uint32_t)req_cfg(r)->max_room_participants;
 	req.metadata = meta;
-	resp = lk_create_room(r->w->lk, &req, &st);
+	resp = lk_create_room(req_worker(r)->lk, &req, &st);
 	free(meta);
 	if (resp == NULL)
 		return lk_status_error(&st, err);
@@ -218,7 +218,7 @@ static enum nc_err initiate_insert(struct req *r, const char *call_id, const cha
 
 	meta_s = meta ? json_dumps(meta, JSON_COMPACT) : xstrdup("{}");
 	ev = json_pack("{s:s, s:s, s:s, s:s?, s:i}", "callId", call_id, "callType", type,
-		       "initiatorId", r->user.user_id, "channelId", channel,
+		       "initiatorId", req_user(r)->user_id, "channelId", channel,
 		       "participants", (int)inv->n + 1);
 	payload = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
 	json_decref(ev);
@@ -228,21 +228,21 @@ static enum nc_err initiate_insert(struct req *r, const char *call_id, const cha
 		return err_set(err, NC_EINTERNAL, "cannot encode the call");
 	}
 	arr = uuid_array_literal((const char (*)[37])inv->ids, inv->n);
-	urls = outbox_urls_literal(r->cfg);
+	urls = outbox_urls_literal(req_cfg(r));
 	memset(&c, 0, sizeof(c));
 	c.id = call_id;
 	c.room = room;
 	c.type = type;
-	c.initiator = r->user.user_id;
+	c.initiator = req_user(r)->user_id;
 	c.channel = channel;
 	c.group = inv->n > 1 || channel != NULL;
 	c.metadata = meta_s;
-	c.max_participants = r->cfg->max_room_participants;
-	c.ring_timeout_s = r->cfg->ring_timeout_s;
+	c.max_participants = req_cfg(r)->max_room_participants;
+	c.ring_timeout_s = req_cfg(r)->ring_timeout_s;
 	c.invitees_literal = arr;
 	c.outbox_urls_literal = urls;
 	c.outbox_payload = payload;
-	rc = calls_db_create(&r->w->db, &c, err);
+	rc = calls_db_create(&req_worker(r)->db, &c, err);
 	free(meta_s);
 	free(payload);
 	free(arr);
@@ -257,7 +257,7 @@ static bool initiate_body(struct req *r, json_t *body, struct invitees *inv, cha
 	json_t *targets = NULL, *item;
 	struct nc_error err = {0};
 	const char *target = NULL;
-	size_t cap = (size_t)r->cfg->max_room_participants, i;
+	size_t cap = (size_t)req_cfg(r)->max_room_participants, i;
 
 	if (jv_uuid(body, "targetUserId", 0, &target, &err) < 0 ||
 	    jv_uuid_array(body, "targetUserIds", 0, 10000, &targets, &err) < 0 ||
@@ -272,9 +272,9 @@ static bool initiate_body(struct req *r, json_t *body, struct invitees *inv, cha
 		return false;
 	}
 	if (target != NULL)
-		inv_add(inv, target, r->user.user_id);
+		inv_add(inv, target, req_user(r)->user_id);
 	json_array_foreach(targets, i, item)
-		inv_add(inv, json_string_value(item), r->user.user_id);
+		inv_add(inv, json_string_value(item), req_user(r)->user_id);
 	if ((target != NULL || targets != NULL) && inv->n == 0) {
 		resp_error(r, NC_EBADREQ, "no one to call: the caller cannot call only themself");
 		return false;
@@ -317,7 +317,7 @@ static void api_calls_initiate(struct req *r)
 		struct nc_error derr = {0};
 
 		log_error("calls: recording call %s failed (%s); deleting its room", call_id, err.msg);
-		if (calls_delete_room(r->w, room, &derr) != NC_OK)
+		if (calls_delete_room(req_worker(r), room, &derr) != NC_OK)
 			log_error("calls: DeleteRoom %s failed too: %s", room, derr.msg);
 		if (rc == NC_EUNAVAILABLE)
 			resp_nc_error(r, &err);
@@ -335,9 +335,9 @@ static void api_calls_initiate(struct req *r)
 	resp_json(r, 201, out);
 	invite = json_pack("{s:s, s:s, s:s?, s:{s:s, s:s?}, s:s}", "callId", call_id,
 			   "callType", type, "channelId", channel, "from", "userId",
-			   r->user.user_id, "displayName", caller_name, "roomName", room);
+			   req_user(r)->user_id, "displayName", caller_name, "roomName", room);
 	for (size_t i = 0; invite != NULL && i < inv.n; i++)
-		rt_publish_user(r->w, inv.ids[i], "call.invite", invite);
+		rt_publish_user(req_worker(r), inv.ids[i], "call.invite", invite);
 	json_decref(invite);
 out:
 	free(inv.ids);
@@ -358,7 +358,7 @@ static void api_calls_join(struct req *r)
 
 	if (!calls_path_uuid(r, "id", id))
 		return;
-	if (calls_db_join(&r->w->db, id, r->user.user_id, r->cfg->max_room_participants, &j,
+	if (calls_db_join(&req_worker(r)->db, id, req_user(r)->user_id, req_cfg(r)->max_room_participants, &j,
 			  &err) != NC_OK) {
 		resp_nc_error(r, &err);
 		return;
@@ -391,9 +391,9 @@ static void api_calls_join(struct req *r)
 		resp_json(r, 200, out);
 	}
 	/* after the response: presence (refreshed on a re-join too), the fan-out */
-	presence_join(r->w, id, r->user.user_id);
+	presence_join(req_worker(r), id, req_user(r)->user_id);
 	if (!j.rejoin)
-		calls_publish(r->w, j.members, "call.updated", id, j.status,
+		calls_publish(req_worker(r), j.members, "call.updated", id, j.status,
 			      j.activated ? "answered" : "joined");
 out:
 	calls_join_free(&j);
@@ -411,7 +411,7 @@ out:
  */
 static bool open_call(struct req *r, char id[37], struct call_row *c, struct part_row *p)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	struct nc_error err = {0};
 	int n;
 
@@ -421,7 +421,7 @@ static bool open_call(struct req *r, char id[37], struct call_row *c, struct par
 		resp_nc_error(r, &err);
 		return false;
 	}
-	n = calls_db_lock(db, id, r->user.user_id, r->cfg->max_room_participants, c, p, &err);
+	n = calls_db_lock(db, id, req_user(r)->user_id, req_cfg(r)->max_room_participants, c, p, &err);
 	if (n < 0) {
 		calls_fail(r, &err);
 		return false;
@@ -439,7 +439,7 @@ static bool open_call(struct req *r, char id[37], struct call_row *c, struct par
 static void finish_own_action(struct req *r, const char *id, const char *status, bool ended,
 			      const char *reason, const char *update_reason)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	struct nc_error err = {0};
 	json_t *members = calls_db_member_ids(db, id, &err);
 
@@ -450,17 +450,17 @@ static void finish_own_action(struct req *r, const char *id, const char *status,
 	}
 	resp_json(r, 200, calls_status_body(id, status));
 	if (strcmp(update_reason, "left") == 0)
-		presence_leave(r->w, id, r->user.user_id);
+		presence_leave(req_worker(r), id, req_user(r)->user_id);
 	if (ended)
-		calls_after_end(r->w, id, members, status, reason, true);
+		calls_after_end(req_worker(r), id, members, status, reason, true);
 	else
-		calls_publish(r->w, members, "call.updated", id, status, update_reason);
+		calls_publish(req_worker(r), members, "call.updated", id, status, update_reason);
 	json_decref(members);
 }
 
 static void api_calls_decline(struct req *r)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	struct nc_error err = {0};
 	struct call_row c;
 	struct part_row p;
@@ -490,14 +490,14 @@ static void api_calls_decline(struct req *r)
 		resp_error(r, NC_ECONFLICT, "cannot decline: participant is %s", p.status);
 		return;
 	}
-	if (calls_db_change_participant(db, id, r->user.user_id, CALLS_PART_DECLINE, &err) != NC_OK)
+	if (calls_db_change_participant(db, id, req_user(r)->user_id, CALLS_PART_DECLINE, &err) != NC_OK)
 		goto fail;
 	/* Nobody left to answer and nobody ever answered: the call is declined. */
 	n = calls_db_count_open_invitees(db, id, &err);
 	if (n < 0)
 		goto fail;
 	if (n == 0 && !c.started) {
-		if (calls_close_tx(r->cfg, db, id, "declined", "declined", NULL, &err) < 0)
+		if (calls_close_tx(req_cfg(r), db, id, "declined", "declined", NULL, &err) < 0)
 			goto fail;
 		snprintf(c.status, sizeof(c.status), "declined");
 		ended = true;
@@ -510,7 +510,7 @@ fail:
 
 static void api_calls_leave(struct req *r)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	struct nc_error err = {0};
 	struct call_row c;
 	struct part_row p;
@@ -535,13 +535,13 @@ static void api_calls_leave(struct req *r)
 			resp_json(r, 200, calls_status_body(id, c.status));
 		return;
 	}
-	if (calls_db_change_participant(db, id, r->user.user_id, CALLS_PART_LEAVE, &err) != NC_OK)
+	if (calls_db_change_participant(db, id, req_user(r)->user_id, CALLS_PART_LEAVE, &err) != NC_OK)
 		goto fail;
 	n = calls_db_count_joined(db, id, &err);
 	if (n < 0)
 		goto fail;
 	if (n == 0) {
-		if (calls_close_tx(r->cfg, db, id, "ended", "everyone_left", NULL, &err) < 0)
+		if (calls_close_tx(req_cfg(r), db, id, "ended", "everyone_left", NULL, &err) < 0)
 			goto fail;
 		snprintf(c.status, sizeof(c.status), "ended");
 		ended = true;

@@ -27,7 +27,7 @@
  */
 static bool load_for_host(struct req *r, const char *id, struct call_row *c)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	struct nc_error err = {0};
 	struct part_row p;
 	int n;
@@ -36,7 +36,7 @@ static bool load_for_host(struct req *r, const char *id, struct call_row *c)
 		resp_nc_error(r, &err);
 		return false;
 	}
-	n = calls_db_lock(db, id, r->user.user_id, r->cfg->max_room_participants, c, &p, &err);
+	n = calls_db_lock(db, id, req_user(r)->user_id, req_cfg(r)->max_room_participants, c, &p, &err);
 	if (n < 0) {
 		calls_fail(r, &err);
 		return false;
@@ -46,14 +46,14 @@ static bool load_for_host(struct req *r, const char *id, struct call_row *c)
 		resp_error(r, NC_ENOTFOUND, "call not found");
 		return false;
 	}
-	if (strcmp(c->initiator, r->user.user_id) == 0 || auth_is_staff(&r->user)) {
+	if (strcmp(c->initiator, req_user(r)->user_id) == 0 || auth_is_staff(req_user(r))) {
 		db_rollback(db);
 		return true;
 	}
 	if (p.found && strcmp(p.status, "removed") == 0)
 		n = 0; /* removed: sees nothing of the call */
 	else
-		n = p.found ? 1 : calls_db_is_channel_member(db, c->channel, r->user.user_id, &err);
+		n = p.found ? 1 : calls_db_is_channel_member(db, c->channel, req_user(r)->user_id, &err);
 	db_rollback(db);
 	if (n < 0)
 		resp_nc_error(r, &err);
@@ -68,7 +68,7 @@ static bool load_for_host(struct req *r, const char *id, struct call_row *c)
 static enum nc_err end_tx(struct req *r, const char *id, const char *reason, bool *already,
 			  char status[16], json_t **members, struct nc_error *err)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	struct call_row c;
 	json_t *details;
 	int n;
@@ -77,7 +77,7 @@ static enum nc_err end_tx(struct req *r, const char *id, const char *reason, boo
 	*members = NULL;
 	if (db_begin_service(db, err) != NC_OK)
 		return err->code;
-	n = calls_db_lock(db, id, NULL, r->cfg->max_room_participants, &c, NULL, err);
+	n = calls_db_lock(db, id, NULL, req_cfg(r)->max_room_participants, &c, NULL, err);
 	if (n <= 0)
 		goto fail;
 	if (calls_status_terminal(c.status)) {
@@ -87,11 +87,11 @@ static enum nc_err end_tx(struct req *r, const char *id, const char *reason, boo
 		snprintf(status, 16, "%s", c.status);
 		return NC_OK;
 	}
-	n = calls_close_tx(r->cfg, db, id, "ended", reason, NULL, err);
+	n = calls_close_tx(req_cfg(r), db, id, "ended", reason, NULL, err);
 	if (n < 0)
 		goto fail;
 	details = json_pack("{s:s, s:i}", "reason", reason, "participantsClosed", n);
-	if (audit_log(db, &r->user, "call.end", "call", id, details, r->request_id, err) != NC_OK) {
+	if (audit_log(db, req_user(r), "call.end", "call", id, details, req_id(r), err) != NC_OK) {
 		json_decref(details);
 		goto fail;
 	}
@@ -127,15 +127,15 @@ void api_calls_end(struct req *r)
 		resp_json(r, 200, calls_status_body(id, c.status));
 		return;
 	}
-	reason = strcmp(c.initiator, r->user.user_id) == 0 ? "ended_by_initiator"
+	reason = strcmp(c.initiator, req_user(r)->user_id) == 0 ? "ended_by_initiator"
 							      : "ended_by_staff";
 	/* LiveKit first: if it cannot be told, the call stays open and the caller retries. */
-	if (calls_delete_room(r->w, c.room, &err) != NC_OK) {
+	if (calls_delete_room(req_worker(r), c.room, &err) != NC_OK) {
 		resp_nc_error(r, &err);
 		return;
 	}
 	memset(&err, 0, sizeof(err));
-	if (recordings_stop_for_call(r->w, id, &err) != NC_OK)
+	if (recordings_stop_for_call(req_worker(r), id, &err) != NC_OK)
 		log_warn("calls: stopping the recording of %s failed: %s", id, err.msg);
 	memset(&err, 0, sizeof(err));
 	if (end_tx(r, id, reason, &already, status, &members, &err) != NC_OK) {
@@ -144,8 +144,8 @@ void api_calls_end(struct req *r)
 	}
 	resp_json(r, 200, calls_status_body(id, status));
 	if (!already) {
-		presence_end_call(r->w, id, members);
-		calls_publish(r->w, members, "call.ended", id, "ended", reason);
+		presence_end_call(req_worker(r), id, members);
+		calls_publish(req_worker(r), members, "call.ended", id, "ended", reason);
 	}
 	json_decref(members);
 }
@@ -178,7 +178,7 @@ static const char *find_track(const Livekit__ParticipantInfo *pi, const char *so
 /* Is uid a participant of the call (its own short read)?  Answers 404 / the error and returns false. */
 static bool target_is_participant(struct req *r, const char *id, const char *uid)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	struct nc_error err = {0};
 	int n;
 
@@ -192,7 +192,7 @@ static bool target_is_participant(struct req *r, const char *id, const char *uid
 		resp_error(r, NC_ENOTFOUND, "user %s is not a participant of this call", uid);
 		return false;
 	}
-	if (r->w->lk == NULL) {
+	if (req_worker(r)->lk == NULL) {
 		resp_error(r, NC_ELIVEKIT_DOWN, "LiveKit is not configured");
 		return false;
 	}
@@ -211,7 +211,7 @@ static char *mute_find_sid(struct req *r, const char *room, const char *uid, con
 
 	gp.room = (char *)room;
 	gp.identity = (char *)uid;
-	pi = lk_get_participant(r->w->lk, &gp, &st);
+	pi = lk_get_participant(req_worker(r)->lk, &gp, &st);
 	if (pi == NULL) {
 		if (lk_status_is(&st, "not_found")) {
 			resp_error(r, NC_ENOTFOUND, "user %s is not connected to the call", uid);
@@ -242,7 +242,7 @@ static bool mute_in_livekit(struct req *r, const char *room, const char *uid, co
 	mr.identity = (char *)uid;
 	mr.track_sid = (char *)sid;
 	mr.muted = muted;
-	mresp = lk_mute_published_track(r->w->lk, &mr, &st);
+	mresp = lk_mute_published_track(req_worker(r)->lk, &mr, &st);
 	if (mresp == NULL) {
 		if (lk_status_is(&st, "failed_precondition"))
 			resp_error(r, NC_ECONFLICT, "LiveKit refused: %s",
@@ -260,7 +260,7 @@ static bool mute_in_livekit(struct req *r, const char *room, const char *uid, co
 
 void api_calls_mute(struct req *r)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	json_t *body = req_json(r, false), *details, *members = NULL;
 	struct nc_error err = {0};
 	struct call_row c;
@@ -294,7 +294,7 @@ void api_calls_mute(struct req *r)
 		goto dbfail;
 	details = json_pack("{s:s, s:s, s:b, s:s}", "userId", uid, "source", source, "muted",
 			    muted, "trackSid", sid);
-	if (audit_log(db, &r->user, "call.participant.mute", "call", id, details, r->request_id,
+	if (audit_log(db, req_user(r), "call.participant.mute", "call", id, details, req_id(r),
 		      &err) != NC_OK) {
 		json_decref(details);
 		goto dbfail;
@@ -305,7 +305,7 @@ void api_calls_mute(struct req *r)
 		goto dbfail;
 	resp_json(r, 200, json_pack("{s:s, s:s, s:s, s:b, s:s}", "callId", id, "userId", uid,
 				    "source", source, "muted", muted, "trackSid", sid));
-	calls_publish(r->w, members, "call.updated", id, c.status, "muted");
+	calls_publish(req_worker(r), members, "call.updated", id, c.status, "muted");
 	goto out;
 dbfail:
 	calls_fail(r, &err);
@@ -325,7 +325,7 @@ static bool remove_in_livekit(struct req *r, const char *room, const char *uid)
 
 	rp.room = (char *)room;
 	rp.identity = (char *)uid;
-	rresp = lk_remove_participant(r->w->lk, &rp, &st);
+	rresp = lk_remove_participant(req_worker(r)->lk, &rp, &st);
 	if (rresp != NULL) {
 		protobuf_c_message_free_unpacked(&rresp->base, NULL);
 		return true;
@@ -341,7 +341,7 @@ static bool remove_in_livekit(struct req *r, const char *room, const char *uid)
 static enum nc_err remove_tx(struct req *r, const char *id, const char *uid, char status[16],
 			     bool *ended, json_t **members, struct nc_error *err)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	struct call_row c;
 	struct part_row p;
 	json_t *details;
@@ -351,13 +351,13 @@ static enum nc_err remove_tx(struct req *r, const char *id, const char *uid, cha
 	*members = NULL;
 	if (db_begin_service(db, err) != NC_OK)
 		return err->code;
-	n = calls_db_lock(db, id, uid, r->cfg->max_room_participants, &c, &p, err);
+	n = calls_db_lock(db, id, uid, req_cfg(r)->max_room_participants, &c, &p, err);
 	if (n <= 0)
 		goto fail;
 	if (calls_db_change_participant(db, id, uid, CALLS_PART_REMOVE, err) != NC_OK)
 		goto fail;
 	details = json_pack("{s:s, s:s}", "userId", uid, "previousStatus", p.status);
-	if (audit_log(db, &r->user, "call.participant.remove", "call", id, details, r->request_id,
+	if (audit_log(db, req_user(r), "call.participant.remove", "call", id, details, req_id(r),
 		      err) != NC_OK) {
 		json_decref(details);
 		goto fail;
@@ -368,7 +368,7 @@ static enum nc_err remove_tx(struct req *r, const char *id, const char *uid, cha
 		if (n < 0)
 			goto fail;
 		if (n == 0) {
-			if (calls_close_tx(r->cfg, db, id, "ended", "everyone_left", NULL, err) < 0)
+			if (calls_close_tx(req_cfg(r), db, id, "ended", "everyone_left", NULL, err) < 0)
 				goto fail;
 			snprintf(c.status, sizeof(c.status), "ended");
 			*ended = true;
@@ -404,7 +404,7 @@ void api_calls_remove(struct req *r)
 		resp_error(r, NC_EGONE, "the call is %s", c.status);
 		return;
 	}
-	if (strcmp(uid, r->user.user_id) == 0) {
+	if (strcmp(uid, req_user(r)->user_id) == 0) {
 		resp_error(r, NC_EBADREQ, "cannot remove yourself: leave the call instead");
 		return;
 	}
@@ -416,14 +416,14 @@ void api_calls_remove(struct req *r)
 	}
 	resp_json(r, 200, json_pack("{s:s, s:s, s:s}", "callId", id, "userId", uid, "status",
 				    "removed"));
-	presence_leave(r->w, id, uid);
+	presence_leave(req_worker(r), id, uid);
 	/* the removed user hears of the removal itself, and of nothing after it */
 	told = json_copy(members);
 	json_array_append_new(told, json_string(uid));
 	if (ended)
-		calls_after_end(r->w, id, told, "ended", "everyone_left", true);
+		calls_after_end(req_worker(r), id, told, "ended", "everyone_left", true);
 	else
-		calls_publish(r->w, told, "call.updated", id, status, "removed");
+		calls_publish(req_worker(r), told, "call.updated", id, status, "removed");
 	json_decref(told);
 	json_decref(members);
 }

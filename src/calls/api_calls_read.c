@@ -88,7 +88,7 @@ void api_calls_get(struct req *r)
 
 	if (!calls_path_uuid(r, "id", id))
 		return;
-	if (calls_db_get(&r->w->db, r->user.user_id, id, &v, &found, &err) != NC_OK) {
+	if (calls_db_get(&req_worker(r)->db, req_user(r)->user_id, id, &v, &found, &err) != NC_OK) {
 		resp_nc_error(r, &err);
 		return;
 	}
@@ -96,7 +96,7 @@ void api_calls_get(struct req *r)
 		resp_error(r, NC_ENOTFOUND, "call not found");
 		return;
 	}
-	resp_json(r, 200, call_json(r->w, &v));
+	resp_json(r, 200, call_json(req_worker(r), &v));
 	call_view_free(&v);
 }
 
@@ -208,13 +208,13 @@ void api_calls_list(struct req *r)
 
 	if (!list_filter(r, status, channel, limit_s, before, ts, cid, &f))
 		goto out;
-	if (calls_db_list(&r->w->db, r->user.user_id, &f, &v, &n, &err) != NC_OK) {
+	if (calls_db_list(&req_worker(r)->db, req_user(r)->user_id, &f, &v, &n, &err) != NC_OK) {
 		resp_nc_error(r, &err);
 		goto out;
 	}
 	items = json_array();
 	for (size_t i = 0; i < n && i < (size_t)f.limit; i++)
-		json_array_append_new(items, call_json(r->w, &v[i]));
+		json_array_append_new(items, call_json(req_worker(r), &v[i]));
 	out = json_pack("{s:o}", "items", items);
 	if (n > (size_t)f.limit) {
 		char *raw = xasprintf("%s|%s", v[f.limit - 1].cursor_ts, v[f.limit - 1].id);
@@ -252,10 +252,10 @@ static int stats_rate_ok(struct req *r, const char *id)
 	redisReply *rep;
 	int ok = 1;
 
-	if (!r->w->rds_ok)
+	if (!req_worker(r)->rds_ok)
 		return 1;
-	rep = rds_cmd(&r->w->rds, &err, "SET nchat:rl:stats:%s:%s 1 PX 1000 NX", id,
-		      r->user.user_id);
+	rep = rds_cmd(&req_worker(r)->rds, &err, "SET nchat:rl:stats:%s:%s 1 PX 1000 NX", id,
+		      req_user(r)->user_id);
 	if (rep != NULL && rep->type == REDIS_REPLY_NIL)
 		ok = 0;
 	freeReplyObject(rep);
@@ -298,7 +298,7 @@ static bool stats_body(struct req *r, json_t *body, struct calls_stats_row *s, c
 
 void api_calls_stats(struct req *r)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	json_t *body = req_json(r, false);
 	struct nc_error err = {0};
 	struct calls_stats_row s;
@@ -311,8 +311,8 @@ void api_calls_stats(struct req *r)
 	if (!calls_path_uuid(r, "id", id) || !stats_body(r, body, &s, rtt_s, jit_s, loss_s, br_s))
 		goto out;
 	/* User context: the policy lets a participant insert only their own row. */
-	if (db_begin_user(db, r->user.user_id, &err) != NC_OK ||
-	    calls_db_stats_participant(db, id, r->user.user_id, &outcome, pid, &err) != NC_OK) {
+	if (db_begin_user(db, req_user(r)->user_id, &err) != NC_OK ||
+	    calls_db_stats_participant(db, id, req_user(r)->user_id, &outcome, pid, &err) != NC_OK) {
 		calls_fail(r, &err);
 		goto out;
 	}
@@ -330,7 +330,7 @@ void api_calls_stats(struct req *r)
 		resp_error(r, NC_ERATELIMIT, "at most one stats report per second per call");
 		goto out;
 	}
-	if (calls_db_stats_insert(db, id, r->user.user_id, pid, &s, rid, created, &err) != NC_OK ||
+	if (calls_db_stats_insert(db, id, req_user(r)->user_id, pid, &s, rid, created, &err) != NC_OK ||
 	    db_commit(db, &err) != NC_OK) {
 		calls_fail(r, &err);
 		goto out;

@@ -134,10 +134,10 @@ static enum nc_err db_failed(struct nc_error *err, const char *what)
 /* One statement, so one snapshot, in a read-only service transaction of its own. */
 static enum nc_err api_gdpr_export(struct req *r, struct nc_error *err)
 {
-	const char *params[1] = {r->user.user_id};
+	const char *params[1] = {req_user(r)->user_id};
 	char now[32];
 	json_t *out, *sections;
-	PGresult *res = db_exec_service(&r->w->db, export_sql, 1, params, err);
+	PGresult *res = db_exec_service(&req_worker(r)->db, export_sql, 1, params, err);
 
 	if (res == NULL)
 		return db_failed(err, "export");
@@ -149,7 +149,7 @@ static enum nc_err api_gdpr_export(struct req *r, struct nc_error *err)
 		return db_failed(err, "export");
 	}
 	format_rfc3339(now_unix(), now, sizeof(now));
-	out = json_pack("{s:s, s:s}", "user_id", r->user.user_id, "exported_at", now);
+	out = json_pack("{s:s, s:s}", "user_id", req_user(r)->user_id, "exported_at", now);
 	if (out == NULL || json_object_update(out, sections) != 0)
 		fatal("out of memory (export)");
 	json_decref(sections);
@@ -202,7 +202,7 @@ static const struct erase_step erase_steps[] = {
  */
 static enum nc_err erase_user(struct req *r, const char *uid, json_t *out, struct nc_error *err)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	const char *params[1] = {uid};
 	json_t *details;
 	PGresult *res;
@@ -230,7 +230,7 @@ static enum nc_err erase_user(struct req *r, const char *uid, json_t *out, struc
 			    json_object_get(out, "pseudonymised"));
 	if (details == NULL)
 		fatal("out of memory (erase)");
-	e = audit_log(db, &r->user, "user.erase", "user", uid, details, r->request_id, err);
+	e = audit_log(db, req_user(r), "user.erase", "user", uid, details, req_id(r), err);
 	json_decref(details);
 	if (e != NC_OK || db_commit(db, err) != NC_OK)
 		return db_failed(err, "erase");
@@ -245,7 +245,7 @@ static enum nc_err api_gdpr_erase(struct req *r, struct nc_error *err)
 
 	/* Canonical lower case, as principal ids are, so self is recognised. */
 	uuid_lower(req_param(r, "id"), uid);
-	if (strcmp(uid, r->user.user_id) != 0 && !(r->user.roles & ROLE_ADMIN))
+	if (strcmp(uid, req_user(r)->user_id) != 0 && !(req_user(r)->roles & ROLE_ADMIN))
 		return err_set(err, NC_EFORBIDDEN,
 			       "only the user themself or an admin may erase their data");
 	out = json_pack("{s:s, s:{}, s:{}}", "user_id", uid, "erased", "pseudonymised");
@@ -255,7 +255,7 @@ static enum nc_err api_gdpr_erase(struct req *r, struct nc_error *err)
 		json_decref(out);
 		return err->code;
 	}
-	log_info("gdpr: data of user %s erased by %s", uid, r->user.user_id);
+	log_info("gdpr: data of user %s erased by %s", uid, req_user(r)->user_id);
 	resp_json(r, 200, out);
 	return NC_OK;
 }

@@ -64,10 +64,10 @@ static enum nc_err answer_page(struct req *r, const char *sql, int n, const char
 {
 	PGresult *res;
 
-	if (db_begin_service(&r->w->db, err) != NC_OK)
+	if (db_begin_service(&req_worker(r)->db, err) != NC_OK)
 		return err->code;
-	res = db_exec(&r->w->db, sql, n, params, err);
-	db_rollback(&r->w->db);
+	res = db_exec(&req_worker(r)->db, sql, n, params, err);
+	db_rollback(&req_worker(r)->db);
 	if (res == NULL)
 		return err->code;
 	resp_json(r, 200, page_json(res, atol(limit)));
@@ -153,9 +153,9 @@ static enum nc_err replay_outbound(struct req *r, struct nc_error *err)
 	PGresult *res;
 	json_t *row;
 
-	if (db_begin_service(&r->w->db, err) != NC_OK)
+	if (db_begin_service(&req_worker(r)->db, err) != NC_OK)
 		return err->code;
-	res = db_exec(&r->w->db,
+	res = db_exec(&req_worker(r)->db,
 		      "UPDATE nchat_rtc_outbound_webhooks o SET status = 'pending', attempts = 0,"
 		      " next_attempt_at = now(), last_error = NULL WHERE o.id = $1 RETURNING "
 		      WEBHOOK_ROW_SQL,
@@ -168,9 +168,9 @@ static enum nc_err replay_outbound(struct req *r, struct nc_error *err)
 	}
 	row = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
 	PQclear(res);
-	if (audit_log(&r->w->db, &r->user, "outbound_webhook.replay", "outbound_webhook", id, NULL,
-		      r->request_id, err) != NC_OK ||
-	    db_commit(&r->w->db, err) != NC_OK) {
+	if (audit_log(&req_worker(r)->db, req_user(r), "outbound_webhook.replay", "outbound_webhook", id, NULL,
+		      req_id(r), err) != NC_OK ||
+	    db_commit(&req_worker(r)->db, err) != NC_OK) {
 		json_decref(row);
 		return err->code;
 	}

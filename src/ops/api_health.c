@@ -23,7 +23,7 @@ static enum nc_err api_healthz(struct req *r, struct nc_error *err)
  */
 static enum nc_err api_readyz(struct req *r, struct nc_error *err)
 {
-	struct nc_worker *w = r->w;
+	struct nc_worker *w = req_worker(r);
 	char msg[512];
 	enum db_roles_state st = db_check_roles(&w->db, msg, sizeof(msg));
 	redisReply *rep = NULL;
@@ -51,13 +51,13 @@ static enum nc_err api_me(struct req *r, struct nc_error *err)
 	json_t *roles = json_array();
 
 	(void)err;
-	if (r->user.roles & ROLE_USER)
+	if (req_user(r)->roles & ROLE_USER)
 		json_array_append_new(roles, json_string("user"));
-	if (r->user.roles & ROLE_MODERATOR)
+	if (req_user(r)->roles & ROLE_MODERATOR)
 		json_array_append_new(roles, json_string("moderator"));
-	if (r->user.roles & ROLE_ADMIN)
+	if (req_user(r)->roles & ROLE_ADMIN)
 		json_array_append_new(roles, json_string("admin"));
-	resp_json(r, 200, json_pack("{s:s, s:o}", "userId", r->user.user_id, "roles", roles));
+	resp_json(r, 200, json_pack("{s:s, s:o}", "userId", req_user(r)->user_id, "roles", roles));
 	return NC_OK;
 }
 

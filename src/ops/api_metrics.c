@@ -43,7 +43,7 @@ static const char pg_gauges_sql[] =
 static void sample_scrape_gauges(struct req *r)
 {
 	struct nc_error err = {0};
-	PGresult *res = db_exec_service(&r->w->db, pg_gauges_sql, 0, NULL, &err);
+	PGresult *res = db_exec_service(&req_worker(r)->db, pg_gauges_sql, 0, NULL, &err);
 	redisReply *rep = NULL;
 	bool pg_ok = res != NULL, redis_ok = false;
 
@@ -54,7 +54,7 @@ static void sample_scrape_gauges(struct req *r)
 	}
 	metrics_set_gauge("nchat_postgres_up", pg_ok ? 1 : 0);
 
-	if (r->w->rds_ok) {
+	if (req_worker(r)->rds_ok) {
 		const char *argv[1 + NC_ARRAY_LEN(sweep_names)];
 		char keys[NC_ARRAY_LEN(sweep_names)][48];
 
@@ -63,7 +63,7 @@ static void sample_scrape_gauges(struct req *r)
 			snprintf(keys[i], sizeof(keys[i]), SWEEP_KEY "%s", sweep_names[i]);
 			argv[i + 1] = keys[i];
 		}
-		rep = rds_cmdv(&r->w->rds, (int)NC_ARRAY_LEN(argv), argv, NULL, &err);
+		rep = rds_cmdv(&req_worker(r)->rds, (int)NC_ARRAY_LEN(argv), argv, NULL, &err);
 		redis_ok = rep != NULL && rep->type == REDIS_REPLY_ARRAY &&
 			   rep->elements == NC_ARRAY_LEN(sweep_names);
 		for (size_t i = 0; redis_ok && i < rep->elements; i++)
@@ -94,10 +94,10 @@ static bool token_matches(const char *given, const char *want)
  */
 static enum nc_err metrics_allowed(struct req *r, struct nc_error *err)
 {
-	const char *tok = r->cfg->metrics_token, *h;
+	const char *tok = req_cfg(r)->metrics_token, *h;
 
 	if (tok == NULL || *tok == '\0') {
-		if (r->metrics_listener)
+		if (req_on_metrics_listener(r))
 			return NC_OK;
 		return err_set(err, NC_ENOTFOUND, "no such endpoint");
 	}

@@ -435,7 +435,7 @@ static void publish_resource_change(struct nc_worker *w, const char *event, json
 
 static void api_webhook_livekit(struct req *r)
 {
-	struct nc_worker *w = r->w;
+	struct nc_worker *w = req_worker(r);
 	struct db_conn *db = &w->db;
 	struct nc_error err = {0};
 	struct wh_effect eff;
@@ -445,17 +445,19 @@ static void api_webhook_livekit(struct req *r)
 	PGresult *res;
 	int64_t created_at;
 	int n;
+	size_t body_len = 0;
+	const char *body = req_raw_body(r, &body_len);
 
-	if (webhook_verify(r->cfg->webhook_keys, r->cfg->n_webhook_keys, r->cfg->webhook_leeway_s,
-			   req_header(r, "Authorization"), r->body, r->body_len, now_unix(), why,
+	if (webhook_verify(req_cfg(r)->webhook_keys, req_cfg(r)->n_webhook_keys, req_cfg(r)->webhook_leeway_s,
+			   req_header(r, "Authorization"), body, body_len, now_unix(), why,
 			   sizeof(why)) != 0) {
 		atomic_fetch_add(&rejected, 1);
 		metrics_inc(M_WEBHOOK_AUTH_FAILURES);
-		log_warn("webhook: refused a delivery from %s: %s", r->client_addr, why);
+		log_warn("webhook: refused a delivery from %s: %s", req_client_addr(r), why);
 		resp_error(r, NC_EUNAUTH, "webhook signature invalid: %s", why);
 		return;
 	}
-	if (webhook_decode(r->body, r->body_len, &e, why, sizeof(why)) != 0) {
+	if (webhook_decode(body, body_len, &e, why, sizeof(why)) != 0) {
 		webhook_event_free(&e);
 		resp_error(r, NC_EBADREQ, "%s", why);
 		return;

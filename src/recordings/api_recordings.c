@@ -45,7 +45,7 @@ static enum nc_err api_recording_start(struct req *r, struct nc_error *err)
 	static const char *const layouts[] = { "grid", "speaker", "single-speaker", NULL };
 	static const char *const resolutions[] = { "720p", "1080p", NULL };
 	struct rec_start_opts o = { .layout = "speaker", .resolution = "720p" };
-	long long days = r->cfg->recording_retention_days;
+	long long days = req_cfg(r)->recording_retention_days;
 	json_t *body = req_body(r), *out = NULL;
 
 	if (jv_enum(body, "layout", 0, layouts, &o.layout, err) < 0 ||
@@ -54,7 +54,7 @@ static enum nc_err api_recording_start(struct req *r, struct nc_error *err)
 	    jv_int(body, "retentionDays", 0, 0, 3650, &days, err) < 0)
 		return err->code;
 	o.retention_days = (int)days;
-	if (recordings_start(r->w, &r->user, req_param(r, "id"), &o, r->request_id, &out, err) !=
+	if (recordings_start(req_worker(r), req_user(r), req_param(r, "id"), &o, req_id(r), &out, err) !=
 	    NC_OK)
 		return err->code;
 	resp_json(r, 201, out);
@@ -65,7 +65,7 @@ static enum nc_err api_recording_stop(struct req *r, struct nc_error *err)
 {
 	json_t *out = NULL;
 
-	if (recordings_stop(r->w, &r->user, req_param(r, "id"), r->request_id, &out, err) != NC_OK)
+	if (recordings_stop(req_worker(r), req_user(r), req_param(r, "id"), req_id(r), &out, err) != NC_OK)
 		return err->code;
 	resp_json(r, 200, out);
 	return NC_OK;
@@ -82,7 +82,7 @@ static enum nc_err api_recording_stop(struct req *r, struct nc_error *err)
 
 static bool is_admin(const struct req *r)
 {
-	return (r->user.roles & ROLE_ADMIN) != 0;
+	return (req_user(r)->roles & ROLE_ADMIN) != 0;
 }
 
 static enum nc_err api_call_recordings(struct req *r, struct nc_error *err)
@@ -106,15 +106,15 @@ static enum nc_err api_call_recordings(struct req *r, struct nc_error *err)
 		"   WHERE x.call_id = c.id AND x.status <> 'deleted'"
 		"   ORDER BY x.created_at DESC, x.id DESC LIMIT 200) r ON true"
 		" WHERE c.id = $1 ORDER BY r.created_at DESC, r.id DESC";
-	const char *p[2] = { req_param(r, "id"), r->user.user_id };
-	struct db_conn *db = &r->w->db;
+	const char *p[2] = { req_param(r, "id"), req_user(r)->user_id };
+	struct db_conn *db = &req_worker(r)->db;
 	PGresult *res;
 	json_t *items;
 
 	if (is_admin(r))
 		res = db_exec_service(db, admin_sql, 1, p, err);
 	else
-		res = db_exec_user(db, r->user.user_id, user_sql, 2, p, err);
+		res = db_exec_user(db, req_user(r)->user_id, user_sql, 2, p, err);
 	if (res == NULL)
 		return err->code;
 	if (PQntuples(res) == 0) {
@@ -144,15 +144,15 @@ static json_t *load_visible(struct req *r, const char *rec_id, struct nc_error *
 	static const char admin_sql[] =
 		"SELECT " REC_COLS " FROM nchat_call_recordings r"
 		" WHERE r.id = $1 AND r.status <> 'deleted'";
-	const char *p[2] = { rec_id, r->user.user_id };
-	struct db_conn *db = &r->w->db;
+	const char *p[2] = { rec_id, req_user(r)->user_id };
+	struct db_conn *db = &req_worker(r)->db;
 	PGresult *res;
 	json_t *row = NULL;
 
 	if (is_admin(r))
 		res = db_exec_service(db, admin_sql, 1, p, err);
 	else
-		res = db_exec_user(db, r->user.user_id, user_sql, 2, p, err);
+		res = db_exec_user(db, req_user(r)->user_id, user_sql, 2, p, err);
 	if (res == NULL)
 		return NULL;
 	if (PQntuples(res) == 1)
@@ -173,15 +173,15 @@ static enum nc_err add_download_url(struct req *r, json_t *row, const char *key,
 				    struct nc_error *err)
 {
 	const char *rec_id = req_param(r, "id");
-	const char *p[3] = { rec_id, r->user.user_id, is_admin(r) ? "true" : "false" };
+	const char *p[3] = { rec_id, req_user(r)->user_id, is_admin(r) ? "true" : "false" };
 	char expires[32];
-	char *url = s3_presign_get(r->cfg, key, r->cfg->s3_presign_ttl_s, now_unix());
+	char *url = s3_presign_get(req_cfg(r), key, req_cfg(r)->s3_presign_ttl_s, now_unix());
 	PGresult *res;
 	int n;
 
 	if (url == NULL)
 		return err_set(err, NC_ESTORAGE, "recording storage is not configured");
-	res = db_exec_service(&r->w->db,
+	res = db_exec_service(&req_worker(r)->db,
 			      "INSERT INTO nchat_recording_downloads (recording_id, user_id)"
 			      " SELECT r.id, (SELECT id FROM nchat_users WHERE id = $2::uuid)"
 			      " FROM nchat_call_recordings r"
@@ -199,7 +199,7 @@ static enum nc_err add_download_url(struct req *r, json_t *row, const char *key,
 		free(url);
 		return err_set(err, NC_ENOTFOUND, "recording not found");
 	}
-	format_rfc3339(now_unix() + r->cfg->s3_presign_ttl_s, expires, sizeof expires);
+	format_rfc3339(now_unix() + req_cfg(r)->s3_presign_ttl_s, expires, sizeof expires);
 	json_object_set_new(row, "downloadUrl", json_string(url));
 	json_object_set_new(row, "downloadUrlExpiresAt", json_string(expires));
 	free(url);
@@ -243,7 +243,7 @@ static PGresult *load_for_action(struct req *r, const char *rec_id, bool initiat
 	if (vis == NULL)
 		return NULL;
 	json_decref(vis);
-	res = db_exec_service(&r->w->db,
+	res = db_exec_service(&req_worker(r)->db,
 			      "SELECT r.id, r.call_id, r.status, r.object_key, r.legal_hold,"
 			      " c.initiator_id::text AS initiator_id, r.livekit_egress_id,"
 			      " r.started_by, r.created_at, r.file_size_bytes, r.duration_seconds"
@@ -259,7 +259,7 @@ static PGresult *load_for_action(struct req *r, const char *rec_id, bool initiat
 	}
 	initiator = row_text(res, 0, "initiator_id");
 	if (!is_admin(r) &&
-	    !(initiator_ok && initiator != NULL && strcmp(initiator, r->user.user_id) == 0)) {
+	    !(initiator_ok && initiator != NULL && strcmp(initiator, req_user(r)->user_id) == 0)) {
 		PQclear(res);
 		err_set(err, NC_EFORBIDDEN, "you may not do this to this recording");
 		return NULL;
@@ -288,9 +288,9 @@ static enum nc_err delete_object(struct req *r, const char *key, struct nc_error
 
 	if (key == NULL)
 		return NC_OK;
-	if (r->w->s3 == NULL)
+	if (req_worker(r)->s3 == NULL)
 		return err_set(err, NC_ESTORAGE, "recording storage is not configured");
-	e = s3_delete(r->w->s3, key, &e2);
+	e = s3_delete(req_worker(r)->s3, key, &e2);
 	if (e != NC_OK && e != NC_ENOTFOUND) {
 		*err = e2;
 		return e;
@@ -302,8 +302,8 @@ static enum nc_err delete_object(struct req *r, const char *key, struct nc_error
 static enum nc_err mark_deleted(struct req *r, const char *rec_id, const PGresult *row,
 				struct nc_error *err)
 {
-	const char *p[3] = { rec_id, is_admin(r) ? "true" : "false", r->user.user_id };
-	struct db_conn *db = &r->w->db;
+	const char *p[3] = { rec_id, is_admin(r) ? "true" : "false", req_user(r)->user_id };
+	struct db_conn *db = &req_worker(r)->db;
 	PGresult *res;
 	json_t *details;
 	int64_t n;
@@ -331,8 +331,8 @@ static enum nc_err mark_deleted(struct req *r, const char *rec_id, const PGresul
 			    row_text(row, 0, "started_by"), "createdAt", row_text(row, 0, "created_at"),
 			    "fileSizeBytes", row_text(row, 0, "file_size_bytes"), "durationSeconds",
 			    row_text(row, 0, "duration_seconds"));
-	e = audit_log(db, &r->user, "recording.delete", "recording", rec_id, details,
-		      r->request_id, err);
+	e = audit_log(db, req_user(r), "recording.delete", "recording", rec_id, details,
+		      req_id(r), err);
 	json_decref(details);
 	if (e != NC_OK)
 		return e;
@@ -362,7 +362,7 @@ static enum nc_err api_recording_delete(struct req *r, struct nc_error *err)
 static enum nc_err api_recording_legal_hold(struct req *r, struct nc_error *err)
 {
 	const char *rec_id = req_param(r, "id");
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	json_t *details, *row;
 	bool hold = false;
 	const char *p[2];
@@ -388,8 +388,8 @@ static enum nc_err api_recording_legal_hold(struct req *r, struct nc_error *err)
 	}
 	PQclear(res);
 	details = json_pack("{s:b}", "hold", hold);
-	e = audit_log(db, &r->user, "recording.legal_hold", "recording", rec_id, details,
-		      r->request_id, err);
+	e = audit_log(db, req_user(r), "recording.legal_hold", "recording", rec_id, details,
+		      req_id(r), err);
 	json_decref(details);
 	if (e != NC_OK)
 		return e;

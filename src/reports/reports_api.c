@@ -42,16 +42,16 @@ static const char *val(const PGresult *res, const char *col)
 
 static void fail(struct req *r, const struct nc_error *err)
 {
-	db_rollback(&r->w->db);
+	db_rollback(&req_worker(r)->db);
 	resp_nc_error(r, err);
 }
 
 static void report(struct req *r, enum rpt_kind kind)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	struct nc_error err = {0};
 	struct rpt_params p;
-	bool admin = (r->user.roles & ROLE_ADMIN) != 0;
+	bool admin = (req_user(r)->roles & ROLE_ADMIN) != 0;
 	const char *params[2], *role;
 	char as_of[32] = "";
 	struct fw body;
@@ -64,12 +64,12 @@ static void report(struct req *r, enum rpt_kind kind)
 			   " channel admins and moderators pass channelId");
 		return;
 	}
-	if ((admin ? db_begin_service(db, &err) : db_begin_user(db, r->user.user_id, &err)) != NC_OK) {
+	if ((admin ? db_begin_service(db, &err) : db_begin_user(db, req_user(r)->user_id, &err)) != NC_OK) {
 		resp_nc_error(r, &err);
 		return;
 	}
 	params[0] = p.channel_id[0] ? p.channel_id : NULL;
-	params[1] = r->user.user_id;
+	params[1] = req_user(r)->user_id;
 	res = db_exec(db, report_check_sql, 2, params, &err);
 	if (res == NULL) {
 		fail(r, &err);
@@ -227,10 +227,10 @@ static bool call_quality_json(struct fw *w, const char *id, const PGresult *res)
 
 static void api_call_quality(struct req *r)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	struct nc_error err = {0};
 	const char *raw = req_param(r, "id"), *params[2];
-	bool admin = (r->user.roles & ROLE_ADMIN) != 0, visible;
+	bool admin = (req_user(r)->roles & ROLE_ADMIN) != 0, visible;
 	char id[37];
 	PGresult *res;
 
@@ -241,12 +241,12 @@ static void api_call_quality(struct req *r)
 	for (size_t i = 0; i < 36; i++)
 		id[i] = (char)(raw[i] >= 'A' && raw[i] <= 'F' ? raw[i] - 'A' + 'a' : raw[i]);
 	id[36] = '\0';
-	if ((admin ? db_begin_service(db, &err) : db_begin_user(db, r->user.user_id, &err)) != NC_OK) {
+	if ((admin ? db_begin_service(db, &err) : db_begin_user(db, req_user(r)->user_id, &err)) != NC_OK) {
 		resp_nc_error(r, &err);
 		return;
 	}
 	params[0] = id;
-	params[1] = r->user.user_id;
+	params[1] = req_user(r)->user_id;
 	res = db_exec(db, call_check_sql, 2, params, &err);
 	if (res == NULL) {
 		fail(r, &err);

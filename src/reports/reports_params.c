@@ -209,7 +209,7 @@ bool rpt_read_params(struct req *r, struct rpt_params *p)
 	if (tz == NULL || *tz == '\0') {
 		snprintf(p->tz, sizeof(p->tz), "UTC");
 	} else {
-		known = strlen(tz) < sizeof(p->tz) ? tz_lookup(&r->w->db, tz, p->tz, sizeof(p->tz)) : 0;
+		known = strlen(tz) < sizeof(p->tz) ? tz_lookup(&req_worker(r)->db, tz, p->tz, sizeof(p->tz)) : 0;
 		if (known < 0) {
 			resp_error(r, NC_EUNAVAILABLE, "database unavailable");
 			goto out;

@@ -36,12 +36,12 @@
 static void stream_json_filter(json_t *o, const struct req *r)
 {
 	const char *b = json_string_value(json_object_get(o, "broadcaster_id"));
-	bool mine = r->authed && b != NULL && strcmp(b, r->user.user_id) == 0;
+	bool mine = req_authed(r) && b != NULL && strcmp(b, req_user(r)->user_id) == 0;
 
 	if (!mine) {
 		json_object_del(o, "ingest_url");
 		json_object_del(o, "stream_key_last4");
-		if (!(r->authed && auth_is_staff(&r->user)))
+		if (!(req_authed(r) && auth_is_staff(req_user(r))))
 			json_object_del(o, "stream_key_revoked_at");
 	}
 }
@@ -84,7 +84,7 @@ static bool all_space(const char *s)
 
 static void api_streams_create(struct req *r)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	struct nc_error err;
 	json_t *body = req_json(r, false), *out = NULL, *details;
 	const char *channel_id = NULL, *title = NULL, *description = NULL, *scheduled_at = NULL;
@@ -116,7 +116,7 @@ static void api_streams_create(struct req *r)
 
 	/* Who may create: members of the channel. */
 	if (db_begin_service(db, &err) != NC_OK ||
-	    streams_db_create_check(db, channel_id, r->user.user_id, scheduled_at, &chk, &err) != NC_OK)
+	    streams_db_create_check(db, channel_id, req_user(r)->user_id, scheduled_at, &chk, &err) != NC_OK)
 		goto fail;
 	display_name = chk.display_name;
 	scheduled = chk.scheduled;
@@ -133,26 +133,26 @@ static void api_streams_create(struct req *r)
 	/* LiveKit: the room, then the RTMP ingress that publishes into it. */
 	uuid_v4(id);
 	room = xasprintf("stream-%s", id);
-	if (streams_lk_ensure_room(r->w, room, &err) != NC_OK)
+	if (streams_lk_ensure_room(req_worker(r), room, &err) != NC_OK)
 		goto fail;
-	if (streams_lk_new_ingress(r->w, id, room, r->user.user_id, display_name, &in, &err) !=
+	if (streams_lk_new_ingress(req_worker(r), id, room, req_user(r)->user_id, display_name, &in, &err) !=
 	    NC_OK) {
 		struct nc_error e2;
 
-		if (streams_lk_delete_room(r->w, room, &e2) != NC_OK)
+		if (streams_lk_delete_room(req_worker(r), room, &e2) != NC_OK)
 			log_warn("stream create: room %s left behind: %s", room, e2.msg);
 		goto fail;
 	}
 	streams_key_hash(in.stream_key, key_hash);
 	streams_key_last4(in.stream_key, last4);
-	ingest_url = xstrdup(r->cfg->stream_ingest_url && *r->cfg->stream_ingest_url
-				     ? r->cfg->stream_ingest_url : in.url);
+	ingest_url = xstrdup(req_cfg(r)->stream_ingest_url && *req_cfg(r)->stream_ingest_url
+				     ? req_cfg(r)->stream_ingest_url : in.url);
 	snprintf(slow_txt, sizeof(slow_txt), "%lld", slow_mode);
 
 	if (db_begin_service(db, &err) != NC_OK)
 		goto undo_lk;
 	{
-		struct streams_new n = { id, channel_id, r->user.user_id, title, description,
+		struct streams_new n = { id, channel_id, req_user(r)->user_id, title, description,
 					 scheduled ? "scheduled" : "preparing", room, in.ingress_id,
 					 key_hash, last4, ingest_url, slow_txt, scheduled_at,
 					 enable_chat, enable_reactions };
@@ -161,7 +161,7 @@ static void api_streams_create(struct req *r)
 			goto undo_lk;
 	}
 	details = json_pack("{s:s, s:s}", "channel_id", channel_id, "title", title);
-	if (audit_log(db, &r->user, "stream.create", "stream", id, details, r->request_id, &err) !=
+	if (audit_log(db, req_user(r), "stream.create", "stream", id, details, req_id(r), &err) !=
 	    NC_OK) {
 		json_decref(details);
 		goto undo_lk;
@@ -183,9 +183,9 @@ undo_lk:
 	{
 		struct nc_error e2;
 
-		if (streams_lk_delete_ingress(r->w, in.ingress_id, &e2) != NC_OK)
+		if (streams_lk_delete_ingress(req_worker(r), in.ingress_id, &e2) != NC_OK)
 			log_warn("stream create: ingress %s left behind: %s", in.ingress_id, e2.msg);
-		if (streams_lk_delete_room(r->w, room, &e2) != NC_OK)
+		if (streams_lk_delete_room(req_worker(r), room, &e2) != NC_OK)
 			log_warn("stream create: room %s left behind: %s", room, e2.msg);
 	}
 fail:
@@ -214,21 +214,21 @@ static void api_stream_publisher_token(struct req *r)
 		return;
 	}
 	if (streams_is_over(&s)) {
-		db_rollback(&r->w->db);
+		db_rollback(&req_worker(r)->db);
 		stream_ctx_cleanup(&s);
 		resp_error(r, NC_ECONFLICT, "the stream has ended");
 		return;
 	}
-	name = streams_db_user_name(&r->w->db, r->user.user_id);
-	db_rollback(&r->w->db);
-	token = streams_mint_token(r->cfg, r->user.user_id, name, s.room_name, true, &exp);
+	name = streams_db_user_name(&req_worker(r)->db, req_user(r)->user_id);
+	db_rollback(&req_worker(r)->db);
+	token = streams_mint_token(req_cfg(r), req_user(r)->user_id, name, s.room_name, true, &exp);
 	if (token == NULL) {
 		resp_error(r, NC_ELIVEKIT_DOWN, "LiveKit is not configured");
 	} else {
 		format_rfc3339(exp, exp_txt, sizeof(exp_txt));
 		resp_json(r, 200, json_pack("{s:s, s:s?, s:s, s:s, s:s}", "token", token,
-					    "livekit_url", r->cfg->livekit_url, "room_name",
-					    s.room_name, "identity", r->user.user_id, "expires_at",
+					    "livekit_url", req_cfg(r)->livekit_url, "room_name",
+					    s.room_name, "identity", req_user(r)->user_id, "expires_at",
 					    exp_txt));
 	}
 	free(token);
@@ -241,7 +241,7 @@ static void api_stream_publisher_token(struct req *r)
 /* Release a start claim after a failure (best effort). */
 static void start_unclaim(struct req *r, const char *id, const char *claim)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	struct nc_error err;
 
 	if (db_begin_service(db, &err) != NC_OK)
@@ -275,7 +275,7 @@ static bool claim_is_stale(const char *egress_id)
  */
 static void api_stream_start(struct req *r)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	struct stream_ctx s;
 	struct streams_started st = { 0 };
 	struct nc_error err;
@@ -304,12 +304,12 @@ static void api_stream_start(struct req *r)
 		goto fail;
 
 	/* The room may have been closed by LiveKit while empty: make sure it exists. */
-	if (streams_lk_ensure_room(r->w, s.room_name, &err) != NC_OK ||
-	    streams_lk_start_hls(r->w, s.id, s.room_name, &egress_id, &err) != NC_OK) {
+	if (streams_lk_ensure_room(req_worker(r), s.room_name, &err) != NC_OK ||
+	    streams_lk_start_hls(req_worker(r), s.id, s.room_name, &egress_id, &err) != NC_OK) {
 		start_unclaim(r, s.id, claim);
 		goto fail;
 	}
-	hls = streams_hls_url(r->cfg, s.id);
+	hls = streams_hls_url(req_cfg(r), s.id);
 
 	if (db_begin_service(db, &err) != NC_OK)
 		goto undo;
@@ -328,8 +328,8 @@ static void api_stream_start(struct req *r)
 		err_set(&err, NC_EINTERNAL, "out of memory");
 		goto undo;
 	}
-	if ((!st.was_live && outbox_enqueue(db, r->cfg, "stream.live", payload, &err) != NC_OK) ||
-	    audit_log(db, &r->user, "stream.start", "stream", s.id, NULL, r->request_id, &err) !=
+	if ((!st.was_live && outbox_enqueue(db, req_cfg(r), "stream.live", payload, &err) != NC_OK) ||
+	    audit_log(db, req_user(r), "stream.start", "stream", s.id, NULL, req_id(r), &err) !=
 		    NC_OK) {
 		json_decref(payload);
 		goto undo;
@@ -340,7 +340,7 @@ static void api_stream_start(struct req *r)
 
 	out = json_pack("{s:s, s:s, s:s, s:s}", "id", s.id, "status", "live", "hls_manifest_url",
 			hls, "started_at", st.started_at);
-	rt_publish_stream(r->w, s.id, "stream.status", out);
+	rt_publish_stream(req_worker(r), s.id, "stream.status", out);
 	log_info("stream %s live, HLS egress %s", s.id, egress_id);
 	resp_json(r, 200, out);
 	goto done;
@@ -350,7 +350,7 @@ undo:
 	{
 		struct nc_error e2;
 
-		if (streams_lk_stop_egress(r->w, egress_id, &e2) != NC_OK)
+		if (streams_lk_stop_egress(req_worker(r), egress_id, &e2) != NC_OK)
 			log_warn("stream %s: egress %s left running: %s", s.id, egress_id, e2.msg);
 	}
 	start_unclaim(r, s.id, claim);
@@ -367,7 +367,7 @@ done:
 
 static void api_stream_end(struct req *r)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	struct stream_ctx s;
 	struct nc_error err;
 	const char *ended_at;
@@ -389,27 +389,27 @@ static void api_stream_end(struct req *r)
 	 * end can be retried; "not found" counts as done, so a retry after a
 	 * partial clean-up goes through.
 	 */
-	if (streams_lk_stop_egress(r->w, s.egress_id, &err) != NC_OK ||
-	    streams_lk_delete_ingress(r->w, s.ingress_id, &err) != NC_OK ||
-	    streams_lk_delete_room(r->w, s.room_name, &err) != NC_OK)
+	if (streams_lk_stop_egress(req_worker(r), s.egress_id, &err) != NC_OK ||
+	    streams_lk_delete_ingress(req_worker(r), s.ingress_id, &err) != NC_OK ||
+	    streams_lk_delete_room(req_worker(r), s.room_name, &err) != NC_OK)
 		goto fail;
 
 	if (db_begin_service(db, &err) != NC_OK)
 		goto fail;
-	payload = streams_db_end(db, s.id, r->cfg->viewer_heartbeat_timeout_s, &closed, &found, &err);
+	payload = streams_db_end(db, s.id, req_cfg(r)->viewer_heartbeat_timeout_s, &closed, &found, &err);
 	if (payload == NULL) {
 		if (!found)
 			err_set(&err, NC_ECONFLICT, "the stream has already ended");
 		goto fail;
 	}
 	ended_at = json_string_value(json_object_get(payload, "ended_at"));
-	if (outbox_enqueue(db, r->cfg, "stream.ended", payload, &err) != NC_OK)
+	if (outbox_enqueue(db, req_cfg(r), "stream.ended", payload, &err) != NC_OK)
 		goto fail;
 	{
 		json_t *d = json_pack("{s:s, s:b}", "previous_status", s.status, "as_moderator",
 				      !s.is_broadcaster);
 
-		if (audit_log(db, &r->user, "stream.end", "stream", s.id, d, r->request_id,
+		if (audit_log(db, req_user(r), "stream.end", "stream", s.id, d, req_id(r),
 			      &err) != NC_OK) {
 			json_decref(d);
 			goto fail;
@@ -419,16 +419,16 @@ static void api_stream_end(struct req *r)
 	if (db_commit(db, &err) != NC_OK)
 		goto fail;
 
-	if (r->w->rds_ok) {
-		redisReply *rep = rds_cmd(&r->w->rds, &err, "DEL %s%s", STREAMS_VIEWERS_KEY, s.id);
+	if (req_worker(r)->rds_ok) {
+		redisReply *rep = rds_cmd(&req_worker(r)->rds, &err, "DEL %s%s", STREAMS_VIEWERS_KEY, s.id);
 
 		if (rep)
 			freeReplyObject(rep);
 	}
 	out = json_pack("{s:s, s:s, s:s, s:I}", "id", s.id, "status", "ended", "ended_at",
 			ended_at, "closed_viewer_sessions", (json_int_t)closed);
-	rt_publish_stream(r->w, s.id, "stream.status", out);
-	log_info("stream %s ended by %s", s.id, r->user.user_id);
+	rt_publish_stream(req_worker(r), s.id, "stream.status", out);
+	log_info("stream %s ended by %s", s.id, req_user(r)->user_id);
 	resp_json(r, 200, out);
 	goto done;
 fail:
@@ -447,7 +447,7 @@ done:
  */
 static void api_stream_rotate_key(struct req *r)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	struct stream_ctx s;
 	struct nc_error err;
 	json_t *body = req_json(r, true);
@@ -469,7 +469,7 @@ static void api_stream_rotate_key(struct req *r)
 		resp_nc_error(r, &err);
 		return;
 	}
-	name = streams_db_user_name(db, r->user.user_id);
+	name = streams_db_user_name(db, req_user(r)->user_id);
 	db_rollback(db);
 	if (streams_is_over(&s)) {
 		err_set(&err, NC_ECONFLICT, "the stream has ended");
@@ -480,15 +480,15 @@ static void api_stream_rotate_key(struct req *r)
 			"the stream is live; rotating the key cuts the broadcast (send {\"force\":true})");
 		goto fail;
 	}
-	if (streams_lk_new_ingress(r->w, s.id, s.room_name, s.broadcaster_id, name, &in, &err) !=
+	if (streams_lk_new_ingress(req_worker(r), s.id, s.room_name, s.broadcaster_id, name, &in, &err) !=
 	    NC_OK)
 		goto fail;
-	if (streams_lk_delete_ingress(r->w, s.ingress_id, &err) != NC_OK)
+	if (streams_lk_delete_ingress(req_worker(r), s.ingress_id, &err) != NC_OK)
 		goto undo_lk;
 	streams_key_hash(in.stream_key, key_hash);
 	streams_key_last4(in.stream_key, last4);
-	ingest_url = xstrdup(r->cfg->stream_ingest_url && *r->cfg->stream_ingest_url
-				     ? r->cfg->stream_ingest_url : in.url);
+	ingest_url = xstrdup(req_cfg(r)->stream_ingest_url && *req_cfg(r)->stream_ingest_url
+				     ? req_cfg(r)->stream_ingest_url : in.url);
 	if (db_begin_service(db, &err) != NC_OK)
 		goto undo_lk;
 	if (streams_db_swap_ingress(db, s.id, in.ingress_id, key_hash, last4, ingest_url,
@@ -502,7 +502,7 @@ static void api_stream_rotate_key(struct req *r)
 		json_t *d = json_pack("{s:s?, s:s, s:b}", "old_ingress_id", s.ingress_id,
 				      "new_ingress_id", in.ingress_id, "forced", force);
 
-		if (audit_log(db, &r->user, "stream.rotate_key", "stream", s.id, d, r->request_id,
+		if (audit_log(db, req_user(r), "stream.rotate_key", "stream", s.id, d, req_id(r),
 			      &err) != NC_OK) {
 			json_decref(d);
 			goto undo_lk;
@@ -523,7 +523,7 @@ undo_lk:
 	{
 		struct nc_error e2;
 
-		if (streams_lk_delete_ingress(r->w, in.ingress_id, &e2) != NC_OK)
+		if (streams_lk_delete_ingress(req_worker(r), in.ingress_id, &e2) != NC_OK)
 			log_warn("stream %s: ingress %s left behind: %s", s.id, in.ingress_id,
 				 e2.msg);
 	}
@@ -540,7 +540,7 @@ done:
 
 static void api_stream_revoke_key(struct req *r)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	struct stream_ctx s;
 	struct nc_error err;
 	char revoked_at[32];
@@ -556,7 +556,7 @@ static void api_stream_revoke_key(struct req *r)
 		goto fail;
 	}
 	/* enabled=false makes LiveKit refuse new connections with the key at once */
-	if (streams_lk_disable_ingress(r->w, s.ingress_id, &err) != NC_OK)
+	if (streams_lk_disable_ingress(req_worker(r), s.ingress_id, &err) != NC_OK)
 		goto fail;
 	if (db_begin_service(db, &err) != NC_OK)
 		goto fail;
@@ -567,7 +567,7 @@ static void api_stream_revoke_key(struct req *r)
 		json_t *d = json_pack("{s:s?, s:b}", "ingress_id", s.ingress_id, "as_moderator",
 				      !s.is_broadcaster);
 
-		if (audit_log(db, &r->user, "stream.revoke_key", "stream", s.id, d, r->request_id,
+		if (audit_log(db, req_user(r), "stream.revoke_key", "stream", s.id, d, req_id(r),
 			      &err) != NC_OK) {
 			json_decref(d);
 			json_decref(out);
@@ -579,7 +579,7 @@ static void api_stream_revoke_key(struct req *r)
 		json_decref(out);
 		goto fail;
 	}
-	log_info("stream %s: key revoked by %s", s.id, r->user.user_id);
+	log_info("stream %s: key revoked by %s", s.id, req_user(r)->user_id);
 	resp_json(r, 200, out);
 	stream_ctx_cleanup(&s);
 	return;
@@ -592,9 +592,9 @@ fail:
 
 static void api_stream_get(struct req *r)
 {
-	struct db_conn *db = &r->w->db;
-	struct streams_caller who = { r->authed ? r->user.user_id : NULL,
-				      r->authed && auth_is_staff(&r->user), r->cfg->streams_public_live };
+	struct db_conn *db = &req_worker(r)->db;
+	struct streams_caller who = { req_authed(r) ? req_user(r)->user_id : NULL,
+				      req_authed(r) && auth_is_staff(req_user(r)), req_cfg(r)->streams_public_live };
 	struct stream_ctx s;
 	struct nc_error err;
 	json_t *out;
@@ -607,7 +607,7 @@ static void api_stream_get(struct req *r)
 	}
 	db_rollback(db);
 	if (strcmp(s.status, "live") == 0)
-		viewers_refresh(r->w, s.id);
+		viewers_refresh(req_worker(r), s.id);
 	/* the statement checks again who may see it */
 	if (db_begin_service(db, &err) != NC_OK ||
 	    (out = streams_db_get(db, s.id, &who, &err)) == NULL)
@@ -615,7 +615,7 @@ static void api_stream_get(struct req *r)
 	db_rollback(db);
 	stream_json_filter(out, r);
 	/* the live count straight from Redis when it answers */
-	if (strcmp(s.status, "live") == 0 && (cur = viewers_current(r->w, s.id)) >= 0)
+	if (strcmp(s.status, "live") == 0 && (cur = viewers_current(req_worker(r), s.id)) >= 0)
 		json_object_set_new(out, "current_viewers", json_integer(cur));
 	resp_json(r, 200, out);
 	stream_ctx_cleanup(&s);
@@ -662,7 +662,7 @@ static void api_streams_list(struct req *r)
 	}
 	f.limit = (int)limit;
 	/* the caller's channels' streams and their own, in the statement itself */
-	rows = streams_db_list(&r->w->db, r->user.user_id, &f, &err);
+	rows = streams_db_list(&req_worker(r)->db, req_user(r)->user_id, &f, &err);
 	if (rows == NULL) {
 		resp_nc_error(r, &err);
 		goto out;
@@ -696,9 +696,9 @@ out:
  */
 static void api_stream_analytics(struct req *r)
 {
-	struct db_conn *db = &r->w->db;
-	struct streams_caller who = { r->authed ? r->user.user_id : NULL,
-				      r->authed && auth_is_staff(&r->user), r->cfg->streams_public_live };
+	struct db_conn *db = &req_worker(r)->db;
+	struct streams_caller who = { req_authed(r) ? req_user(r)->user_id : NULL,
+				      req_authed(r) && auth_is_staff(req_user(r)), req_cfg(r)->streams_public_live };
 	struct stream_ctx s;
 	struct nc_error err;
 	json_t *out = NULL;
@@ -711,13 +711,13 @@ static void api_stream_analytics(struct req *r)
 	}
 	db_rollback(db);
 	if (strcmp(s.status, "live") == 0)
-		viewers_refresh(r->w, s.id);
+		viewers_refresh(req_worker(r), s.id);
 	if (db_begin_service(db, &err) != NC_OK ||
-	    (out = streams_db_analytics(db, s.id, r->cfg->viewer_heartbeat_timeout_s, &who, &err)) ==
+	    (out = streams_db_analytics(db, s.id, req_cfg(r)->viewer_heartbeat_timeout_s, &who, &err)) ==
 		    NULL)
 		goto fail;
 	db_rollback(db);
-	if (strcmp(s.status, "live") == 0 && (cur = viewers_current(r->w, s.id)) >= 0)
+	if (strcmp(s.status, "live") == 0 && (cur = viewers_current(req_worker(r), s.id)) >= 0)
 		json_object_set_new(out, "current_viewers", json_integer(cur));
 	resp_json(r, 200, out);
 	stream_ctx_cleanup(&s);

@@ -165,7 +165,7 @@ static void too_many(struct req *r, long wait, const char *what)
 {
 	char txt[24];
 
-	db_rollback(&r->w->db);
+	db_rollback(&req_worker(r)->db);
 	snprintf(txt, sizeof(txt), "%ld", wait > 0 ? wait : 1);
 	resp_header(r, "Retry-After", txt);
 	resp_error(r, NC_ERATELIMIT, "%s; retry in %ld s", what, wait > 0 ? wait : 1);
@@ -207,7 +207,7 @@ static char *chat_content(struct req *r, json_t *body, struct nc_error *err)
 		return NULL;
 	}
 	content = xstrndup(raw, len);
-	if (stream_chat_blocked(r->cfg->chat_blocked_words, content)) {
+	if (stream_chat_blocked(req_cfg(r)->chat_blocked_words, content)) {
 		err_set(err, NC_EBADREQ, "content contains a blocked word");
 		free(content);
 		return NULL;
@@ -218,7 +218,7 @@ static char *chat_content(struct req *r, json_t *body, struct nc_error *err)
 /* The answer for a stream the hot-path statement found unusable; false if it is usable. */
 static bool stream_refused(struct req *r, const struct streams_seen *s, struct nc_error *err)
 {
-	if (!s->found || (!s->can_view && r->authed))
+	if (!s->found || (!s->can_view && req_authed(r)))
 		err_set(err, NC_ENOTFOUND, "stream not found");
 	else if (!s->can_view)
 		err_set(err, NC_EUNAUTH, "sign in to view this stream");
@@ -231,8 +231,8 @@ static bool stream_refused(struct req *r, const struct streams_seen *s, struct n
 
 static struct streams_caller caller_of(const struct req *r)
 {
-	struct streams_caller c = { r->authed ? r->user.user_id : NULL,
-				    r->authed && auth_is_staff(&r->user), r->cfg->streams_public_live };
+	struct streams_caller c = { req_authed(r) ? req_user(r)->user_id : NULL,
+				    req_authed(r) && auth_is_staff(req_user(r)), req_cfg(r)->streams_public_live };
 
 	return c;
 }
@@ -255,24 +255,24 @@ void api_stream_chat_post(struct req *r)
 		err_set(&err, NC_EBADREQ, "stream id must be a UUID");
 		goto bad;
 	}
-	key = xasprintf("nchat:rl:streamchat:%s", r->user.user_id);
-	wait = rate_hit(r->w, key, r->cfg->stream_chat_rate_limit,
-			r->cfg->stream_chat_rate_window_s);
+	key = xasprintf("nchat:rl:streamchat:%s", req_user(r)->user_id);
+	wait = rate_hit(req_worker(r), key, req_cfg(r)->stream_chat_rate_limit,
+			req_cfg(r)->stream_chat_rate_window_s);
 	if (wait > 0) {
 		too_many(r, wait, "too many chat messages");
 		goto done;
 	}
 	/* one statement: the stream, the caller's rights, the insert */
-	if (streams_db_chat_post(&r->w->db, id, &who, content, false, &p, &err) != NC_OK)
+	if (streams_db_chat_post(&req_worker(r)->db, id, &who, content, false, &p, &err) != NC_OK)
 		goto bad;
 	if (p.needs_slow_check && p.s.found && p.s.can_view && !p.s.over && p.enable_chat) {
 		free(key);
-		key = xasprintf("nchat:slow:%s:%s", id, r->user.user_id);
-		if ((wait = slow_mode_hit(r->w, key, p.slow_mode_s)) > 0) {
+		key = xasprintf("nchat:slow:%s:%s", id, req_user(r)->user_id);
+		if ((wait = slow_mode_hit(req_worker(r), key, p.slow_mode_s)) > 0) {
 			too_many(r, wait, "slow mode is on");
 			goto done;
 		}
-		if (streams_db_chat_post(&r->w->db, id, &who, content, true, &p, &err) != NC_OK)
+		if (streams_db_chat_post(&req_worker(r)->db, id, &who, content, true, &p, &err) != NC_OK)
 			goto bad;
 	}
 	if (stream_refused(r, &p.s, &err))
@@ -285,7 +285,7 @@ void api_stream_chat_post(struct req *r)
 		err_set(&err, NC_ECONFLICT, "the stream changed meanwhile; try again");
 		goto bad;
 	}
-	rt_publish_stream(r->w, id, "stream.chat", p.msg);
+	rt_publish_stream(req_worker(r), id, "stream.chat", p.msg);
 	resp_json(r, 201, p.msg);
 	p.msg = NULL;
 	goto done;
@@ -307,7 +307,7 @@ done:
  */
 void api_stream_chat_list(struct req *r)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	struct streams_caller who = caller_of(r);
 	struct stream_ctx s;
 	struct nc_error err;
@@ -362,7 +362,7 @@ out:
 
 void api_stream_chat_pin(struct req *r)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	struct stream_ctx s;
 	struct nc_error err;
 	const char *mid = req_param(r, "messageId");
@@ -380,13 +380,13 @@ void api_stream_chat_pin(struct req *r)
 	}
 	if (streams_open(r, req_param(r, "id"), STREAM_NEED_MANAGE, false, &s, &err) != NC_OK)
 		goto bad;
-	if ((msg = streams_db_chat_pin(db, s.id, mid, pinned, r->user.user_id, &err)) == NULL)
+	if ((msg = streams_db_chat_pin(db, s.id, mid, pinned, req_user(r)->user_id, &err)) == NULL)
 		goto fail;
 	{
 		json_t *d = json_pack("{s:s}", "message_id", mid);
 
-		if (audit_log(db, &r->user, pinned ? "stream.chat.pin" : "stream.chat.unpin",
-			      "stream", s.id, d, r->request_id, &err) != NC_OK) {
+		if (audit_log(db, req_user(r), pinned ? "stream.chat.pin" : "stream.chat.unpin",
+			      "stream", s.id, d, req_id(r), &err) != NC_OK) {
 			json_decref(d);
 			goto fail;
 		}
@@ -394,7 +394,7 @@ void api_stream_chat_pin(struct req *r)
 	}
 	if (db_commit(db, &err) != NC_OK)
 		goto fail;
-	rt_publish_stream(r->w, s.id, "stream.chat", msg);
+	rt_publish_stream(req_worker(r), s.id, "stream.chat", msg);
 	resp_json(r, 200, msg);
 	msg = NULL;
 	goto done;
@@ -413,7 +413,7 @@ done:
 
 void api_stream_chat_delete(struct req *r)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	struct stream_ctx s;
 	struct nc_error err;
 	const char *mid = req_param(r, "messageId");
@@ -429,7 +429,7 @@ void api_stream_chat_delete(struct req *r)
 		resp_nc_error(r, &err);
 		return;
 	}
-	n = streams_db_chat_lock(db, s.id, mid, r->user.user_id, &own, &err);
+	n = streams_db_chat_lock(db, s.id, mid, req_user(r)->user_id, &own, &err);
 	if (n < 0)
 		goto fail;
 	if (n == 0) {
@@ -441,12 +441,12 @@ void api_stream_chat_delete(struct req *r)
 			"only the author, the broadcaster or a moderator may delete a message");
 		goto fail;
 	}
-	if (streams_db_chat_delete(db, s.id, mid, r->user.user_id, &err) != NC_OK)
+	if (streams_db_chat_delete(db, s.id, mid, req_user(r)->user_id, &err) != NC_OK)
 		goto fail;
 	if (!own) {
 		/* moderation of someone else's message is a privileged action */
 		d = json_pack("{s:s}", "message_id", mid);
-		if (audit_log(db, &r->user, "stream.chat.delete", "stream", s.id, d, r->request_id,
+		if (audit_log(db, req_user(r), "stream.chat.delete", "stream", s.id, d, req_id(r),
 			      &err) != NC_OK) {
 			json_decref(d);
 			goto fail;
@@ -456,7 +456,7 @@ void api_stream_chat_delete(struct req *r)
 	if (db_commit(db, &err) != NC_OK)
 		goto fail;
 	d = json_pack("{s:s, s:s, s:b}", "id", mid, "stream_id", s.id, "is_deleted", 1);
-	rt_publish_stream(r->w, s.id, "stream.chat", d);
+	rt_publish_stream(req_worker(r), s.id, "stream.chat", d);
 	json_decref(d);
 	resp_json(r, 204, NULL);
 	stream_ctx_cleanup(&s);
@@ -487,22 +487,22 @@ void api_stream_reaction_post(struct req *r)
 	if (body == NULL)
 		return;
 	if (jv_enum(body, "reactionType", JV_REQUIRED, reaction_types, &type, &err) < 0 ||
-	    jv_string(body, "viewer_session_id", r->authed ? 0 : JV_REQUIRED, 8, 128, &sid,
+	    jv_string(body, "viewer_session_id", req_authed(r) ? 0 : JV_REQUIRED, 8, 128, &sid,
 		      &err) < 0)
 		goto bad;
 	if (id == NULL || !is_uuid(id)) {
 		err_set(&err, NC_EBADREQ, "stream id must be a UUID");
 		goto bad;
 	}
-	if (!r->authed)
-		streams_client_key(r->cfg, r->client_addr, ck);
-	key = xasprintf("nchat:rl:streamreact:%s:%s%s", id, r->authed ? "" : "anon:",
-			r->authed ? r->user.user_id : ck);
-	if ((wait = rate_hit(r->w, key, r->cfg->stream_reaction_rate_limit, 1)) > 0) {
+	if (!req_authed(r))
+		streams_client_key(req_cfg(r), req_client_addr(r), ck);
+	key = xasprintf("nchat:rl:streamreact:%s:%s%s", id, req_authed(r) ? "" : "anon:",
+			req_authed(r) ? req_user(r)->user_id : ck);
+	if ((wait = rate_hit(req_worker(r), key, req_cfg(r)->stream_reaction_rate_limit, 1)) > 0) {
 		too_many(r, wait, "too many reactions");
 		goto done;
 	}
-	if (streams_db_reaction(&r->w->db, id, &who, sid, type, &x, &err) != NC_OK ||
+	if (streams_db_reaction(&req_worker(r)->db, id, &who, sid, type, &x, &err) != NC_OK ||
 	    stream_refused(r, &x.s, &err))
 		goto bad;
 	if (!x.enable_reactions) {
@@ -518,9 +518,9 @@ void api_stream_reaction_post(struct req *r)
 		goto bad;
 	}
 	out = json_pack("{s:s, s:s, s:s, s:s?, s:s}", "id", x.id, "stream_id", id,
-			"reaction_type", type, "user_id", r->authed ? r->user.user_id : NULL,
+			"reaction_type", type, "user_id", req_authed(r) ? req_user(r)->user_id : NULL,
 			"created_at", x.created_at);
-	rt_publish_stream(r->w, id, "stream.reaction", out);
+	rt_publish_stream(req_worker(r), id, "stream.reaction", out);
 	resp_json(r, 201, out);
 	out = NULL;
 	goto done;
@@ -541,19 +541,19 @@ void api_stream_reaction_summary(struct req *r)
 	struct nc_error err;
 	json_t *out;
 
-	streams_db_sync_counters(&r->w->db, req_param(r, "id"));
+	streams_db_sync_counters(&req_worker(r)->db, req_param(r, "id"));
 	if (streams_open(r, req_param(r, "id"), STREAM_NEED_VIEW, false, &s, &err) != NC_OK) {
 		resp_nc_error(r, &err);
 		return;
 	}
 	/* the statement checks again who may see the stream */
-	out = streams_db_reaction_summary(&r->w->db, s.id, &who, &err);
+	out = streams_db_reaction_summary(&req_worker(r)->db, s.id, &who, &err);
 	if (out == NULL) {
 		streams_fail(r, &err);
 		stream_ctx_cleanup(&s);
 		return;
 	}
-	db_rollback(&r->w->db);
+	db_rollback(&req_worker(r)->db);
 	resp_json(r, 200, out);
 	stream_ctx_cleanup(&s);
 }

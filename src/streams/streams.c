@@ -29,7 +29,7 @@
 enum nc_err streams_open(struct req *r, const char *id, unsigned need, bool for_update,
 			 struct stream_ctx *s, struct nc_error *err)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	struct stream_row row;
 	int n;
 
@@ -38,7 +38,7 @@ enum nc_err streams_open(struct req *r, const char *id, unsigned need, bool for_
 		return err_set(err, NC_EBADREQ, "stream id must be a UUID");
 	if (db_begin_service(db, err) != NC_OK)
 		return err->code;
-	n = streams_db_load(db, id, r->authed ? r->user.user_id : NULL, for_update, &row, err);
+	n = streams_db_load(db, id, req_authed(r) ? req_user(r)->user_id : NULL, for_update, &row, err);
 	if (n <= 0) {
 		db_rollback(db);
 		return n < 0 ? err->code : err_set(err, NC_ENOTFOUND, "stream not found");
@@ -55,18 +55,18 @@ enum nc_err streams_open(struct req *r, const char *id, unsigned need, bool for_
 	s->slow_mode_s = row.slow_mode_s;
 	s->is_member = row.is_member;
 
-	s->is_broadcaster = r->authed && strcmp(s->broadcaster_id, r->user.user_id) == 0;
-	s->is_staff = r->authed && auth_is_staff(&r->user);
+	s->is_broadcaster = req_authed(r) && strcmp(s->broadcaster_id, req_user(r)->user_id) == 0;
+	s->is_staff = req_authed(r) && auth_is_staff(req_user(r));
 	s->can_view = s->is_broadcaster || s->is_member || s->is_staff ||
-		      (strcmp(s->status, "live") == 0 && r->cfg->streams_public_live);
+		      (strcmp(s->status, "live") == 0 && req_cfg(r)->streams_public_live);
 
-	if (need != 0 && !s->can_view && r->authed) {
+	if (need != 0 && !s->can_view && req_authed(r)) {
 		/* a stream the caller may not see: 404, as if it did not exist */
 		err_set(err, NC_ENOTFOUND, "stream not found");
 	} else if ((need & STREAM_NEED_VIEW) && !s->can_view) {
 		err_set(err, NC_EUNAUTH, "sign in to view this stream");
 	} else if (need & (STREAM_NEED_OWNER | STREAM_NEED_MANAGE)) {
-		if (!r->authed)
+		if (!req_authed(r))
 			err_set(err, NC_EUNAUTH, "sign in required");
 		else if ((need & STREAM_NEED_OWNER) && !s->is_broadcaster)
 			err_set(err, NC_EFORBIDDEN, "only the broadcaster may do this");
@@ -97,7 +97,7 @@ bool streams_is_over(const struct stream_ctx *s)
 
 void streams_fail(struct req *r, const struct nc_error *err)
 {
-	db_rollback(&r->w->db);
+	db_rollback(&req_worker(r)->db);
 	resp_nc_error(r, err);
 }
 

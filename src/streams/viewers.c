@@ -196,7 +196,7 @@ static int session_id_of(json_t *body, unsigned flags, const char **out, struct 
 /* The answer for a join the statement refused; false when it went through. */
 static bool join_refused(struct req *r, const struct streams_viewer_join *j, struct nc_error *err)
 {
-	if (!j->s.found || (!j->s.can_view && r->authed))
+	if (!j->s.found || (!j->s.can_view && req_authed(r)))
 		err_set(err, NC_ENOTFOUND, "stream not found");
 	else if (!j->s.can_view)
 		err_set(err, NC_EUNAUTH, "sign in to view this stream");
@@ -214,9 +214,9 @@ static bool join_refused(struct req *r, const struct streams_viewer_join *j, str
 
 void api_stream_viewer_join(struct req *r)
 {
-	struct streams_caller who = { r->authed ? r->user.user_id : NULL,
-				      r->authed && auth_is_staff(&r->user),
-				      r->cfg->streams_public_live };
+	struct streams_caller who = { req_authed(r) ? req_user(r)->user_id : NULL,
+				      req_authed(r) && auth_is_staff(req_user(r)),
+				      req_cfg(r)->streams_public_live };
 	struct streams_viewer_join j;
 	struct nc_error err = {0};
 	json_t *body = req_json(r, false), *out;
@@ -232,19 +232,19 @@ void api_stream_viewer_join(struct req *r)
 		err_set(&err, NC_EBADREQ, "stream id must be a UUID");
 		goto bad;
 	}
-	if (!r->authed)
-		streams_client_key(r->cfg, r->client_addr, ck);
+	if (!req_authed(r))
+		streams_client_key(req_cfg(r), req_client_addr(r), ck);
 	/* one statement: the stream, the caller's rights, the session */
-	if (streams_db_viewer_join(&r->w->db, id, &who, sid, r->authed ? NULL : ck,
-				   r->cfg->anon_viewer_sessions, &j, &err) != NC_OK ||
+	if (streams_db_viewer_join(&req_worker(r)->db, id, &who, sid, req_authed(r) ? NULL : ck,
+				   req_cfg(r)->anon_viewer_sessions, &j, &err) != NC_OK ||
 	    join_refused(r, &j, &err))
 		goto bad;
 	out = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i}", "stream_id", id, "viewer_id",
 			j.viewer_id, "viewer_session_id", sid, "joined_at", j.joined_at,
-			"heartbeat_timeout_seconds", r->cfg->viewer_heartbeat_timeout_s,
+			"heartbeat_timeout_seconds", req_cfg(r)->viewer_heartbeat_timeout_s,
 			"heartbeat_interval_seconds",
-			r->cfg->viewer_heartbeat_timeout_s >= 3 ? r->cfg->viewer_heartbeat_timeout_s / 3 : 1);
-	cur = viewers_sync(r->w, id, "touch", sid);
+			req_cfg(r)->viewer_heartbeat_timeout_s >= 3 ? req_cfg(r)->viewer_heartbeat_timeout_s / 3 : 1);
+	cur = viewers_sync(req_worker(r), id, "touch", sid);
 	if (cur >= 0)
 		json_object_set_new(out, "current_viewers", json_integer(cur));
 	resp_json(r, j.inserted ? 201 : 200, out);
@@ -280,7 +280,7 @@ void api_stream_viewer_heartbeat(struct req *r)
 		err_set(&err, NC_EBADREQ, "stream id must be a UUID");
 		goto bad;
 	}
-	if (streams_db_heartbeat(&r->w->db, id, sid, r->authed ? r->user.user_id : NULL, &beat,
+	if (streams_db_heartbeat(&req_worker(r)->db, id, sid, req_authed(r) ? req_user(r)->user_id : NULL, &beat,
 				 &err) != NC_OK)
 		goto bad;
 	switch (beat) {
@@ -300,7 +300,7 @@ void api_stream_viewer_heartbeat(struct req *r)
 		break;
 	}
 	out = json_pack("{s:s, s:s}", "stream_id", id, "viewer_session_id", sid);
-	if ((cur = viewers_sync(r->w, id, "touch", sid)) >= 0)
+	if ((cur = viewers_sync(req_worker(r), id, "touch", sid)) >= 0)
 		json_object_set_new(out, "current_viewers", json_integer(cur));
 	resp_json(r, 200, out);
 	json_decref(body);
@@ -328,7 +328,7 @@ void api_stream_viewer_leave(struct req *r)
 		err_set(&err, NC_EBADREQ, "stream id must be a UUID");
 		goto bad;
 	}
-	if (streams_db_viewer_leave(&r->w->db, id, sid, r->authed ? r->user.user_id : NULL, &lv,
+	if (streams_db_viewer_leave(&req_worker(r)->db, id, sid, req_authed(r) ? req_user(r)->user_id : NULL, &lv,
 				    &err) != NC_OK)
 		goto bad;
 	if (!lv.found) {
@@ -338,7 +338,7 @@ void api_stream_viewer_leave(struct req *r)
 	out = json_pack("{s:s, s:s, s:I, s:s?}", "stream_id", id, "viewer_session_id", sid,
 			"watch_duration_seconds", (json_int_t)lv.watch_duration_seconds, "left_at",
 			lv.left_at[0] ? lv.left_at : NULL);
-	(void)viewers_sync(r->w, id, "forget", sid);
+	(void)viewers_sync(req_worker(r), id, "forget", sid);
 	resp_json(r, 200, out);
 	json_decref(body);
 	return;
@@ -356,7 +356,7 @@ bad:
  */
 void api_stream_viewer_token(struct req *r)
 {
-	struct db_conn *db = &r->w->db;
+	struct db_conn *db = &req_worker(r)->db;
 	struct stream_ctx s;
 	struct nc_error err;
 	json_t *body = req_json(r, true);
@@ -367,7 +367,7 @@ void api_stream_viewer_token(struct req *r)
 
 	if (body == NULL)
 		return;
-	if (session_id_of(body, r->authed ? 0 : JV_REQUIRED, &sid, &err) < 0) {
+	if (session_id_of(body, req_authed(r) ? 0 : JV_REQUIRED, &sid, &err) < 0) {
 		resp_nc_error(r, &err);
 		json_decref(body);
 		return;
@@ -382,21 +382,21 @@ void api_stream_viewer_token(struct req *r)
 		streams_fail(r, &err);
 		goto out;
 	}
-	if (r->authed) {
-		name = streams_db_user_name(db, r->user.user_id);
-		identity = xstrdup(r->user.user_id);
+	if (req_authed(r)) {
+		name = streams_db_user_name(db, req_user(r)->user_id);
+		identity = xstrdup(req_user(r)->user_id);
 	} else {
 		identity = xasprintf("anon-%s", sid);
 	}
 	db_rollback(db);
-	token = streams_mint_token(r->cfg, identity, name, s.room_name, false, &exp);
+	token = streams_mint_token(req_cfg(r), identity, name, s.room_name, false, &exp);
 	if (token == NULL) {
 		resp_error(r, NC_ELIVEKIT_DOWN, "LiveKit is not configured");
 		goto out;
 	}
 	format_rfc3339(exp, exp_txt, sizeof(exp_txt));
 	resp_json(r, 200, json_pack("{s:s, s:s?, s:s, s:s, s:s}", "token", token, "livekit_url",
-				    r->cfg->livekit_url, "room_name", s.room_name, "identity",
+				    req_cfg(r)->livekit_url, "room_name", s.room_name, "identity",
 				    identity, "expires_at", exp_txt));
 out:
 	free(token);
