@@ -12,6 +12,7 @@
 #include "fuzz_util.h"
 #include "core/uuid.h"
 #include "http/http.h"
+#include "http/req_private.h" /* the harness builds a request by hand */
 #include "core/jsonv.h"
 
 #include <limits.h>
