@@ -29,7 +29,15 @@
 #include <string.h>
 
 #define ROLLUP_LOCK_KEY "7120431019"
-#define BATCH_HOURS 48          /* also in batch()'s LIMIT */
+/*
+ * Hours per batch: two weeks while catching up on many (a first run, a
+ * rebuild: the windows of one time of day then land together on disk,
+ * which is what a cold monthly report reads), else two days.
+ */
+#define BATCH_HOURS_MAX 336
+#define BATCH_HOURS 48
+#define NC_STR_(x) #x
+#define NC_XSTR(x) NC_STR_(x)
 #define ROLLUP_STATEMENT_TIMEOUT_MS 120000
 #define PERIODIC_BUDGET_MS 20000
 
@@ -135,10 +143,10 @@ fail:
 	return err->code;
 }
 
-/* One batch: up to BATCH_HOURS queued hours; *n = hours done (0: none left). */
+/* One batch of queued hours; *n = hours done (0: none left). */
 static enum nc_err batch(struct db_conn *db, size_t *n, struct nc_error *err)
 {
-	int64_t hours[BATCH_HOURS], as_of;
+	int64_t hours[BATCH_HOURS_MAX], as_of;
 	char *arr = NULL;
 	size_t len = 0, cap = 0;
 	PGresult *res;
@@ -154,10 +162,11 @@ static enum nc_err batch(struct db_conn *db, size_t *n, struct nc_error *err)
 	as_of = col_i64(res, "as_of");
 	PQclear(res);
 	res = db_exec(db, "SELECT " RPT_SQL_US("hour") " AS hour FROM nchat_rtc_report_dirty"
-		      " ORDER BY hour LIMIT 48", 0, NULL, err);
+		      " ORDER BY hour LIMIT CASE WHEN (SELECT count(*) FROM nchat_rtc_report_dirty) > 500"
+		      " THEN " NC_XSTR(BATCH_HOURS_MAX) " ELSE " NC_XSTR(BATCH_HOURS) " END", 0, NULL, err);
 	if (res == NULL)
 		goto fail;
-	for (int i = 0; i < PQntuples(res); i++)
+	for (int i = 0; i < PQntuples(res) && *n < BATCH_HOURS_MAX; i++)
 		hours[(*n)++] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
 	PQclear(res);
 	for (size_t i = 0; i < *n;) {
