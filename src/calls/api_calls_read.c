@@ -13,7 +13,6 @@
 #include "realtime/presence.h"
 #include "http/worker.h"
 
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,33 +109,16 @@ static const char *const call_statuses[] = {
  */
 static bool cursor_decode(const char *cur, char ts[40], char id[37])
 {
-	size_t n = strlen(cur), padded = (n + 3) / 4 * 4;
-	char tmp[128];
+	size_t n = strlen(cur);
 	unsigned char dec[100];
-	int len;
+	long len;
 	char *bar;
 
-	if (n == 0 || padded >= sizeof(tmp) || padded - n == 3)
+	/* 128 characters decode to at most 96 bytes: room for them and a NUL. */
+	if (n == 0 || n > 128)
 		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = cur[i];
-
-		if (c == '-')
-			c = '+';
-		else if (c == '_')
-			c = '/';
-		else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
-			return false;
-		tmp[i] = c;
-	}
-	for (size_t i = n; i < padded; i++)
-		tmp[i] = '=';
-	tmp[padded] = '\0';
-	len = EVP_DecodeBlock(dec, (unsigned char *)tmp, (int)padded);
-	if (len < 0)
-		return false;
-	len -= (int)(padded - n);
-	if (len <= 0 || len >= (int)sizeof(dec))
+	len = b64url_decode(cur, n, dec);
+	if (len <= 0 || len >= (long)sizeof(dec))
 		return false;
 	dec[len] = '\0';
 	bar = strchr((char *)dec, '|');
