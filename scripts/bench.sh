@@ -24,6 +24,7 @@
 #                        calls seeded, usage and quality reports warm and
 #                        cold, the rollup catching up); the full run does it
 #                        last.  REPORT_CALLS, REPORT_RUNS, REPORT_COLD tune it.
+#   BENCH=core           everything but the reports case
 #
 # Not part of `make test`.  Needs wrk and pgbench (scripts/deps.sh --bench).
 set -euo pipefail
@@ -321,7 +322,7 @@ sweep_rate=$(awk -v n="$deleted" -v a="$s0" -v b="$s1" 'BEGIN { printf "%.1f", n
 row "sweep-recordings" "$sweep_rate" "deleted/s" "" "" "" "$deleted of $SWEEP_N deleted in $(awk -v a="$s0" -v b="$s1" 'BEGIN { printf "%.2f", b - a }') s"
 
 # ---------------------------------------------------------- 7. reports
-bench_reports
+[ "${BENCH:-all}" = core ] || bench_reports
 
 # ------------------------------------------------------------ table
 print_table
