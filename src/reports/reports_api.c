@@ -16,6 +16,7 @@
 #include "http/http.h"
 #include "core/uuid.h"
 #include "http/worker.h"
+#include "store/db_row.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,14 +178,14 @@ static bool call_figures(struct fw *w, const PGresult *res, int row)
 /* {"callId", ...figures of the whole call, "byParticipant": [{"userId", ...}]} */
 static bool call_quality_json(struct fw *w, const char *id, const PGresult *res)
 {
-	int fg = PQfnumber(res, "grp"), fu = PQfnumber(res, "user_text"), whole = -1;
+	int fu = PQfnumber(res, "user_text"), whole = -1;
 	bool first = true;
 
 	fw_init(w, FW_JSON);
 	fw_open(w);
 	fw_str(w, "callId", id);
 	for (int i = 0, n = PQntuples(res); i < n; i++)
-		if (atoi(PQgetvalue(res, i, fg)) == 1)
+		if (row_i64(res, i, "grp", 0) == 1)
 			whole = i;
 	if (whole >= 0) {
 		if (!call_figures(w, res, whole))
