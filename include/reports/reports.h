@@ -23,8 +23,6 @@
 
 #include <jansson.h>
 
-extern const struct route reports_routes[];  /* reports_api.c */
-
 /* ---- sketches (reports_sketch.c) ---- */
 
 #define RPT_HLL_REGISTERS 1024
@@ -98,10 +96,11 @@ void rpt_format_us(int64_t us, char *out, size_t outlen);
 struct req;
 /*
  * Read from, to, interval, tz, channelId, format and the Accept header.
- * false with a 400 naming the parameter already set on r.  The time zone
- * is checked against Postgres's zone list (read once, then cached).
+ * NC_EBADREQ with a message naming the parameter, or NC_EUNAVAILABLE when
+ * the time zone cannot be checked against Postgres's zone list (read once,
+ * then cached); nothing is written to r.
  */
-bool rpt_read_params(struct req *r, struct rpt_params *p);
+enum nc_err rpt_read_params(struct req *r, struct rpt_params *p, struct nc_error *err) NC_MUSTCHECK;
 
 /* ---- the rollup sweep (reports_rollup.c) ---- */
 

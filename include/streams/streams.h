@@ -5,9 +5,12 @@
  *                  the LiveKit side of the lifecycle (room, RTMP ingress,
  *                  HLS egress) and the webhook hooks below;
  *   api_streams.c  create/start/end/keys/tokens/list/get/analytics handlers
- *                  and the route table (streams_routes);
- *   stream_chat.c  chat and reactions handlers;
- *   viewers.c      viewer sessions and the Redis viewer count.
+ *                  (streams_routes);
+ *   stream_chat.c  chat and reactions handlers (stream_chat_routes);
+ *   viewers.c      viewer sessions, the viewer token and the Redis viewer
+ *                  count (viewers_routes).
+ * Each file's handlers are route_fns (http/router.h): they return their
+ * errors, and the route table declares the UUID {id} and the JSON body.
  *
  * Access model (documented in etc/openapi.d/streams.paths.yaml):
  *   broadcaster  the user who created the stream;
@@ -24,6 +27,7 @@
 #include "core/common.h"
 #include "core/config.h"
 #include "http/http.h"
+#include "streams/streams_db.h"
 
 #include <jansson.h>
 
@@ -66,14 +70,23 @@ enum nc_err streams_open(struct req *r, const char *id, unsigned need, bool for_
 			 struct stream_ctx *s, struct nc_error *err) NC_MUSTCHECK;
 void stream_ctx_cleanup(struct stream_ctx *s);
 
+/* What a handler does with the stream streams_run loaded (see there). */
+typedef enum nc_err (*stream_step)(struct req *r, struct stream_ctx *s, void *arg,
+				   struct nc_error *err);
+/*
+ * The body of a handler on /api/streams/{id}...: open the stream the {id}
+ * parameter names (streams_open with need and for_update), run step on it
+ * with arg, release it.  Returns what streams_open or step returned; the
+ * transaction step leaves open on an error is dispatch's to roll back.
+ */
+enum nc_err streams_run(struct req *r, unsigned need, bool for_update, stream_step step, void *arg,
+			struct nc_error *err) NC_MUSTCHECK;
+
+/* The caller as the statements see them (streams_db.h). */
+struct streams_caller streams_caller_of(const struct req *r);
+
 /* True if status is 'ended' or 'failed' (no more chat, reactions, viewers). */
 bool streams_is_over(const struct stream_ctx *s);
-
-/* Respond with err after rolling back whatever is open. */
-void streams_fail(struct req *r, const struct nc_error *err);
-
-/* SQL timestamp -> RFC 3339 UTC text, for SELECT lists. */
-#define STREAMS_TS(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 /* Redis keys. */
 #define STREAMS_VIEWERS_KEY "nchat:stream:viewers:"  /* + stream id: zset session -> ms */
@@ -148,18 +161,13 @@ void viewers_refresh(struct nc_worker *w, const char *stream_id);
 void streams_client_key(const struct nc_config *cfg, const char *addr,
 			char out[STREAMS_CLIENT_KEY_LEN + 1]);
 
-void api_stream_viewer_join(struct req *r);
-void api_stream_viewer_heartbeat(struct req *r);
-void api_stream_viewer_leave(struct req *r);
-void api_stream_viewer_token(struct req *r);
+/* Viewer sessions and the viewer token (viewers.c). */
+extern const struct route viewers_routes[];
 
 /* ---- stream_chat.c ---- */
-void api_stream_chat_list(struct req *r);
-void api_stream_chat_post(struct req *r);
-void api_stream_chat_pin(struct req *r);
-void api_stream_chat_delete(struct req *r);
-void api_stream_reaction_post(struct req *r);
-void api_stream_reaction_summary(struct req *r);
+
+/* Chat and reactions (stream_chat.c). */
+extern const struct route stream_chat_routes[];
 
 /*
  * Whole-word, case-insensitive (ASCII) match of text against the
@@ -167,7 +175,7 @@ void api_stream_reaction_summary(struct req *r);
  */
 bool stream_chat_blocked(const char *list, const char *text);
 
-/* The streams routes (api_streams.c). */
+/* Create, lifecycle, keys, tokens, list, get, analytics (api_streams.c). */
 extern const struct route streams_routes[];
 
 /* LiveKit egress / ingress events (same contract as recordings_on_egress). */

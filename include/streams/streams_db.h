@@ -24,9 +24,7 @@
 #include <jansson.h>
 
 /* SQL timestamp -> RFC 3339 UTC text, for SELECT lists. */
-#ifndef STREAMS_TS
 #define STREAMS_TS(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-#endif
 
 /* A stream row as the JSON object of API responses (one column). */
 #define STREAM_JSON_SQL                                                                   \

@@ -15,8 +15,8 @@
 #include "reports/reports_int.h"
 #include "http/http.h"
 #include "core/uuid.h"
-#include "core/log.h"
 #include "http/worker.h"
+#include "store/db_row.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,62 +40,53 @@ static const char *val(const PGresult *res, const char *col)
 	return f < 0 || PQgetisnull(res, 0, f) ? NULL : PQgetvalue(res, 0, f);
 }
 
-static void fail(struct req *r, const struct nc_error *err)
+/*
+ * May the caller see this report (403, 404 for a channel that does not
+ * exist)?  Copies the rollups' as_of into as_of ("" before the first
+ * rollup).  Runs in the report's transaction.
+ */
+static enum nc_err report_check(struct req *r, const struct rpt_params *p, bool admin,
+				char as_of[32], struct nc_error *err)
 {
-	db_rollback(&req_worker(r)->db);
-	resp_nc_error(r, err);
+	const char *params[2] = { p->channel_id[0] ? p->channel_id : NULL, req_user(r)->user_id };
+	PGresult *res = db_exec(&req_worker(r)->db, report_check_sql, 2, params, err);
+	const char *role, *exists;
+	enum nc_err rc = NC_OK;
+
+	if (res == NULL)
+		return err->code;
+	role = val(res, "member_role");
+	exists = val(res, "channel_exists");
+	if (!admin && (role == NULL || (strcmp(role, "admin") != 0 && strcmp(role, "moderator") != 0)))
+		rc = err_set(err, NC_EFORBIDDEN, "only admins and this channel's admins and moderators"
+			     " may see its reports");
+	else if (exists == NULL || exists[0] != 't')
+		rc = err_set(err, NC_ENOTFOUND, "no such channel");
+	else
+		snprintf(as_of, 32, "%s", val(res, "as_of") != NULL ? val(res, "as_of") : "");
+	PQclear(res);
+	return rc;
 }
 
-static void report(struct req *r, enum rpt_kind kind)
+static enum nc_err report(struct req *r, enum rpt_kind kind, struct nc_error *err)
 {
 	struct db_conn *db = &req_worker(r)->db;
-	struct nc_error err = {0};
 	struct rpt_params p;
 	bool admin = (req_user(r)->roles & ROLE_ADMIN) != 0;
-	const char *params[2], *role;
 	char as_of[32] = "";
 	struct fw body;
-	PGresult *res;
 
-	if (!rpt_read_params(r, &p))
-		return;
-	if (!admin && p.channel_id[0] == '\0') {
-		resp_error(r, NC_EFORBIDDEN, "reports over all channels are for admins;"
-			   " channel admins and moderators pass channelId");
-		return;
-	}
-	if ((admin ? db_begin_service(db, &err) : db_begin_user(db, req_user(r)->user_id, &err)) != NC_OK) {
-		resp_nc_error(r, &err);
-		return;
-	}
-	params[0] = p.channel_id[0] ? p.channel_id : NULL;
-	params[1] = req_user(r)->user_id;
-	res = db_exec(db, report_check_sql, 2, params, &err);
-	if (res == NULL) {
-		fail(r, &err);
-		return;
-	}
-	role = val(res, "member_role");
-	if (!admin && (role == NULL || (strcmp(role, "admin") != 0 && strcmp(role, "moderator") != 0))) {
-		PQclear(res);
-		db_rollback(db);
-		resp_error(r, NC_EFORBIDDEN, "only admins and this channel's admins and moderators"
-			   " may see its reports");
-		return;
-	}
-	if (val(res, "channel_exists") == NULL || val(res, "channel_exists")[0] != 't') {
-		PQclear(res);
-		db_rollback(db);
-		resp_error(r, NC_ENOTFOUND, "no such channel");
-		return;
-	}
-	if (val(res, "as_of") != NULL)
-		snprintf(as_of, sizeof(as_of), "%s", val(res, "as_of"));
-	PQclear(res);
-	if (rpt_run_report(db, kind, &p, &body, &err) != NC_OK) {
+	if (rpt_read_params(r, &p, err) != NC_OK)
+		return err->code;
+	if (!admin && p.channel_id[0] == '\0')
+		return err_set(err, NC_EFORBIDDEN, "reports over all channels are for admins;"
+			       " channel admins and moderators pass channelId");
+	if ((admin ? db_begin_service(db, err) : db_begin_user(db, req_user(r)->user_id, err)) != NC_OK ||
+	    report_check(r, &p, admin, as_of, err) != NC_OK)
+		return err->code;
+	if (rpt_run_report(db, kind, &p, &body, err) != NC_OK) {
 		fw_free(&body);
-		fail(r, &err);
-		return;
+		return err->code;
 	}
 	db_rollback(db);   /* read only */
 	if (as_of[0])
@@ -104,16 +95,17 @@ static void report(struct req *r, enum rpt_kind kind)
 	resp_raw(r, 200, p.csv ? "text/csv; charset=utf-8" : "application/json; charset=utf-8",
 		 body.p, body.len);
 	fw_free(&body);
+	return NC_OK;
 }
 
-static void api_reports_usage(struct req *r)
+static enum nc_err api_reports_usage(struct req *r, struct nc_error *err)
 {
-	report(r, RPT_USAGE);
+	return report(r, RPT_USAGE, err);
 }
 
-static void api_reports_quality(struct req *r)
+static enum nc_err api_reports_quality(struct req *r, struct nc_error *err)
 {
-	report(r, RPT_QUALITY);
+	return report(r, RPT_QUALITY, err);
 }
 
 /* ---- one call, exactly ---- */
@@ -186,14 +178,14 @@ static bool call_figures(struct fw *w, const PGresult *res, int row)
 /* {"callId", ...figures of the whole call, "byParticipant": [{"userId", ...}]} */
 static bool call_quality_json(struct fw *w, const char *id, const PGresult *res)
 {
-	int fg = PQfnumber(res, "grp"), fu = PQfnumber(res, "user_text"), whole = -1;
+	int fu = PQfnumber(res, "user_text"), whole = -1;
 	bool first = true;
 
 	fw_init(w, FW_JSON);
 	fw_open(w);
 	fw_str(w, "callId", id);
 	for (int i = 0, n = PQntuples(res); i < n; i++)
-		if (atoi(PQgetvalue(res, i, fg)) == 1)
+		if (row_i64(res, i, "grp", 0) == 1)
 			whole = i;
 	if (whole >= 0) {
 		if (!call_figures(w, res, whole))
@@ -225,63 +217,46 @@ static bool call_quality_json(struct fw *w, const char *id, const PGresult *res)
 	return !w->overflow;
 }
 
-static void api_call_quality(struct req *r)
+/* The call's figures, for its participants and admins (404 for anyone else). */
+static enum nc_err api_call_quality(struct req *r, struct nc_error *err)
 {
 	struct db_conn *db = &req_worker(r)->db;
-	struct nc_error err = {0};
-	const char *raw = req_param(r, "id"), *params[2];
+	const char *params[2];
 	bool admin = (req_user(r)->roles & ROLE_ADMIN) != 0, visible;
 	char id[37];
+	struct fw body;
 	PGresult *res;
+	bool ok;
 
-	if (raw == NULL || !is_uuid(raw)) {
-		resp_error(r, NC_EBADREQ, "id must be a UUID");
-		return;
-	}
-	for (size_t i = 0; i < 36; i++)
-		id[i] = (char)(raw[i] >= 'A' && raw[i] <= 'F' ? raw[i] - 'A' + 'a' : raw[i]);
-	id[36] = '\0';
-	if ((admin ? db_begin_service(db, &err) : db_begin_user(db, req_user(r)->user_id, &err)) != NC_OK) {
-		resp_nc_error(r, &err);
-		return;
-	}
+	uuid_lower(req_param(r, "id"), id);   /* a UUID: the route's prologue checked it */
 	params[0] = id;
 	params[1] = req_user(r)->user_id;
-	res = db_exec(db, call_check_sql, 2, params, &err);
-	if (res == NULL) {
-		fail(r, &err);
-		return;
-	}
+	if ((admin ? db_begin_service(db, err) : db_begin_user(db, req_user(r)->user_id, err)) != NC_OK ||
+	    (res = db_exec(db, call_check_sql, 2, params, err)) == NULL)
+		return err->code;
 	visible = val(res, "call_exists")[0] == 't' && (admin || val(res, "participant")[0] == 't');
 	PQclear(res);
-	if (!visible) {
-		db_rollback(db);
-		resp_error(r, NC_ENOTFOUND, "call not found");
-		return;
-	}
-	res = db_exec(db, call_quality_sql, 1, params, &err);
-	if (res == NULL) {
-		fail(r, &err);
-		return;
-	}
-	db_rollback(db);
-	{
-		struct fw body;
-
-		if (!call_quality_json(&body, id, res)) {
-			resp_error(r, NC_EINTERNAL, "malformed stats");
-		} else {
-			resp_header(r, "Cache-Control", "no-store");
-			resp_raw(r, 200, "application/json; charset=utf-8", body.p, body.len);
-		}
-		fw_free(&body);
-	}
+	if (!visible)
+		return err_set(err, NC_ENOTFOUND, "call not found");
+	if ((res = db_exec(db, call_quality_sql, 1, params, err)) == NULL)
+		return err->code;
+	db_rollback(db);   /* read only */
+	ok = call_quality_json(&body, id, res);
 	PQclear(res);
+	if (ok) {
+		resp_header(r, "Cache-Control", "no-store");
+		resp_raw(r, 200, "application/json; charset=utf-8", body.p, body.len);
+	}
+	fw_free(&body);
+	return ok ? NC_OK : err_set(err, NC_EINTERNAL, "malformed stats");
 }
 
 const struct route reports_routes[] = {
-	{RM_GET, "/api/reports/usage", api_reports_usage, ROUTE_AUTH, "reports.usage"},
-	{RM_GET, "/api/reports/quality", api_reports_quality, ROUTE_AUTH, "reports.quality"},
-	{RM_GET, "/api/calls/{id}/quality", api_call_quality, ROUTE_AUTH, "calls.quality"},
+	{RM_GET, "/api/reports/usage", RUN(api_reports_usage), ROUTE_FN | ROUTE_AUTH,
+	 "reports.usage"},
+	{RM_GET, "/api/reports/quality", RUN(api_reports_quality), ROUTE_FN | ROUTE_AUTH,
+	 "reports.quality"},
+	{RM_GET, "/api/calls/{id}/quality", RUN(api_call_quality),
+	 ROUTE_FN | ROUTE_AUTH | ROUTE_UUID_PARAMS, "calls.quality"},
 	{0, NULL, NULL, 0, NULL},
 };

@@ -16,10 +16,8 @@
 #include "reports/reports.h"
 #include "core/uuid.h"
 #include "http/http.h"
-#include "core/log.h"
 #include "http/worker.h"
 
-#include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,49 +102,37 @@ static int tz_lookup(struct db_conn *db, const char *name, char *out, size_t out
 
 /* ---- the parameters ---- */
 
-static bool bad(struct req *r, const char *msg)
-{
-	resp_error(r, NC_EBADREQ, "%s", msg);
-	return false;
-}
-
-static bool read_range(struct req *r, struct rpt_params *p)
+static enum nc_err read_range(struct req *r, struct rpt_params *p, struct nc_error *err)
 {
 	char *from = req_query(r, "from"), *to = req_query(r, "to");
 	int64_t now_us = now_ms() * 1000, f = 0, t = 0;
-	bool ok = false;
+	enum nc_err rc = NC_OK;
 
-	if (from != NULL && rpt_parse_rfc3339(from, &f) != 0) {
-		bad(r, "from must be an RFC 3339 date-time such as 2026-03-01T00:00:00Z");
-		goto out;
-	}
-	if (to != NULL && rpt_parse_rfc3339(to, &t) != 0) {
-		bad(r, "to must be an RFC 3339 date-time such as 2026-04-01T00:00:00Z");
-		goto out;
-	}
-	if (to == NULL)
-		t = from != NULL && f > now_us ? f + DEFAULT_DAYS * DAY_US : now_us;
-	if (from == NULL)
-		f = t - DEFAULT_DAYS * DAY_US;
-	if (t <= f) {
-		bad(r, "to must be after from");
-		goto out;
-	}
-	if (t - f > MAX_DAYS * DAY_US) {
-		bad(r, "from, to: the range may span at most 400 days");
-		goto out;
+	if (from != NULL && rpt_parse_rfc3339(from, &f) != 0)
+		rc = err_set(err, NC_EBADREQ,
+			     "from must be an RFC 3339 date-time such as 2026-03-01T00:00:00Z");
+	else if (to != NULL && rpt_parse_rfc3339(to, &t) != 0)
+		rc = err_set(err, NC_EBADREQ,
+			     "to must be an RFC 3339 date-time such as 2026-04-01T00:00:00Z");
+	if (rc == NC_OK) {
+		if (to == NULL)
+			t = from != NULL && f > now_us ? f + DEFAULT_DAYS * DAY_US : now_us;
+		if (from == NULL)
+			f = t - DEFAULT_DAYS * DAY_US;
+		if (t <= f)
+			rc = err_set(err, NC_EBADREQ, "to must be after from");
+		else if (t - f > MAX_DAYS * DAY_US)
+			rc = err_set(err, NC_EBADREQ, "from, to: the range may span at most 400 days");
 	}
 	/* widen to whole 15-minute slots */
 	p->from_us = f - ((f % SLOT_US) + SLOT_US) % SLOT_US;
 	p->to_us = t + (SLOT_US - ((t % SLOT_US) + SLOT_US) % SLOT_US) % SLOT_US;
-	ok = true;
-out:
 	free(from);
 	free(to);
-	return ok;
+	return rc;
 }
 
-static bool read_interval(struct req *r, struct rpt_params *p)
+static enum nc_err read_interval(struct req *r, struct rpt_params *p, struct nc_error *err)
 {
 	char *iv = req_query(r, "interval");
 	bool ok = true;
@@ -164,13 +150,14 @@ static bool read_interval(struct req *r, struct rpt_params *p)
 	}
 	free(iv);
 	if (!ok)
-		return bad(r, "interval must be hour, day, week or month");
+		return err_set(err, NC_EBADREQ, "interval must be hour, day, week or month");
 	if (p->interval == RPT_HOUR && p->to_us - p->from_us > MAX_HOUR_DAYS * DAY_US + SLOT_US * 2)
-		return bad(r, "interval: hourly buckets need a range of at most 31 days");
-	return true;
+		return err_set(err, NC_EBADREQ,
+			       "interval: hourly buckets need a range of at most 31 days");
+	return NC_OK;
 }
 
-static bool read_format(struct req *r, struct rpt_params *p)
+static enum nc_err read_format(struct req *r, struct rpt_params *p, struct nc_error *err)
 {
 	char *fmt = req_query(r, "format");
 	const char *accept = req_header(r, "Accept");
@@ -186,42 +173,48 @@ static bool read_format(struct req *r, struct rpt_params *p)
 			ok = false;
 	}
 	free(fmt);
-	return ok ? true : bad(r, "format must be json or csv");
+	return ok ? NC_OK : err_set(err, NC_EBADREQ, "format must be json or csv");
 }
 
-bool rpt_read_params(struct req *r, struct rpt_params *p)
+/* tz: canonical spelling of a zone Postgres knows, default UTC. */
+static enum nc_err read_tz(struct req *r, struct rpt_params *p, const char *tz,
+			   struct nc_error *err)
 {
-	char *tz = req_query(r, "tz"), *ch = req_query(r, "channelId");
-	bool ok = false;
 	int known;
 
-	memset(p, 0, sizeof(*p));
-	if (!read_range(r, p) || !read_interval(r, p) || !read_format(r, p))
-		goto out;
-	if (ch != NULL) {
-		if (!is_uuid(ch)) {
-			bad(r, "channelId must be a UUID");
-			goto out;
-		}
-		for (size_t i = 0; i < 36; i++)
-			p->channel_id[i] = (char)tolower((unsigned char)ch[i]);
-	}
 	if (tz == NULL || *tz == '\0') {
 		snprintf(p->tz, sizeof(p->tz), "UTC");
-	} else {
-		known = strlen(tz) < sizeof(p->tz) ? tz_lookup(&req_worker(r)->db, tz, p->tz, sizeof(p->tz)) : 0;
-		if (known < 0) {
-			resp_error(r, NC_EUNAVAILABLE, "database unavailable");
-			goto out;
-		}
-		if (known == 0) {
-			bad(r, "tz must be an IANA time zone name such as Europe/Berlin");
-			goto out;
-		}
+		return NC_OK;
 	}
-	ok = true;
-out:
+	known = strlen(tz) < sizeof(p->tz) ? tz_lookup(&req_worker(r)->db, tz, p->tz, sizeof(p->tz)) : 0;
+	if (known < 0)
+		return err_set(err, NC_EUNAVAILABLE, "database unavailable");
+	if (known == 0)
+		return err_set(err, NC_EBADREQ,
+			       "tz must be an IANA time zone name such as Europe/Berlin");
+	return NC_OK;
+}
+
+enum nc_err rpt_read_params(struct req *r, struct rpt_params *p, struct nc_error *err)
+{
+	char *tz = req_query(r, "tz"), *ch = req_query(r, "channelId");
+	enum nc_err rc;
+
+	memset(p, 0, sizeof(*p));
+	rc = read_range(r, p, err);
+	if (rc == NC_OK)
+		rc = read_interval(r, p, err);
+	if (rc == NC_OK)
+		rc = read_format(r, p, err);
+	if (rc == NC_OK && ch != NULL) {
+		if (!is_uuid(ch))
+			rc = err_set(err, NC_EBADREQ, "channelId must be a UUID");
+		else
+			uuid_lower(ch, p->channel_id);
+	}
+	if (rc == NC_OK)
+		rc = read_tz(r, p, tz, err);
 	free(tz);
 	free(ch);
-	return ok;
+	return rc;
 }

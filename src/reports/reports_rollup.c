@@ -23,6 +23,7 @@
 #include "http/http.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "store/db_row.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,7 +251,7 @@ static enum nc_err finish(struct db_conn *db, struct rollup_stats *st, struct nc
 		db_rollback(db);
 		return err->code;
 	}
-	st->queued = atol(PQgetvalue(res, 0, 0));
+	st->queued = (long)row_i64(res, 0, "n", 0);
 	PQclear(res);
 	if (reports_as_of(db, st->as_of, sizeof(st->as_of), err) != NC_OK) {
 		db_rollback(db);

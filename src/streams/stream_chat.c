@@ -20,10 +20,8 @@
 #include "store/db.h"
 #include "realtime/events.h"
 #include "core/jsonv.h"
-#include "core/log.h"
 #include "http/worker.h"
 #include "streams/streams_db.h"
-#include "http/auth.h"
 
 #include <ctype.h>
 #include <openssl/sha.h>
@@ -161,14 +159,16 @@ static long slow_mode_hit(struct nc_worker *w, const char *key, int seconds)
 	return wait;
 }
 
-static void too_many(struct req *r, long wait, const char *what)
+/* A 429 with Retry-After: the header is set here, the error body is dispatch's. */
+static enum nc_err too_many(struct req *r, long wait, const char *what, struct nc_error *err)
 {
 	char txt[24];
 
-	db_rollback(&req_worker(r)->db);
-	snprintf(txt, sizeof(txt), "%ld", wait > 0 ? wait : 1);
+	if (wait < 1)
+		wait = 1;
+	snprintf(txt, sizeof(txt), "%ld", wait);
 	resp_header(r, "Retry-After", txt);
-	resp_error(r, NC_ERATELIMIT, "%s; retry in %ld s", what, wait > 0 ? wait : 1);
+	return err_set(err, NC_ERATELIMIT, "%s; retry in %ld s", what, wait);
 }
 
 /* ---- chat text ---- */
@@ -215,255 +215,217 @@ static char *chat_content(struct req *r, json_t *body, struct nc_error *err)
 	return content;
 }
 
-/* The answer for a stream the hot-path statement found unusable; false if it is usable. */
-static bool stream_refused(struct req *r, const struct streams_seen *s, struct nc_error *err)
+/* The error for a stream the hot-path statement found unusable; NC_OK if it is usable. */
+static enum nc_err stream_refused(struct req *r, const struct streams_seen *s,
+				  struct nc_error *err)
 {
 	if (!s->found || (!s->can_view && req_authed(r)))
-		err_set(err, NC_ENOTFOUND, "stream not found");
-	else if (!s->can_view)
-		err_set(err, NC_EUNAUTH, "sign in to view this stream");
-	else if (s->over)
-		err_set(err, NC_ECONFLICT, "the stream has ended");
-	else
-		return false;
-	return true;
+		return err_set(err, NC_ENOTFOUND, "stream not found");
+	if (!s->can_view)
+		return err_set(err, NC_EUNAUTH, "sign in to view this stream");
+	if (s->over)
+		return err_set(err, NC_ECONFLICT, "the stream has ended");
+	return NC_OK;
 }
 
-static struct streams_caller caller_of(const struct req *r)
+/* Why no message was written (p->msg is NULL); NC_OK when one was. */
+static enum nc_err chat_refused(struct req *r, const struct streams_chat_post *p,
+				struct nc_error *err)
 {
-	struct streams_caller c = { req_authed(r) ? req_user(r)->user_id : NULL,
-				    req_authed(r) && auth_is_staff(req_user(r)), req_cfg(r)->streams_public_live };
-
-	return c;
+	if (stream_refused(r, &p->s, err) != NC_OK)
+		return err->code;
+	if (!p->enable_chat)
+		return err_set(err, NC_EFORBIDDEN, "chat is disabled for this stream");
+	if (p->msg == NULL)
+		return err_set(err, NC_ECONFLICT, "the stream changed meanwhile; try again");
+	return NC_OK;
 }
 
-void api_stream_chat_post(struct req *r)
+static enum nc_err chat_post(struct req *r, const char *content, struct nc_error *err)
 {
-	struct streams_caller who = caller_of(r);
-	struct streams_chat_post p = {0};
-	struct nc_error err = {0};
-	json_t *body = req_json(r, false);
+	struct streams_caller who = streams_caller_of(r);
+	struct streams_chat_post p = { 0 };
 	const char *id = req_param(r, "id");
-	char *content = NULL, *key = NULL;
+	char key[160];
 	long wait;
 
-	if (body == NULL)
-		return;
-	if ((content = chat_content(r, body, &err)) == NULL)
-		goto bad;
-	if (id == NULL || !is_uuid(id)) {
-		err_set(&err, NC_EBADREQ, "stream id must be a UUID");
-		goto bad;
-	}
-	key = xasprintf("nchat:rl:streamchat:%s", req_user(r)->user_id);
+	snprintf(key, sizeof(key), "nchat:rl:streamchat:%s", req_user(r)->user_id);
 	wait = rate_hit(req_worker(r), key, req_cfg(r)->stream_chat_rate_limit,
 			req_cfg(r)->stream_chat_rate_window_s);
-	if (wait > 0) {
-		too_many(r, wait, "too many chat messages");
-		goto done;
-	}
+	if (wait > 0)
+		return too_many(r, wait, "too many chat messages", err);
 	/* one statement: the stream, the caller's rights, the insert */
-	if (streams_db_chat_post(&req_worker(r)->db, id, &who, content, false, &p, &err) != NC_OK)
-		goto bad;
+	if (streams_db_chat_post(&req_worker(r)->db, id, &who, content, false, &p, err) != NC_OK)
+		return err->code;
 	if (p.needs_slow_check && p.s.found && p.s.can_view && !p.s.over && p.enable_chat) {
-		free(key);
-		key = xasprintf("nchat:slow:%s:%s", id, req_user(r)->user_id);
-		if ((wait = slow_mode_hit(req_worker(r), key, p.slow_mode_s)) > 0) {
-			too_many(r, wait, "slow mode is on");
-			goto done;
-		}
-		if (streams_db_chat_post(&req_worker(r)->db, id, &who, content, true, &p, &err) != NC_OK)
-			goto bad;
+		snprintf(key, sizeof(key), "nchat:slow:%s:%s", id, req_user(r)->user_id);
+		if ((wait = slow_mode_hit(req_worker(r), key, p.slow_mode_s)) > 0)
+			return too_many(r, wait, "slow mode is on", err);
+		if (streams_db_chat_post(&req_worker(r)->db, id, &who, content, true, &p, err) != NC_OK)
+			return err->code;
 	}
-	if (stream_refused(r, &p.s, &err))
-		goto bad;
-	if (!p.enable_chat) {
-		err_set(&err, NC_EFORBIDDEN, "chat is disabled for this stream");
-		goto bad;
-	}
-	if (p.msg == NULL) {
-		err_set(&err, NC_ECONFLICT, "the stream changed meanwhile; try again");
-		goto bad;
-	}
+	/* a message is written only where none of these refuses it: nothing to free */
+	if (chat_refused(r, &p, err) != NC_OK)
+		return err->code;
 	rt_publish_stream(req_worker(r), id, "stream.chat", p.msg);
 	resp_json(r, 201, p.msg);
-	p.msg = NULL;
-	goto done;
-bad:
-	resp_nc_error(r, &err);
-done:
-	json_decref(p.msg);
-	json_decref(body);
+	return NC_OK;
+}
+
+static enum nc_err api_stream_chat_post(struct req *r, struct nc_error *err)
+{
+	char *content = chat_content(r, req_body(r), err);
+	enum nc_err rc;
+
+	if (content == NULL)
+		return err->code;
+	rc = chat_post(r, content, err);
 	free(content);
-	free(key);
+	return rc;
 }
 
 /* ---- GET /api/streams/{id}/chat?limit=&before=&pinned_first= ---- */
+
+struct chat_page_args {
+	long limit;
+	bool pinned_first;
+	char before[37]; /* "" for the first page */
+};
+
+static enum nc_err chat_page_args(struct req *r, struct chat_page_args *a, struct nc_error *err)
+{
+	char *limit_txt = req_query(r, "limit"), *before = req_query(r, "before");
+	char *pf = req_query(r, "pinned_first");
+	enum nc_err rc = NC_OK;
+
+	a->limit = 50;
+	if (limit_txt && parse_long(limit_txt, 1, 100, &a->limit) != 0)
+		rc = err_set(err, NC_EBADREQ, "limit must be an integer from 1 to 100");
+	else if (before && !is_uuid(before))
+		rc = err_set(err, NC_EBADREQ, "before must be a message id");
+	else if (pf && strcmp(pf, "true") != 0 && strcmp(pf, "1") != 0 && strcmp(pf, "false") != 0 &&
+		 strcmp(pf, "0") != 0)
+		rc = err_set(err, NC_EBADREQ, "pinned_first must be true or false");
+	a->pinned_first = pf && (strcmp(pf, "true") == 0 || strcmp(pf, "1") == 0);
+	snprintf(a->before, sizeof(a->before), "%s", rc == NC_OK && before ? before : "");
+	free(limit_txt);
+	free(before);
+	free(pf);
+	return rc;
+}
 
 /*
  * Newest first, keyset-paginated by message id (`before` = next_before of
  * the previous page).  With pinned_first=true the first page starts with
  * every pinned message (newest pin first) and no page repeats them.
  */
-void api_stream_chat_list(struct req *r)
+static enum nc_err chat_page(struct req *r, struct stream_ctx *s, void *arg, struct nc_error *err)
 {
-	struct db_conn *db = &req_worker(r)->db;
-	struct streams_caller who = caller_of(r);
-	struct stream_ctx s;
-	struct nc_error err;
-	char *limit_txt = req_query(r, "limit"), *before = req_query(r, "before");
-	char *pf_txt = req_query(r, "pinned_first");
-	bool pinned_first = false;
-	long limit = 50;
+	const struct chat_page_args *a = arg;
+	struct streams_caller who = streams_caller_of(r);
 	char next[37];
-	json_t *arr = NULL;
+	json_t *arr;
 
-	memset(&s, 0, sizeof(s));
-	if (limit_txt && parse_long(limit_txt, 1, 100, &limit) != 0) {
-		resp_error(r, NC_EBADREQ, "limit must be an integer from 1 to 100");
-		goto out;
-	}
-	if (before && !is_uuid(before)) {
-		resp_error(r, NC_EBADREQ, "before must be a message id");
-		goto out;
-	}
-	if (pf_txt) {
-		if (strcmp(pf_txt, "true") == 0 || strcmp(pf_txt, "1") == 0)
-			pinned_first = true;
-		else if (strcmp(pf_txt, "false") != 0 && strcmp(pf_txt, "0") != 0) {
-			resp_error(r, NC_EBADREQ, "pinned_first must be true or false");
-			goto out;
-		}
-	}
-	if (streams_open(r, req_param(r, "id"), STREAM_NEED_VIEW, false, &s, &err) != NC_OK) {
-		resp_nc_error(r, &err);
-		goto out;
-	}
 	/* the statements check again who may read the chat */
-	arr = streams_db_chat_page(db, s.id, &who, pinned_first, before, (int)limit, next, &err);
+	arr = streams_db_chat_page(&req_worker(r)->db, s->id, &who, a->pinned_first,
+				   a->before[0] ? a->before : NULL, (int)a->limit, next, err);
 	if (arr == NULL)
-		goto fail;
-	db_rollback(db);
+		return err->code;
+	db_rollback(&req_worker(r)->db); /* read only */
 	resp_json(r, 200, json_pack("{s:o, s:s?}", "messages", arr, "next_before",
 				    next[0] ? next : NULL));
-	arr = NULL;
-	goto out;
-fail:
-	streams_fail(r, &err);
-out:
-	json_decref(arr);
-	free(limit_txt);
-	free(before);
-	free(pf_txt);
-	stream_ctx_cleanup(&s);
+	return NC_OK;
+}
+
+static enum nc_err api_stream_chat_list(struct req *r, struct nc_error *err)
+{
+	struct chat_page_args a;
+
+	if (chat_page_args(r, &a, err) != NC_OK)
+		return err->code;
+	return streams_run(r, STREAM_NEED_VIEW, false, chat_page, &a, err);
 }
 
 /* ---- POST /api/streams/{id}/chat/{messageId}/pin ---- */
 
-void api_stream_chat_pin(struct req *r)
+static enum nc_err chat_pin(struct req *r, struct stream_ctx *s, void *arg, struct nc_error *err)
 {
 	struct db_conn *db = &req_worker(r)->db;
-	struct stream_ctx s;
-	struct nc_error err;
+	bool pinned = *(const bool *)arg;
 	const char *mid = req_param(r, "messageId");
-	json_t *body = req_json(r, true), *msg = NULL;
+	json_t *msg, *d;
+	enum nc_err rc;
+
+	if ((msg = streams_db_chat_pin(db, s->id, mid, pinned, req_user(r)->user_id, err)) == NULL)
+		return err->code;
+	d = json_pack("{s:s}", "message_id", mid);
+	rc = audit_log(db, req_user(r), pinned ? "stream.chat.pin" : "stream.chat.unpin", "stream",
+		       s->id, d, req_id(r), err);
+	json_decref(d);
+	if (rc == NC_OK)
+		rc = db_commit(db, err);
+	if (rc != NC_OK) {
+		json_decref(msg);
+		return rc;
+	}
+	rt_publish_stream(req_worker(r), s->id, "stream.chat", msg);
+	resp_json(r, 200, msg);
+	return NC_OK;
+}
+
+static enum nc_err api_stream_chat_pin(struct req *r, struct nc_error *err)
+{
 	bool pinned = true;
 
-	memset(&s, 0, sizeof(s));
-	if (body == NULL)
-		return;
-	if (jv_bool(body, "pinned", 0, &pinned, &err) < 0)
-		goto bad;
-	if (mid == NULL || !is_uuid(mid)) {
-		err_set(&err, NC_EBADREQ, "message id must be a UUID");
-		goto bad;
-	}
-	if (streams_open(r, req_param(r, "id"), STREAM_NEED_MANAGE, false, &s, &err) != NC_OK)
-		goto bad;
-	if ((msg = streams_db_chat_pin(db, s.id, mid, pinned, req_user(r)->user_id, &err)) == NULL)
-		goto fail;
-	{
-		json_t *d = json_pack("{s:s}", "message_id", mid);
-
-		if (audit_log(db, req_user(r), pinned ? "stream.chat.pin" : "stream.chat.unpin",
-			      "stream", s.id, d, req_id(r), &err) != NC_OK) {
-			json_decref(d);
-			goto fail;
-		}
-		json_decref(d);
-	}
-	if (db_commit(db, &err) != NC_OK)
-		goto fail;
-	rt_publish_stream(req_worker(r), s.id, "stream.chat", msg);
-	resp_json(r, 200, msg);
-	msg = NULL;
-	goto done;
-bad:
-	resp_nc_error(r, &err);
-	goto done;
-fail:
-	streams_fail(r, &err);
-done:
-	json_decref(msg);
-	json_decref(body);
-	stream_ctx_cleanup(&s);
+	if (jv_bool(req_body(r), "pinned", 0, &pinned, err) < 0)
+		return err->code;
+	return streams_run(r, STREAM_NEED_MANAGE, false, chat_pin, &pinned, err);
 }
 
 /* ---- DELETE /api/streams/{id}/chat/{messageId} ---- */
 
-void api_stream_chat_delete(struct req *r)
+static enum nc_err chat_delete(struct req *r, struct stream_ctx *s, void *arg,
+			       struct nc_error *err)
 {
 	struct db_conn *db = &req_worker(r)->db;
-	struct stream_ctx s;
-	struct nc_error err;
 	const char *mid = req_param(r, "messageId");
+	enum nc_err rc;
 	bool own;
 	json_t *d;
 	int n;
 
-	if (mid == NULL || !is_uuid(mid)) {
-		resp_error(r, NC_EBADREQ, "message id must be a UUID");
-		return;
-	}
-	if (streams_open(r, req_param(r, "id"), 0, false, &s, &err) != NC_OK) {
-		resp_nc_error(r, &err);
-		return;
-	}
-	n = streams_db_chat_lock(db, s.id, mid, req_user(r)->user_id, &own, &err);
+	(void)arg;
+	n = streams_db_chat_lock(db, s->id, mid, req_user(r)->user_id, &own, err);
 	if (n < 0)
-		goto fail;
-	if (n == 0) {
-		err_set(&err, NC_ENOTFOUND, "message not found");
-		goto fail;
-	}
-	if (!own && !s.is_broadcaster && !s.is_staff) {
-		err_set(&err, NC_EFORBIDDEN,
-			"only the author, the broadcaster or a moderator may delete a message");
-		goto fail;
-	}
-	if (streams_db_chat_delete(db, s.id, mid, req_user(r)->user_id, &err) != NC_OK)
-		goto fail;
+		return err->code;
+	if (n == 0)
+		return err_set(err, NC_ENOTFOUND, "message not found");
+	if (!own && !s->is_broadcaster && !s->is_staff)
+		return err_set(err, NC_EFORBIDDEN,
+			       "only the author, the broadcaster or a moderator may delete a message");
+	if (streams_db_chat_delete(db, s->id, mid, req_user(r)->user_id, err) != NC_OK)
+		return err->code;
 	if (!own) {
 		/* moderation of someone else's message is a privileged action */
 		d = json_pack("{s:s}", "message_id", mid);
-		if (audit_log(db, req_user(r), "stream.chat.delete", "stream", s.id, d, req_id(r),
-			      &err) != NC_OK) {
-			json_decref(d);
-			goto fail;
-		}
+		rc = audit_log(db, req_user(r), "stream.chat.delete", "stream", s->id, d, req_id(r),
+			       err);
 		json_decref(d);
+		if (rc != NC_OK)
+			return rc;
 	}
-	if (db_commit(db, &err) != NC_OK)
-		goto fail;
-	d = json_pack("{s:s, s:s, s:b}", "id", mid, "stream_id", s.id, "is_deleted", 1);
-	rt_publish_stream(req_worker(r), s.id, "stream.chat", d);
+	if (db_commit(db, err) != NC_OK)
+		return err->code;
+	d = json_pack("{s:s, s:s, s:b}", "id", mid, "stream_id", s->id, "is_deleted", 1);
+	rt_publish_stream(req_worker(r), s->id, "stream.chat", d);
 	json_decref(d);
 	resp_json(r, 204, NULL);
-	stream_ctx_cleanup(&s);
-	return;
-fail:
-	streams_fail(r, &err);
-	stream_ctx_cleanup(&s);
+	return NC_OK;
+}
+
+static enum nc_err api_stream_chat_delete(struct req *r, struct nc_error *err)
+{
+	return streams_run(r, 0, false, chat_delete, NULL, err);
 }
 
 /* ---- POST /api/streams/{id}/reactions ---- */
@@ -474,86 +436,80 @@ fail:
  * name their open session.  The rate limit is per signed-in user, and per
  * client address for anonymous viewers (however many sessions they open).
  */
-void api_stream_reaction_post(struct req *r)
+static enum nc_err api_stream_reaction_post(struct req *r, struct nc_error *err)
 {
-	struct streams_caller who = caller_of(r);
+	struct streams_caller who = streams_caller_of(r);
 	struct streams_reaction x;
-	struct nc_error err = {0};
-	json_t *body = req_json(r, false), *out = NULL;
+	json_t *body = req_body(r), *out;
 	const char *type = NULL, *sid = NULL, *id = req_param(r, "id");
-	char *key = NULL, ck[STREAMS_CLIENT_KEY_LEN + 1];
+	char key[160], ck[STREAMS_CLIENT_KEY_LEN + 1];
 	long wait;
 
-	if (body == NULL)
-		return;
-	if (jv_enum(body, "reactionType", JV_REQUIRED, reaction_types, &type, &err) < 0 ||
+	if (jv_enum(body, "reactionType", JV_REQUIRED, reaction_types, &type, err) < 0 ||
 	    jv_string(body, "viewer_session_id", req_authed(r) ? 0 : JV_REQUIRED, 8, 128, &sid,
-		      &err) < 0)
-		goto bad;
-	if (id == NULL || !is_uuid(id)) {
-		err_set(&err, NC_EBADREQ, "stream id must be a UUID");
-		goto bad;
-	}
+		      err) < 0)
+		return err->code;
 	if (!req_authed(r))
 		streams_client_key(req_cfg(r), req_client_addr(r), ck);
-	key = xasprintf("nchat:rl:streamreact:%s:%s%s", id, req_authed(r) ? "" : "anon:",
-			req_authed(r) ? req_user(r)->user_id : ck);
-	if ((wait = rate_hit(req_worker(r), key, req_cfg(r)->stream_reaction_rate_limit, 1)) > 0) {
-		too_many(r, wait, "too many reactions");
-		goto done;
-	}
-	if (streams_db_reaction(&req_worker(r)->db, id, &who, sid, type, &x, &err) != NC_OK ||
-	    stream_refused(r, &x.s, &err))
-		goto bad;
-	if (!x.enable_reactions) {
-		err_set(&err, NC_EFORBIDDEN, "reactions are disabled for this stream");
-		goto bad;
-	}
-	if (!x.session_ok) {
-		err_set(&err, NC_ENOTFOUND, "no open viewer session with that id");
-		goto bad;
-	}
-	if (x.id[0] == '\0') {
-		err_set(&err, NC_ECONFLICT, "the stream changed meanwhile; try again");
-		goto bad;
-	}
+	snprintf(key, sizeof(key), "nchat:rl:streamreact:%s:%s%s", id, req_authed(r) ? "" : "anon:",
+		 req_authed(r) ? req_user(r)->user_id : ck);
+	if ((wait = rate_hit(req_worker(r), key, req_cfg(r)->stream_reaction_rate_limit, 1)) > 0)
+		return too_many(r, wait, "too many reactions", err);
+	if (streams_db_reaction(&req_worker(r)->db, id, &who, sid, type, &x, err) != NC_OK ||
+	    stream_refused(r, &x.s, err) != NC_OK)
+		return err->code;
+	if (!x.enable_reactions)
+		return err_set(err, NC_EFORBIDDEN, "reactions are disabled for this stream");
+	if (!x.session_ok)
+		return err_set(err, NC_ENOTFOUND, "no open viewer session with that id");
+	if (x.id[0] == '\0')
+		return err_set(err, NC_ECONFLICT, "the stream changed meanwhile; try again");
 	out = json_pack("{s:s, s:s, s:s, s:s?, s:s}", "id", x.id, "stream_id", id,
 			"reaction_type", type, "user_id", req_authed(r) ? req_user(r)->user_id : NULL,
 			"created_at", x.created_at);
 	rt_publish_stream(req_worker(r), id, "stream.reaction", out);
 	resp_json(r, 201, out);
-	out = NULL;
-	goto done;
-bad:
-	resp_nc_error(r, &err);
-done:
-	json_decref(out);
-	json_decref(body);
-	free(key);
+	return NC_OK;
 }
 
 /* ---- GET /api/streams/{id}/reactions ---- */
 
-void api_stream_reaction_summary(struct req *r)
+static enum nc_err reaction_summary(struct req *r, struct stream_ctx *s, void *arg,
+				    struct nc_error *err)
 {
-	struct streams_caller who = caller_of(r);
-	struct stream_ctx s;
-	struct nc_error err;
+	struct streams_caller who = streams_caller_of(r);
 	json_t *out;
 
-	streams_db_sync_counters(&req_worker(r)->db, req_param(r, "id"));
-	if (streams_open(r, req_param(r, "id"), STREAM_NEED_VIEW, false, &s, &err) != NC_OK) {
-		resp_nc_error(r, &err);
-		return;
-	}
+	(void)arg;
 	/* the statement checks again who may see the stream */
-	out = streams_db_reaction_summary(&req_worker(r)->db, s.id, &who, &err);
-	if (out == NULL) {
-		streams_fail(r, &err);
-		stream_ctx_cleanup(&s);
-		return;
-	}
-	db_rollback(&req_worker(r)->db);
+	out = streams_db_reaction_summary(&req_worker(r)->db, s->id, &who, err);
+	if (out == NULL)
+		return err->code;
+	db_rollback(&req_worker(r)->db); /* read only */
 	resp_json(r, 200, out);
-	stream_ctx_cleanup(&s);
+	return NC_OK;
 }
+
+static enum nc_err api_stream_reaction_summary(struct req *r, struct nc_error *err)
+{
+	streams_db_sync_counters(&req_worker(r)->db, req_param(r, "id"));
+	return streams_run(r, STREAM_NEED_VIEW, false, reaction_summary, NULL, err);
+}
+
+/* ---- routes ---- */
+
+const struct route stream_chat_routes[] = {
+	{RM_GET, "/api/streams/{id}/chat", RUN(api_stream_chat_list),
+	 ROUTE_FN | ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS, NULL},
+	{RM_POST, "/api/streams/{id}/chat", RUN(api_stream_chat_post),
+	 ROUTE_FN | ROUTE_AUTH | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL},
+	{RM_POST, "/api/streams/{id}/chat/{messageId}/pin", RUN(api_stream_chat_pin),
+	 ROUTE_FN | ROUTE_AUTH | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL},
+	{RM_DELETE, "/api/streams/{id}/chat/{messageId}", RUN(api_stream_chat_delete),
+	 ROUTE_FN | ROUTE_AUTH | ROUTE_UUID_PARAMS, NULL},
+	{RM_GET, "/api/streams/{id}/reactions", RUN(api_stream_reaction_summary),
+	 ROUTE_FN | ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS, NULL},
+	{RM_POST, "/api/streams/{id}/reactions", RUN(api_stream_reaction_post),
+	 ROUTE_FN | ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL},
+	{0, NULL, NULL, 0, NULL},
+};

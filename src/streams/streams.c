@@ -90,15 +90,31 @@ void stream_ctx_cleanup(struct stream_ctx *s)
 	s->room_name = s->ingress_id = s->egress_id = NULL;
 }
 
+struct streams_caller streams_caller_of(const struct req *r)
+{
+	struct streams_caller c = { req_authed(r) ? req_user(r)->user_id : NULL,
+				    req_authed(r) && auth_is_staff(req_user(r)),
+				    req_cfg(r)->streams_public_live };
+
+	return c;
+}
+
 bool streams_is_over(const struct stream_ctx *s)
 {
 	return strcmp(s->status, "ended") == 0 || strcmp(s->status, "failed") == 0;
 }
 
-void streams_fail(struct req *r, const struct nc_error *err)
+enum nc_err streams_run(struct req *r, unsigned need, bool for_update, stream_step step, void *arg,
+			struct nc_error *err)
 {
-	db_rollback(&req_worker(r)->db);
-	resp_nc_error(r, err);
+	struct stream_ctx s;
+	enum nc_err rc;
+
+	if (streams_open(r, req_param(r, "id"), need, for_update, &s, err) != NC_OK)
+		return err->code;
+	rc = step(r, &s, arg, err);
+	stream_ctx_cleanup(&s);
+	return rc;
 }
 
 /* ---- stream keys ---- */

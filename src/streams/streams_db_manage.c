@@ -218,7 +218,7 @@ json_t *streams_db_end(struct db_conn *db, const char *id, int timeout_s, long *
 		" WHERE stream_id = $1 AND left_at IS NULL", 2, p2, err);
 	if (res == NULL)
 		goto fail;
-	*closed = atol(PQcmdTuples(res));
+	*closed = (long)row_affected(res);
 	PQclear(res);
 	res = db_exec(db, "SELECT peak_viewers, total_views, unique_viewers FROM nchat_streams"
 		      " WHERE id = $1", 1, p1, err);
@@ -248,7 +248,7 @@ enum nc_err streams_db_swap_ingress(struct db_conn *db, const char *id, const ch
 
 	if (res == NULL)
 		return err->code;
-	*swapped = atol(PQcmdTuples(res)) == 1;
+	*swapped = row_affected(res) == 1;
 	PQclear(res);
 	return NC_OK;
 }

@@ -16,7 +16,6 @@
  * close; only the live count is frozen.
  */
 #include "streams/streams.h"
-#include "core/uuid.h"
 
 #include "store/db.h"
 #include "realtime/events.h"
@@ -24,7 +23,6 @@
 #include "core/log.h"
 #include "http/worker.h"
 #include "streams/streams_db.h"
-#include "http/auth.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -193,66 +191,55 @@ static int session_id_of(json_t *body, unsigned flags, const char **out, struct 
 
 /* ---- POST /api/streams/{id}/viewers/join ---- */
 
-/* The answer for a join the statement refused; false when it went through. */
-static bool join_refused(struct req *r, const struct streams_viewer_join *j, struct nc_error *err)
+/* The error for a join the statement refused; NC_OK when it went through. */
+static enum nc_err join_refused(struct req *r, const struct streams_viewer_join *j,
+				struct nc_error *err)
 {
 	if (!j->s.found || (!j->s.can_view && req_authed(r)))
-		err_set(err, NC_ENOTFOUND, "stream not found");
-	else if (!j->s.can_view)
-		err_set(err, NC_EUNAUTH, "sign in to view this stream");
-	else if (j->s.over)
-		err_set(err, NC_ECONFLICT, "the stream has ended");
-	else if (j->too_many) {
+		return err_set(err, NC_ENOTFOUND, "stream not found");
+	if (!j->s.can_view)
+		return err_set(err, NC_EUNAUTH, "sign in to view this stream");
+	if (j->s.over)
+		return err_set(err, NC_ECONFLICT, "the stream has ended");
+	if (j->too_many) {
+		/* the header stays on the error response dispatch writes */
 		resp_header(r, "Retry-After", "30");
-		err_set(err, NC_ERATELIMIT, "too many viewer sessions from this address");
-	} else if (j->taken)
-		err_set(err, NC_ECONFLICT, "this viewer_session_id belongs to another viewer");
-	else
-		return false;
-	return true;
+		return err_set(err, NC_ERATELIMIT, "too many viewer sessions from this address");
+	}
+	if (j->taken)
+		return err_set(err, NC_ECONFLICT, "this viewer_session_id belongs to another viewer");
+	return NC_OK;
 }
 
-void api_stream_viewer_join(struct req *r)
+static enum nc_err api_stream_viewer_join(struct req *r, struct nc_error *err)
 {
-	struct streams_caller who = { req_authed(r) ? req_user(r)->user_id : NULL,
-				      req_authed(r) && auth_is_staff(req_user(r)),
-				      req_cfg(r)->streams_public_live };
+	const struct nc_config *cfg = req_cfg(r);
+	struct streams_caller who = streams_caller_of(r);
 	struct streams_viewer_join j;
-	struct nc_error err = {0};
-	json_t *body = req_json(r, false), *out;
 	const char *sid = NULL, *id = req_param(r, "id");
 	char ck[STREAMS_CLIENT_KEY_LEN + 1];
+	json_t *out;
 	long cur;
 
-	if (body == NULL)
-		return;
-	if (session_id_of(body, JV_REQUIRED, &sid, &err) < 0)
-		goto bad;
-	if (id == NULL || !is_uuid(id)) {
-		err_set(&err, NC_EBADREQ, "stream id must be a UUID");
-		goto bad;
-	}
+	if (session_id_of(req_body(r), JV_REQUIRED, &sid, err) < 0)
+		return err->code;
 	if (!req_authed(r))
-		streams_client_key(req_cfg(r), req_client_addr(r), ck);
+		streams_client_key(cfg, req_client_addr(r), ck);
 	/* one statement: the stream, the caller's rights, the session */
 	if (streams_db_viewer_join(&req_worker(r)->db, id, &who, sid, req_authed(r) ? NULL : ck,
-				   req_cfg(r)->anon_viewer_sessions, &j, &err) != NC_OK ||
-	    join_refused(r, &j, &err))
-		goto bad;
+				   cfg->anon_viewer_sessions, &j, err) != NC_OK ||
+	    join_refused(r, &j, err) != NC_OK)
+		return err->code;
 	out = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i}", "stream_id", id, "viewer_id",
 			j.viewer_id, "viewer_session_id", sid, "joined_at", j.joined_at,
-			"heartbeat_timeout_seconds", req_cfg(r)->viewer_heartbeat_timeout_s,
+			"heartbeat_timeout_seconds", cfg->viewer_heartbeat_timeout_s,
 			"heartbeat_interval_seconds",
-			req_cfg(r)->viewer_heartbeat_timeout_s >= 3 ? req_cfg(r)->viewer_heartbeat_timeout_s / 3 : 1);
+			cfg->viewer_heartbeat_timeout_s >= 3 ? cfg->viewer_heartbeat_timeout_s / 3 : 1);
 	cur = viewers_sync(req_worker(r), id, "touch", sid);
 	if (cur >= 0)
 		json_object_set_new(out, "current_viewers", json_integer(cur));
 	resp_json(r, j.inserted ? 201 : 200, out);
-	json_decref(body);
-	return;
-bad:
-	resp_nc_error(r, &err);
-	json_decref(body);
+	return NC_OK;
 }
 
 /*
@@ -264,38 +251,26 @@ bad:
 
 /* ---- POST /api/streams/{id}/viewers/heartbeat ---- */
 
-void api_stream_viewer_heartbeat(struct req *r)
+static enum nc_err api_stream_viewer_heartbeat(struct req *r, struct nc_error *err)
 {
-	struct nc_error err = {0};
-	json_t *body = req_json(r, false), *out;
 	const char *sid = NULL, *id = req_param(r, "id");
 	enum streams_beat_outcome beat;
+	json_t *out;
 	long cur;
 
-	if (body == NULL)
-		return;
-	if (session_id_of(body, JV_REQUIRED, &sid, &err) < 0)
-		goto bad;
-	if (id == NULL || !is_uuid(id)) {
-		err_set(&err, NC_EBADREQ, "stream id must be a UUID");
-		goto bad;
-	}
-	if (streams_db_heartbeat(&req_worker(r)->db, id, sid, req_authed(r) ? req_user(r)->user_id : NULL, &beat,
-				 &err) != NC_OK)
-		goto bad;
+	if (session_id_of(req_body(r), JV_REQUIRED, &sid, err) < 0 ||
+	    streams_db_heartbeat(&req_worker(r)->db, id, sid,
+				 req_authed(r) ? req_user(r)->user_id : NULL, &beat, err) != NC_OK)
+		return err->code;
 	switch (beat) {
 	case STREAMS_BEAT_NO_STREAM:
-		err_set(&err, NC_ENOTFOUND, "stream not found");
-		goto bad;
+		return err_set(err, NC_ENOTFOUND, "stream not found");
 	case STREAMS_BEAT_NO_SESSION:
-		err_set(&err, NC_ENOTFOUND, "no such viewer session");
-		goto bad;
+		return err_set(err, NC_ENOTFOUND, "no such viewer session");
 	case STREAMS_BEAT_CLOSED:
-		err_set(&err, NC_ECONFLICT, "the viewer session was closed; join again");
-		goto bad;
+		return err_set(err, NC_ECONFLICT, "the viewer session was closed; join again");
 	case STREAMS_BEAT_OVER:
-		err_set(&err, NC_ECONFLICT, "the stream has ended");
-		goto bad;
+		return err_set(err, NC_ECONFLICT, "the stream has ended");
 	case STREAMS_BEAT_OK:
 		break;
 	}
@@ -303,48 +278,30 @@ void api_stream_viewer_heartbeat(struct req *r)
 	if ((cur = viewers_sync(req_worker(r), id, "touch", sid)) >= 0)
 		json_object_set_new(out, "current_viewers", json_integer(cur));
 	resp_json(r, 200, out);
-	json_decref(body);
-	return;
-bad:
-	resp_nc_error(r, &err);
-	json_decref(body);
+	return NC_OK;
 }
 
 /* ---- POST /api/streams/{id}/viewers/leave ---- */
 
 /* Leaving twice is harmless: the second answer repeats the first. */
-void api_stream_viewer_leave(struct req *r)
+static enum nc_err api_stream_viewer_leave(struct req *r, struct nc_error *err)
 {
 	struct streams_viewer_leave lv;
-	struct nc_error err = {0};
-	json_t *body = req_json(r, false), *out;
 	const char *sid = NULL, *id = req_param(r, "id");
+	json_t *out;
 
-	if (body == NULL)
-		return;
-	if (session_id_of(body, JV_REQUIRED, &sid, &err) < 0)
-		goto bad;
-	if (id == NULL || !is_uuid(id)) {
-		err_set(&err, NC_EBADREQ, "stream id must be a UUID");
-		goto bad;
-	}
-	if (streams_db_viewer_leave(&req_worker(r)->db, id, sid, req_authed(r) ? req_user(r)->user_id : NULL, &lv,
-				    &err) != NC_OK)
-		goto bad;
-	if (!lv.found) {
-		err_set(&err, NC_ENOTFOUND, "no such viewer session");
-		goto bad;
-	}
+	if (session_id_of(req_body(r), JV_REQUIRED, &sid, err) < 0 ||
+	    streams_db_viewer_leave(&req_worker(r)->db, id, sid,
+				    req_authed(r) ? req_user(r)->user_id : NULL, &lv, err) != NC_OK)
+		return err->code;
+	if (!lv.found)
+		return err_set(err, NC_ENOTFOUND, "no such viewer session");
 	out = json_pack("{s:s, s:s, s:I, s:s?}", "stream_id", id, "viewer_session_id", sid,
 			"watch_duration_seconds", (json_int_t)lv.watch_duration_seconds, "left_at",
 			lv.left_at[0] ? lv.left_at : NULL);
 	(void)viewers_sync(req_worker(r), id, "forget", sid);
 	resp_json(r, 200, out);
-	json_decref(body);
-	return;
-bad:
-	resp_nc_error(r, &err);
-	json_decref(body);
+	return NC_OK;
 }
 
 /* ---- POST /api/streams/{id}/viewer-token ---- */
@@ -352,56 +309,55 @@ bad:
 /*
  * Subscribe-only token for WebRTC viewing.  Identity: the user id when
  * signed in, "anon-<viewer_session_id>" for anonymous viewers (who must
- * send viewer_session_id).
+ * send viewer_session_id; session_id_of checked it).
  */
-void api_stream_viewer_token(struct req *r)
+static enum nc_err viewer_token(struct req *r, struct stream_ctx *s, void *arg,
+				struct nc_error *err)
 {
-	struct db_conn *db = &req_worker(r)->db;
-	struct stream_ctx s;
-	struct nc_error err;
-	json_t *body = req_json(r, true);
-	const char *sid = NULL;
-	char *identity = NULL, *name = NULL, *token = NULL;
-	char exp_txt[32];
+	const char *sid = arg;
+	char identity[160], exp_txt[32], *name = NULL, *token;
 	int64_t exp;
 
-	if (body == NULL)
-		return;
-	if (session_id_of(body, req_authed(r) ? 0 : JV_REQUIRED, &sid, &err) < 0) {
-		resp_nc_error(r, &err);
-		json_decref(body);
-		return;
-	}
-	if (streams_open(r, req_param(r, "id"), STREAM_NEED_VIEW, false, &s, &err) != NC_OK) {
-		resp_nc_error(r, &err);
-		json_decref(body);
-		return;
-	}
-	if (streams_is_over(&s)) {
-		err_set(&err, NC_ECONFLICT, "the stream has ended");
-		streams_fail(r, &err);
-		goto out;
-	}
+	if (streams_is_over(s))
+		return err_set(err, NC_ECONFLICT, "the stream has ended");
 	if (req_authed(r)) {
-		name = streams_db_user_name(db, req_user(r)->user_id);
-		identity = xstrdup(req_user(r)->user_id);
+		name = streams_db_user_name(&req_worker(r)->db, req_user(r)->user_id);
+		snprintf(identity, sizeof(identity), "%s", req_user(r)->user_id);
 	} else {
-		identity = xasprintf("anon-%s", sid);
+		snprintf(identity, sizeof(identity), "anon-%s", sid);
 	}
-	db_rollback(db);
-	token = streams_mint_token(req_cfg(r), identity, name, s.room_name, false, &exp);
-	if (token == NULL) {
-		resp_error(r, NC_ELIVEKIT_DOWN, "LiveKit is not configured");
-		goto out;
-	}
+	db_rollback(&req_worker(r)->db); /* read only */
+	token = streams_mint_token(req_cfg(r), identity, name, s->room_name, false, &exp);
+	free(name);
+	if (token == NULL)
+		return err_set(err, NC_ELIVEKIT_DOWN, "LiveKit is not configured");
 	format_rfc3339(exp, exp_txt, sizeof(exp_txt));
 	resp_json(r, 200, json_pack("{s:s, s:s?, s:s, s:s, s:s}", "token", token, "livekit_url",
-				    req_cfg(r)->livekit_url, "room_name", s.room_name, "identity",
+				    req_cfg(r)->livekit_url, "room_name", s->room_name, "identity",
 				    identity, "expires_at", exp_txt));
-out:
 	free(token);
-	free(identity);
-	free(name);
-	json_decref(body);
-	stream_ctx_cleanup(&s);
+	return NC_OK;
 }
+
+static enum nc_err api_stream_viewer_token(struct req *r, struct nc_error *err)
+{
+	const char *sid = NULL;
+
+	if (session_id_of(req_body(r), req_authed(r) ? 0 : JV_REQUIRED, &sid, err) < 0)
+		return err->code;
+	return streams_run(r, STREAM_NEED_VIEW, false, viewer_token, (void *)sid, err);
+}
+
+/* ---- routes ---- */
+
+const struct route viewers_routes[] = {
+	{RM_POST, "/api/streams/{id}/viewer-token", RUN(api_stream_viewer_token),
+	 ROUTE_FN | ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL},
+	{RM_POST, "/api/streams/{id}/viewers/join", RUN(api_stream_viewer_join),
+	 ROUTE_FN | ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL},
+	{RM_POST, "/api/streams/{id}/viewers/heartbeat", RUN(api_stream_viewer_heartbeat),
+	 ROUTE_FN | ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL},
+	{RM_POST, "/api/streams/{id}/viewers/leave", RUN(api_stream_viewer_leave),
+	 ROUTE_FN | ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL},
+	{0, NULL, NULL, 0, NULL},
+};
