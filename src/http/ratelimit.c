@@ -19,6 +19,8 @@
 #include <string.h>
 
 #define LOCAL_SLOTS 8192
+/* "rlu": the buckets count in microseconds (older instances used ms keys). */
+#define RL_KEY_PREFIX "nchat:rlu:"
 
 enum rl_class rl_classify(const char *pattern, unsigned method)
 {
@@ -48,13 +50,16 @@ enum rl_class rl_classify(const char *pattern, unsigned method)
 /* ---- Redis ---- */
 
 /*
- * KEYS: the buckets.  ARGV: per key, T (ms per request) and tau (ms of
- * burst tolerance).  Returns 0 (allowed, every bucket charged) or the ms to
- * wait (nothing charged).  Time comes from Redis, so instances agree.
+ * KEYS: the buckets.  ARGV: per key, T (us per request) and tau (us of
+ * burst tolerance).  Returns 0 (allowed, every bucket charged) or the us to
+ * wait (nothing charged).  Time comes from Redis, so instances agree.  In
+ * microseconds so that a limit above 1,000 requests a second per key (an
+ * address behind NAT) is not rounded down to one per millisecond; a TAT is
+ * stored with %.0f, as tostring would drop its low digits.
  */
 static const char gcra_lua[] =
 	"local t = redis.call('TIME')\n"
-	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+	"local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
 	"local tats = {}\n"
 	"for i = 1, #KEYS do\n"
 	"  local T = tonumber(ARGV[2*i-1]); local tau = tonumber(ARGV[2*i])\n"
@@ -64,7 +69,8 @@ static const char gcra_lua[] =
 	"  tats[i] = tat + T\n"
 	"end\n"
 	"for i = 1, #KEYS do\n"
-	"  redis.call('SET', KEYS[i], tats[i], 'PX', tats[i] - now + 1000)\n"
+	"  redis.call('SET', KEYS[i], string.format('%.0f', tats[i]), 'PX',\n"
+	"             math.ceil((tats[i] - now) / 1000) + 1000)\n"
 	"end\n"
 	"return 0\n";
 
@@ -81,14 +87,15 @@ static void compute_sha(void)
 }
 
 /* -1 when Redis could not answer (use the local fallback). */
-static long redis_check(struct nc_worker *w, int nkeys, char keys[][160], long T[], long tau[])
+static long long redis_check(struct nc_worker *w, int nkeys, char keys[][160], long long T[],
+			     long long tau[])
 {
 	const char *argv[3 + 2 * 2 + 2 * 2];
 	char targs[4][24], nk[4];
 	struct nc_error err = {0};
 	redisReply *rep;
 	int argc = 0;
-	long rc = -1;
+	long long rc = -1;
 
 	pthread_once(&sha_once, compute_sha);
 	snprintf(nk, sizeof(nk), "%d", nkeys);
@@ -98,8 +105,8 @@ static long redis_check(struct nc_worker *w, int nkeys, char keys[][160], long T
 	for (int i = 0; i < nkeys; i++)
 		argv[argc++] = keys[i];
 	for (int i = 0; i < nkeys; i++) {
-		snprintf(targs[2 * i], sizeof(targs[0]), "%ld", T[i]);
-		snprintf(targs[2 * i + 1], sizeof(targs[0]), "%ld", tau[i]);
+		snprintf(targs[2 * i], sizeof(targs[0]), "%lld", T[i]);
+		snprintf(targs[2 * i + 1], sizeof(targs[0]), "%lld", tau[i]);
 		argv[argc++] = targs[2 * i];
 		argv[argc++] = targs[2 * i + 1];
 	}
@@ -111,7 +118,7 @@ static long redis_check(struct nc_worker *w, int nkeys, char keys[][160], long T
 		rep = rds_cmdv(&w->rds, argc, argv, NULL, &err);
 	}
 	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER)
-		rc = (long)rep->integer;
+		rc = (long long)rep->integer;
 	else if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
 		log_warn("rate limit script failed: %s", rep->str);
 	freeReplyObject(rep);
@@ -141,9 +148,9 @@ static uint64_t key_hash(const char *s)
  * Same algorithm in a fixed table; two keys that collide on a slot share a
  * bucket, which only makes the (temporary) local limit a little stricter.
  */
-static long local_check(int nkeys, char keys[][160], long T[], long tau[])
+static long long local_check(int nkeys, char keys[][160], long long T[], long long tau[])
 {
-	int64_t now = now_ms(), tats[2];
+	int64_t now = now_ms() * 1000, tats[2];
 	struct slot *s[2];
 
 	pthread_mutex_lock(&local_mu);
@@ -158,7 +165,7 @@ static long local_check(int nkeys, char keys[][160], long T[], long tau[])
 		tats[i] = s[i]->tat < now ? now : s[i]->tat;
 		if (tats[i] - now > tau[i]) {
 			pthread_mutex_unlock(&local_mu);
-			return (long)(tats[i] - now - tau[i]);
+			return (long long)(tats[i] - now - tau[i]);
 		}
 	}
 	for (int i = 0; i < nkeys; i++)
@@ -171,23 +178,23 @@ long rl_check(struct nc_worker *w, const struct rl_config *rc, enum rl_class cls
 	      const char *user_id, const char *client_addr)
 {
 	char keys[2][160];
-	long T[2], tau[2], wait;
+	long long T[2], tau[2], wait;
 	int n = 0;
 
 	if (cls >= RL_CLASS_MAX)
 		return 0;
 	if (rc->ip.count > 0 && client_addr != NULL && *client_addr != '\0') {
-		snprintf(keys[n], sizeof(keys[n]), "nchat:rl:ip:%s", client_addr);
-		T[n] = (long)rc->ip.window_s * 1000 / rc->ip.count;
-		tau[n] = (long)rc->ip.window_s * 1000 - T[n];
+		snprintf(keys[n], sizeof(keys[n]), RL_KEY_PREFIX "ip:%s", client_addr);
+		T[n] = (long long)rc->ip.window_s * 1000000 / rc->ip.count;
+		tau[n] = (long long)rc->ip.window_s * 1000000 - T[n];
 		n++;
 	}
 	if (rc->user[cls].count > 0 && user_id != NULL && *user_id != '\0') {
 		const struct rl_limit *l = &rc->user[cls];
 
-		snprintf(keys[n], sizeof(keys[n]), "nchat:rl:%s:%s", rl_class_name(cls), user_id);
-		T[n] = (long)l->window_s * 1000 / l->count;
-		tau[n] = (long)l->window_s * 1000 - T[n];
+		snprintf(keys[n], sizeof(keys[n]), RL_KEY_PREFIX "%s:%s", rl_class_name(cls), user_id);
+		T[n] = (long long)l->window_s * 1000000 / l->count;
+		tau[n] = (long long)l->window_s * 1000000 - T[n];
 		n++;
 	}
 	if (n == 0)
@@ -198,5 +205,6 @@ long rl_check(struct nc_worker *w, const struct rl_config *rc, enum rl_class cls
 	wait = w != NULL && w->rds_ok ? redis_check(w, n, keys, T, tau) : -1;
 	if (wait < 0)
 		wait = local_check(n, keys, T, tau);
-	return wait;
+	/* microseconds to the milliseconds the caller turns into Retry-After */
+	return (long)((wait + 999) / 1000);
 }
