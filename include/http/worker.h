@@ -63,9 +63,14 @@ void worker_at_exit(void (*fn)(void));
  */
 void worker_defer(struct nc_worker *w, void (*fn)(struct nc_worker *w, void *arg), void *arg);
 /*
- * After a response was handed to the loop: run the deferred work and send
- * the Redis commands queued with rds_append (replies read later).
+ * After a response was handed to the loop: run the deferred work.  The
+ * Redis commands it queued (rds_append) go out with the next job's first
+ * Redis command, or from worker_idle.
  */
 void worker_after_response(struct nc_worker *w);
+/* True when queued Redis commands still wait to be written. */
+bool worker_idle_pending(const struct nc_worker *w);
+/* Before waiting for work: send the queued Redis commands (replies read later). */
+void worker_idle(struct nc_worker *w);
 
 #endif

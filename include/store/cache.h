@@ -20,6 +20,7 @@ struct rds_conn {
 	int timeout_ms;
 	int64_t retry_after_ms;
 	int pending;              /* rds_append'ed commands whose replies are unread */
+	bool unsent;              /* some of them are still in the output buffer */
 };
 
 /* Parse redis://[:password@]host[:port][/db].  0 or -1. */
@@ -41,8 +42,9 @@ redisReply *rds_cmd(struct rds_conn *r, struct nc_error *err, const char *fmt, .
  * Queue a command whose reply nobody waits for (writes that are best
  * effort: presence, realtime events, counters).  Queued commands go out
  * together at the next rds_send / rds_flush, which the worker runs once the
- * response of the request is on its way; any synchronous command
- * (rds_cmd / rds_cmdv) flushes them first, so replies never get mixed up.
+ * response is on its way and no other job is waiting for it, or in the same
+ * write as the next synchronous command (rds_cmd / rds_cmdv), which reads
+ * their replies before its own, so replies never get mixed up.
  * false when Redis is unavailable (nothing queued).
  */
 bool rds_append(struct rds_conn *r, int argc, const char **argv, const size_t *lens);
@@ -52,6 +54,8 @@ bool rds_append(struct rds_conn *r, int argc, const char **argv, const size_t *l
  * arrived.  0, or -1 when the connection failed (the commands are lost).
  */
 int rds_send(struct rds_conn *r);
+/* True while queued commands have not been written to the socket yet. */
+bool rds_unsent(const struct rds_conn *r);
 /*
  * Send what is queued and read (and drop) its replies.  Returns the number
  * of error replies (logged at debug level), or -1 when the connection

@@ -34,14 +34,24 @@ static void push_done(struct http_server *srv, struct job *j)
 	event_active(srv->d_ev, EV_READ, 0);
 }
 
-/* The next job, or NULL once the queue is closed and empty. */
-static struct job *pop(struct http_server *srv)
+/*
+ * The next job, or NULL once the queue is closed and empty.  A worker that
+ * finds nothing to do sends its queued Redis writes before it waits.
+ */
+static struct job *pop(struct http_server *srv, struct nc_worker *w)
 {
 	struct job *j;
 
 	pthread_mutex_lock(&srv->q_mu);
-	while (srv->q_head == NULL && !srv->q_closed)
+	while (srv->q_head == NULL && !srv->q_closed) {
+		if (worker_idle_pending(w)) {
+			pthread_mutex_unlock(&srv->q_mu);
+			worker_idle(w);
+			pthread_mutex_lock(&srv->q_mu);
+			continue;
+		}
 		pthread_cond_wait(&srv->q_cv, &srv->q_mu);
+	}
 	j = srv->q_head;
 	if (j != NULL) {
 		srv->q_head = j->next;
@@ -60,7 +70,7 @@ static void *worker_main(void *arg)
 	struct job *j;
 
 	worker_setup(w, srv->cfg);
-	while ((j = pop(srv)) != NULL) {
+	while ((j = pop(srv, w)) != NULL) {
 		atomic_fetch_add(&srv->busy_workers, 1);
 		j->fn(w, j->arg);
 		atomic_fetch_sub(&srv->busy_workers, 1);

@@ -62,10 +62,20 @@ void worker_after_response(struct nc_worker *w)
 	}
 	w->n_deferred = 0;
 	/*
-	 * The queued Redis writes go out now; their replies are read before
-	 * the next command on this connection (they have arrived by then), so
-	 * the worker does not wait for them.
+	 * The queued Redis writes stay in the connection's buffer: the next
+	 * job's first Redis command takes them along in its own write (one
+	 * round trip for both), or worker_idle sends them before the worker
+	 * waits for work.  Their replies are read before the next command's.
 	 */
+}
+
+bool worker_idle_pending(const struct nc_worker *w)
+{
+	return w->rds_ok && rds_unsent(&w->rds);
+}
+
+void worker_idle(struct nc_worker *w)
+{
 	if (w->rds_ok)
 		(void)rds_send(&w->rds);
 }

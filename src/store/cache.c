@@ -85,6 +85,7 @@ void rds_cleanup(struct rds_conn *r)
 static void drop(struct rds_conn *r, const char *why)
 {
 	r->pending = 0;
+	r->unsent = false;
 	log_warn("redis: %s", why);
 	metrics_inc(M_REDIS_ERRORS);
 	if (r->c != NULL)
@@ -141,7 +142,13 @@ bool rds_append(struct rds_conn *r, int argc, const char **argv, const size_t *l
 		return false;
 	}
 	r->pending++;
+	r->unsent = true;
 	return true;
+}
+
+bool rds_unsent(const struct rds_conn *r)
+{
+	return r->c != NULL && r->unsent;
 }
 
 int rds_send(struct rds_conn *r)
@@ -156,6 +163,7 @@ int rds_send(struct rds_conn *r)
 			return -1;
 		}
 	}
+	r->unsent = false;
 	return 0;
 }
 
@@ -177,7 +185,39 @@ int rds_flush(struct rds_conn *r)
 		freeReplyObject(rep);
 	}
 	r->pending = 0;
+	r->unsent = false;
 	return errors;
+}
+
+/*
+ * The reply of the command just appended, after the replies of the queued
+ * ones before it: the first read writes the whole output buffer, so queued
+ * writes and this command share one write and one round trip.
+ */
+static redisReply *reply_after_queued(struct rds_conn *r, struct nc_error *err)
+{
+	void *rep = NULL;
+
+	r->pending++;
+	r->unsent = true;
+	while (r->c != NULL && r->pending > 1) {
+		if (redisGetReply(r->c, &rep) != REDIS_OK || rep == NULL)
+			break;
+		r->pending--;
+		if (((redisReply *)rep)->type == REDIS_REPLY_ERROR)
+			log_debug("redis: a queued command failed: %s", ((redisReply *)rep)->str);
+		freeReplyObject(rep);
+		rep = NULL;
+	}
+	if (r->c != NULL && r->pending == 1 && redisGetReply(r->c, &rep) == REDIS_OK && rep != NULL) {
+		r->pending = 0;
+		r->unsent = false;
+		return rep;
+	}
+	if (r->c != NULL)
+		drop(r, r->c->errstr[0] ? r->c->errstr : "no reply");
+	err_set(err, NC_EUNAVAILABLE, "redis unavailable");
+	return NULL;
 }
 
 redisReply *rds_cmdv(struct rds_conn *r, int argc, const char **argv, const size_t *lens,
@@ -185,11 +225,17 @@ redisReply *rds_cmdv(struct rds_conn *r, int argc, const char **argv, const size
 {
 	redisReply *rep;
 
-	if (r->pending > 0)
-		(void)rds_flush(r);
 	if (!ensure(r)) {
 		err_set(err, NC_EUNAVAILABLE, "redis unavailable");
 		return NULL;
+	}
+	if (r->pending > 0) {
+		if (redisAppendCommandArgv(r->c, argc, argv, lens) != REDIS_OK) {
+			drop(r, r->c->errstr[0] ? r->c->errstr : "cannot queue a command");
+			err_set(err, NC_EUNAVAILABLE, "redis unavailable");
+			return NULL;
+		}
+		return reply_after_queued(r, err);
 	}
 	rep = redisCommandArgv(r->c, argc, argv, lens);
 	if (rep == NULL) {
@@ -203,12 +249,22 @@ redisReply *rds_cmd(struct rds_conn *r, struct nc_error *err, const char *fmt, .
 {
 	redisReply *rep;
 	va_list ap;
+	int rc;
 
-	if (r->pending > 0)
-		(void)rds_flush(r);
 	if (!ensure(r)) {
 		err_set(err, NC_EUNAVAILABLE, "redis unavailable");
 		return NULL;
+	}
+	if (r->pending > 0) {
+		va_start(ap, fmt);
+		rc = redisvAppendCommand(r->c, fmt, ap);
+		va_end(ap);
+		if (rc != REDIS_OK) {
+			drop(r, r->c->errstr[0] ? r->c->errstr : "cannot queue a command");
+			err_set(err, NC_EUNAVAILABLE, "redis unavailable");
+			return NULL;
+		}
+		return reply_after_queued(r, err);
 	}
 	va_start(ap, fmt);
 	rep = redisvCommand(r->c, fmt, ap);
