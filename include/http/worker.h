@@ -37,6 +37,7 @@ struct nc_worker {
 	struct db_conn db;
 	struct rds_conn rds;
 	bool rds_ok;               /* REDIS_URL parsed */
+	int rds_carried;           /* jobs whose queued Redis writes are still unsent */
 	struct lk_client *lk;      /* NULL when LiveKit is not configured */
 	struct s3_client *s3;      /* NULL when S3 is not configured */
 	struct worker_deferred deferred[WORKER_DEFER_MAX];

@@ -66,7 +66,13 @@ void worker_after_response(struct nc_worker *w)
 	 * job's first Redis command takes them along in its own write (one
 	 * round trip for both), or worker_idle sends them before the worker
 	 * waits for work.  Their replies are read before the next command's.
+	 * A job that sent nothing to Redis (a webhook) does not hold them any
+	 * longer: at most one job's time late.
 	 */
+	if (!worker_idle_pending(w))
+		w->rds_carried = 0;
+	else if (++w->rds_carried > 1)
+		worker_idle(w);
 }
 
 bool worker_idle_pending(const struct nc_worker *w)
@@ -78,6 +84,7 @@ void worker_idle(struct nc_worker *w)
 {
 	if (w->rds_ok)
 		(void)rds_send(&w->rds);
+	w->rds_carried = 0;
 }
 
 void worker_teardown(struct nc_worker *w)
