@@ -54,18 +54,6 @@ static inline bool calls_room_to_id(const char *room, char out[37])
 int calls_close_tx(const struct nc_config *cfg, struct db_conn *db, const char *call_id, const char *status,
 		   const char *end_reason, const char *at, struct nc_error *err);
 
-/*
- * Number of participants of call_id with status 'joined' (inside the
- * caller's transaction), or -1 with err set.
- */
-int calls_count_joined(struct db_conn *db, const char *call_id, struct nc_error *err);
-
-/*
- * The user ids (JSON array of strings, new reference) of every participant
- * who was not removed: whom call events go to.
- */
-json_t *calls_member_ids(struct db_conn *db, const char *call_id, struct nc_error *err);
-
 /* DeleteRoom; not_found counts as success.  NC_OK or the LiveKit error. */
 enum nc_err calls_delete_room(struct nc_worker *w, const char *room, struct nc_error *err);
 
