@@ -86,9 +86,11 @@ struct calls_sweep_stats {
 /* One reconciliation pass on w's connections.  NC_OK or an error. */
 enum nc_err calls_sweep(struct nc_worker *w, struct calls_sweep_stats *st, struct nc_error *err);
 
-/* The calls routes (api_calls.c). */
-struct req;
+/* The calls routes: initiate, join, decline, leave (api_calls.c); end, mute,
+ * remove (api_calls_host.c); one call, the history, stats (api_calls_read.c). */
 extern const struct route calls_routes[];
+extern const struct route calls_host_routes[];
+extern const struct route calls_read_routes[];
 
 /* Periodic job of `serve` on a timer (http_server_add_periodic; sweep_calls.c). */
 void calls_periodic(struct nc_worker *w, void *arg);
