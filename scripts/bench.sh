@@ -102,7 +102,8 @@ pgb() { # pgb NAME MODE SECONDS [CLIENTS]: tps of one pgbench run (default CONNS
     local name=$1 mode=$2 secs=$3 c=${4:-$CONNS} out="$RUN_DIR/pgbench-$1-$2-c${4:-$CONNS}.out"
     settle
     pgbench -n -M "$mode" -c "$c" -j 2 -T "$secs" -D ini_base="$INI_BASE" \
-        -D wh_base="$WH_BASE" -D chat_base="$CHAT_BASE" -f "$RUN_DIR/pg/$name.sql" \
+        -D wh_base="$WH_BASE" -D wh_t0="$WH_T0" -D wh_k=0 -D chat_base="$CHAT_BASE" \
+        -f "$RUN_DIR/pg/$name.sql" \
         "$DATABASE_URL" >"$out" 2>&1 || true
     if grep -q 'aborted\|error:' "$out"; then
         warn "pgbench $name ($mode) reported errors; see $out"
@@ -130,6 +131,9 @@ D="$RUN_DIR/data"
 INI_BASE=$((2 * JOIN_CALLS))
 CHAT_BASE=$((INI_BASE + 128))
 WH_BASE=$((JOIN_CALLS - 64))
+# pgbench's webhook events are newer than every one seed.js signed (createdAt
+# from its start + at most WEBHOOK_EVENTS), so each of them applies.
+WH_T0=$(($(date +%s) + WEBHOOK_EVENTS + 60))
 mkdir -p "$RUN_DIR/pg"
 sed -e "s|@USERS_FILE@|$RUN_DIR/users.txt|" -e "s|@CALLS_FILE@|$D/join_pairs.tsv|" \
     bench/pg_setup.sql >"$RUN_DIR/pg/setup.sql"

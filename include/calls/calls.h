@@ -54,18 +54,6 @@ static inline bool calls_room_to_id(const char *room, char out[37])
 int calls_close_tx(const struct nc_config *cfg, struct db_conn *db, const char *call_id, const char *status,
 		   const char *end_reason, const char *at, struct nc_error *err);
 
-/*
- * Number of participants of call_id with status 'joined' (inside the
- * caller's transaction), or -1 with err set.
- */
-int calls_count_joined(struct db_conn *db, const char *call_id, struct nc_error *err);
-
-/*
- * The user ids (JSON array of strings, new reference) of every participant
- * who was not removed: whom call events go to.
- */
-json_t *calls_member_ids(struct db_conn *db, const char *call_id, struct nc_error *err);
-
 /* DeleteRoom; not_found counts as success.  NC_OK or the LiveKit error. */
 enum nc_err calls_delete_room(struct nc_worker *w, const char *room, struct nc_error *err);
 
@@ -98,9 +86,11 @@ struct calls_sweep_stats {
 /* One reconciliation pass on w's connections.  NC_OK or an error. */
 enum nc_err calls_sweep(struct nc_worker *w, struct calls_sweep_stats *st, struct nc_error *err);
 
-/* The calls routes (api_calls.c). */
-struct req;
+/* The calls routes: initiate, join, decline, leave (api_calls.c); end, mute,
+ * remove (api_calls_host.c); one call, the history, stats (api_calls_read.c). */
 extern const struct route calls_routes[];
+extern const struct route calls_host_routes[];
+extern const struct route calls_read_routes[];
 
 /* Periodic job of `serve` on a timer (http_server_add_periodic; sweep_calls.c). */
 void calls_periodic(struct nc_worker *w, void *arg);

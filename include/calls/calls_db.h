@@ -9,7 +9,9 @@
  * it runs inside the caller's service transaction.  The hot paths (join,
  * the initiate check and insert, the webhook's participant and track
  * events) are one statement each in a transaction of their own, one round
- * trip (db_exec1_*): see the functions of sql/0008_hot_paths.sql they call.
+ * trip (db_exec_service: the identity and the statement pipelined,
+ * committed at the sync point): see the functions of sql/0008_hot_paths.sql
+ * and sql/0012_webhook_participant.sql they call.
  *
  * Who may read a call (defence in depth: the predicates are in these
  * statements themselves, whatever row-level security does): a participant
@@ -52,7 +54,7 @@ struct part_row {
  */
 int calls_db_lock(struct db_conn *db, const char *call_id, const char *user_id, int cap,
 		  struct call_row *c, struct part_row *p, struct nc_error *err);
-/* The call's status (no lock); 1 found (status filled), 0 none, -1 error. */
+/* The call's status, the row locked (FOR UPDATE); 1 found (status filled), 0 none, -1 error. */
 int calls_db_lock_status(struct db_conn *db, const char *call_id, bool open_only,
 			 char status[16], struct nc_error *err);
 
@@ -246,11 +248,12 @@ enum nc_err calls_db_stats_insert(struct db_conn *db, const char *call_id, const
 struct calls_wh_event {
 	const char *event_id, *event, *room_name;
 	const char *created;     /* unix seconds, text */
-	const char *call_id;     /* of the room name */
-	const char *identity;    /* the participant's identity (a user id) */
+	const char *call_id;     /* of a "call-<uuid>" room name, NULL for any other room */
+	const char *identity;    /* the participant's identity when one of our users (a user id), else NULL */
 	const char *joined_at;   /* unix seconds text, or NULL */
 	const char *sid;         /* LiveKit participant sid, or "" */
-	/* for track events */
+	/* for track events: the column the track's source drives (none: ignored) */
+	bool has_column;
 	enum calls_track track;
 	bool published;
 };
@@ -265,11 +268,16 @@ struct calls_wh_result {
 void calls_wh_result_free(struct calls_wh_result *r);
 /*
  * Record the event id and apply the event, one statement in one round trip
- * (nchat_rtc_webhook_participant): see webhook.c for the order rules.
+ * in service context, committed with it (nchat_rtc_webhook_participant,
+ * sql/0012_webhook_participant.sql): see webhook.c for the order rules.  An
+ * event of another room, of a participant who is not one of our users or of
+ * a track that drives no column is recorded and ignored.
  */
 enum nc_err calls_db_webhook(struct db_conn *db, enum calls_wh_kind kind,
 			     const struct calls_wh_event *e, struct calls_wh_result *out,
 			     struct nc_error *err) NC_MUSTCHECK;
+/* The members (calls_db_member_ids) in a statement of their own, service context: own round trip. */
+json_t *calls_db_member_ids_service(struct db_conn *db, const char *call_id, struct nc_error *err);
 /* last_event_at = max(last_event_at, created) of the call. */
 enum nc_err calls_db_touch_event(struct db_conn *db, const char *call_id, const char *created,
 				 struct nc_error *err) NC_MUSTCHECK;

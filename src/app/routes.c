@@ -25,10 +25,12 @@ static size_t table_len(const struct route *t)
 const struct route *api_routes(void)
 {
 	static struct route *all;
-	const struct route *tables[] = {health_routes,	    calls_routes,	webhook_routes,
-					recordings_routes,  streams_routes,	stream_chat_routes,
-					viewers_routes,	    events_routes,	governance_routes,
-					gdpr_routes,	    reports_routes};
+	const struct route *tables[] = {
+		health_routes,	    calls_routes,  calls_read_routes, calls_host_routes,
+		webhook_routes,	    recordings_routes, streams_routes, stream_chat_routes,
+		viewers_routes,	    events_routes, governance_routes, gdpr_routes,
+		reports_routes,
+	};
 	size_t n = 0, off = 0;
 
 	if (all != NULL)

@@ -1,7 +1,8 @@
 /*
  * api_calls.c - the calls half of the HTTP API (API.md "Calls"): initiate,
- * join, decline, leave, and the route table of every call endpoint (host
- * controls in api_calls_host.c, reads and stats in api_calls_read.c).
+ * join, decline, leave and their routes (host controls in api_calls_host.c,
+ * reads and stats in api_calls_read.c).  Each handler returns its error
+ * (route_fn); dispatch rolls back what it left open and answers it.
  *
  * Authorisation is decided here in C against rows read in service context
  * (calls_db.c holds the statements).  LiveKit is never called while a
@@ -35,22 +36,9 @@
 
 static const char *const call_types[] = { "audio", "video", "screen_share", NULL };
 
-bool calls_path_uuid(struct req *r, const char *name, char out[37])
+void calls_param(const struct req *r, const char *name, char out[37])
 {
-	const char *v = req_param(r, name);
-
-	if (v == NULL || !is_uuid(v)) {
-		resp_error(r, NC_EBADREQ, "%s is not a UUID", name);
-		return false;
-	}
-	uuid_lower(v, out);
-	return true;
-}
-
-void calls_fail(struct req *r, const struct nc_error *err)
-{
-	db_rollback(&req_worker(r)->db);
-	resp_nc_error(r, err);
+	uuid_lower(req_param(r, name), out);
 }
 
 json_t *calls_status_body(const char *call_id, const char *status)
@@ -133,52 +121,49 @@ static void inv_add(struct invitees *v, const char *id, const char *caller)
 /*
  * The caller and the invitees, and with a channel its membership, in one
  * read; for a channel call without named targets the invitees are filled
- * from the channel.  Answers the error itself and returns false.
+ * from the channel.  *caller_name set on success.
  */
-static bool initiate_check(struct req *r, const char *channel, struct invitees *inv,
-			   char **caller_name)
+static enum nc_err initiate_check(struct req *r, const char *channel, struct invitees *inv,
+				  char **caller_name, struct nc_error *err)
 {
-	struct nc_error err = {0};
 	struct calls_initiate_check chk;
 	int cap = req_cfg(r)->max_room_participants;
-	bool named = inv->n > 0, ok = false;
+	bool named = inv->n > 0;
 	char *lit = uuid_array_literal((const char (*)[37])inv->ids, inv->n);
+	enum nc_err rc;
 	json_t *m;
 	size_t i;
 
-	if (calls_db_initiate_check(&req_worker(r)->db, req_user(r)->user_id, lit, channel, cap, &chk, &err) !=
-	    NC_OK) {
-		free(lit);
-		resp_nc_error(r, &err);
-		return false;
-	}
+	rc = calls_db_initiate_check(&req_worker(r)->db, req_user(r)->user_id, lit, channel, cap,
+				     &chk, err);
 	free(lit);
+	if (rc != NC_OK)
+		return rc;
 	if (!chk.caller_exists)
-		resp_error(r, NC_EFORBIDDEN, "the caller is not a registered user");
+		rc = err_set(err, NC_EFORBIDDEN, "the caller is not a registered user");
 	else if (chk.missing_user[0] != '\0')
-		resp_error(r, NC_ENOTFOUND, "user %s not found", chk.missing_user);
+		rc = err_set(err, NC_ENOTFOUND, "user %s not found", chk.missing_user);
 	else if (channel != NULL && !chk.channel_exists)
-		resp_error(r, NC_ENOTFOUND, "channel not found");
+		rc = err_set(err, NC_ENOTFOUND, "channel not found");
 	else if (channel != NULL && !chk.caller_member)
-		resp_error(r, NC_EFORBIDDEN, "the caller is not a member of the channel");
+		rc = err_set(err, NC_EFORBIDDEN, "the caller is not a member of the channel");
 	else if (channel != NULL && named && chk.non_member[0] != '\0')
-		resp_error(r, NC_EFORBIDDEN, "user %s is not a member of the channel", chk.non_member);
+		rc = err_set(err, NC_EFORBIDDEN, "user %s is not a member of the channel",
+			     chk.non_member);
 	else if (channel != NULL && !named && json_array_size(chk.fill) > (size_t)cap - 1)
-		resp_error(r, NC_ECONFLICT, "the channel has more members than a call holds (%d);"
-			   " name the targets with targetUserIds", cap);
+		rc = err_set(err, NC_ECONFLICT, "the channel has more members than a call holds (%d);"
+			     " name the targets with targetUserIds", cap);
 	else if (channel != NULL && !named && json_array_size(chk.fill) == 0)
-		resp_error(r, NC_EBADREQ, "the channel has no other member to call");
-	else
-		ok = true;
-	if (ok && channel != NULL && !named)
+		rc = err_set(err, NC_EBADREQ, "the channel has no other member to call");
+	if (rc == NC_OK && channel != NULL && !named)
 		json_array_foreach(chk.fill, i, m)
 			inv_add(inv, json_string_value(m), req_user(r)->user_id);
-	if (ok) {
+	if (rc == NC_OK) {
 		*caller_name = chk.caller_name;
 		chk.caller_name = NULL;
 	}
 	calls_initiate_check_free(&chk);
-	return ok;
+	return rc;
 }
 
 /* CreateRoom "call-<id>" with the call id in its metadata. */
@@ -250,85 +235,89 @@ static enum nc_err initiate_insert(struct req *r, const char *call_id, const cha
 	return rc;
 }
 
-/* Parse and check the request body into inv / channel / type / meta; false after answering. */
-static bool initiate_body(struct req *r, json_t *body, struct invitees *inv, char chan_low[37],
-			  const char **channel, const char **type, json_t **meta)
+/* Check the request body into inv / channel / type / meta. */
+static enum nc_err initiate_body(struct req *r, json_t *body, struct invitees *inv,
+				 char chan_low[37], const char **channel, const char **type,
+				 json_t **meta, struct nc_error *err)
 {
 	json_t *targets = NULL, *item;
-	struct nc_error err = {0};
 	const char *target = NULL;
 	size_t cap = (size_t)req_cfg(r)->max_room_participants, i;
 
-	if (jv_uuid(body, "targetUserId", 0, &target, &err) < 0 ||
-	    jv_uuid_array(body, "targetUserIds", 0, 10000, &targets, &err) < 0 ||
-	    jv_uuid(body, "channelId", 0, channel, &err) < 0 ||
-	    jv_enum(body, "type", JV_REQUIRED, call_types, type, &err) < 0 ||
-	    jv_object(body, "metadata", 0, CALL_METADATA_MAX, meta, &err) < 0) {
-		resp_nc_error(r, &err);
-		return false;
-	}
-	if (target == NULL && targets == NULL && *channel == NULL) {
-		resp_error(r, NC_EBADREQ, "one of targetUserId, targetUserIds or channelId is required");
-		return false;
-	}
+	if (jv_uuid(body, "targetUserId", 0, &target, err) < 0 ||
+	    jv_uuid_array(body, "targetUserIds", 0, 10000, &targets, err) < 0 ||
+	    jv_uuid(body, "channelId", 0, channel, err) < 0 ||
+	    jv_enum(body, "type", JV_REQUIRED, call_types, type, err) < 0 ||
+	    jv_object(body, "metadata", 0, CALL_METADATA_MAX, meta, err) < 0)
+		return err->code;
+	if (target == NULL && targets == NULL && *channel == NULL)
+		return err_set(err, NC_EBADREQ,
+			       "one of targetUserId, targetUserIds or channelId is required");
 	if (target != NULL)
 		inv_add(inv, target, req_user(r)->user_id);
 	json_array_foreach(targets, i, item)
 		inv_add(inv, json_string_value(item), req_user(r)->user_id);
-	if ((target != NULL || targets != NULL) && inv->n == 0) {
-		resp_error(r, NC_EBADREQ, "no one to call: the caller cannot call only themself");
-		return false;
-	}
-	if (inv->n > cap - 1) {
-		resp_error(r, NC_EBADREQ, "at most %zu invitees per call", cap - 1);
-		return false;
-	}
+	if ((target != NULL || targets != NULL) && inv->n == 0)
+		return err_set(err, NC_EBADREQ, "no one to call: the caller cannot call only themself");
+	if (inv->n > cap - 1)
+		return err_set(err, NC_EBADREQ, "at most %zu invitees per call", cap - 1);
 	if (*channel != NULL) {
 		uuid_lower(*channel, chan_low);
 		*channel = chan_low;
 	}
-	return true;
+	return NC_OK;
 }
 
-static void api_calls_initiate(struct req *r)
+/*
+ * The room first, then the rows: if LiveKit fails no row is ever written,
+ * and if the rows cannot be written the room is deleted again.
+ */
+static enum nc_err initiate_create(struct req *r, const char *call_id, const char *room,
+				   const char *type, const char *channel, json_t *meta,
+				   struct invitees *inv, struct nc_error *err)
 {
-	json_t *body = req_json(r, false), *meta = NULL, *out, *invite;
-	struct nc_error err = {0};
+	struct nc_error derr = {0};
+	enum nc_err rc;
+
+	if (create_room(r, room, call_id, type, err) != NC_OK) {
+		log_warn("calls: CreateRoom %s failed: %s", room, err->msg);
+		return err->code;
+	}
+	rc = initiate_insert(r, call_id, room, type, channel, meta, inv, err);
+	if (rc == NC_OK)
+		return NC_OK;
+	log_error("calls: recording call %s failed (%s); deleting its room", call_id, err->msg);
+	if (calls_delete_room(req_worker(r), room, &derr) != NC_OK)
+		log_error("calls: DeleteRoom %s failed too: %s", room, derr.msg);
+	if (rc == NC_EUNAVAILABLE)
+		return rc;
+	return err_set(err, NC_EINTERNAL, "the call could not be recorded");
+}
+
+static enum nc_err api_calls_initiate(struct req *r, struct nc_error *err)
+{
+	json_t *body = req_body(r), *meta = NULL, *out, *invite;
 	const char *channel = NULL, *type = NULL;
 	char chan_low[37], call_id[37], room[64], *caller_name = NULL;
 	struct invitees inv = {0};
 	enum nc_err rc;
 
-	if (body == NULL)
-		return;
-	if (!initiate_body(r, body, &inv, chan_low, &channel, &type, &meta) ||
-	    !initiate_check(r, channel, &inv, &caller_name))
+	if (calls_no_body(r))
+		return err_set(err, NC_EBADREQ, "request body must be a JSON object");
+	rc = initiate_body(r, body, &inv, chan_low, &channel, &type, &meta, err);
+	if (rc == NC_OK)
+		rc = initiate_check(r, channel, &inv, &caller_name, err);
+	if (rc != NC_OK)
 		goto out;
 	uuid_v4(call_id);
 	snprintf(room, sizeof(room), CALL_ROOM_PREFIX "%s", call_id);
-	/* The room first: if LiveKit fails no row is ever written. */
-	if (create_room(r, room, call_id, type, &err) != NC_OK) {
-		log_warn("calls: CreateRoom %s failed: %s", room, err.msg);
-		resp_nc_error(r, &err);
+	rc = initiate_create(r, call_id, room, type, channel, meta, &inv, err);
+	if (rc != NC_OK)
 		goto out;
-	}
-	rc = initiate_insert(r, call_id, room, type, channel, meta, &inv, &err);
-	if (rc != NC_OK) {
-		struct nc_error derr = {0};
-
-		log_error("calls: recording call %s failed (%s); deleting its room", call_id, err.msg);
-		if (calls_delete_room(req_worker(r), room, &derr) != NC_OK)
-			log_error("calls: DeleteRoom %s failed too: %s", room, derr.msg);
-		if (rc == NC_EUNAVAILABLE)
-			resp_nc_error(r, &err);
-		else
-			resp_error(r, NC_EINTERNAL, "the call could not be recorded");
-		goto out;
-	}
 	out = json_pack("{s:s}", "callId", call_id);
 	if (!add_join_fields(r, out, room, type, caller_name)) {
 		json_decref(out);
-		resp_error(r, NC_EINTERNAL, "cannot mint the LiveKit token");
+		rc = err_set(err, NC_EINTERNAL, "cannot mint the LiveKit token");
 		goto out;
 	}
 	json_object_set_new(out, "participants", json_integer((json_int_t)inv.n + 1));
@@ -342,61 +331,65 @@ static void api_calls_initiate(struct req *r)
 out:
 	free(inv.ids);
 	free(caller_name);
-	json_decref(body);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
 /* POST /api/calls/{id}/join                                           */
 /* ------------------------------------------------------------------ */
 
-static void api_calls_join(struct req *r)
+/* The outcome of a join that did not join, as its error. */
+static enum nc_err join_refused(const struct calls_join *j, struct nc_error *err)
 {
-	struct nc_error err = {0};
+	switch (j->outcome) {
+	case CALLS_JOIN_NOT_FOUND:
+		return err_set(err, NC_ENOTFOUND, "call not found");
+	case CALLS_JOIN_FORBIDDEN:
+		return err_set(err, NC_EFORBIDDEN, "not invited to this call");
+	case CALLS_JOIN_GONE:
+		return err_set(err, NC_EGONE, "the call is %s", j->status);
+	case CALLS_JOIN_REMOVED:
+		return err_set(err, NC_EFORBIDDEN, "removed from this call");
+	case CALLS_JOIN_FULL:
+		return err_set(err, NC_ECONFLICT, "the call is full (%d participants)",
+			       j->max_participants);
+	case CALLS_JOIN_OK:
+		break;
+	}
+	return NC_OK;
+}
+
+static enum nc_err api_calls_join(struct req *r, struct nc_error *err)
+{
 	struct calls_join j;
 	char id[37];
 	json_t *out;
+	enum nc_err rc;
 
-	if (!calls_path_uuid(r, "id", id))
-		return;
-	if (calls_db_join(&req_worker(r)->db, id, req_user(r)->user_id, req_cfg(r)->max_room_participants, &j,
-			  &err) != NC_OK) {
-		resp_nc_error(r, &err);
-		return;
-	}
-	switch (j.outcome) {
-	case CALLS_JOIN_NOT_FOUND:
-		resp_error(r, NC_ENOTFOUND, "call not found");
-		goto out;
-	case CALLS_JOIN_FORBIDDEN:
-		resp_error(r, NC_EFORBIDDEN, "not invited to this call");
-		goto out;
-	case CALLS_JOIN_GONE:
-		resp_error(r, NC_EGONE, "the call is %s", j.status);
-		goto out;
-	case CALLS_JOIN_REMOVED:
-		resp_error(r, NC_EFORBIDDEN, "removed from this call");
-		goto out;
-	case CALLS_JOIN_FULL:
-		resp_error(r, NC_ECONFLICT, "the call is full (%d participants)", j.max_participants);
-		goto out;
-	case CALLS_JOIN_OK:
-		break;
+	calls_param(r, "id", id);
+	if (calls_db_join(&req_worker(r)->db, id, req_user(r)->user_id,
+			  req_cfg(r)->max_room_participants, &j, err) != NC_OK)
+		return err->code;
+	rc = join_refused(&j, err);
+	if (rc != NC_OK) {
+		calls_join_free(&j);
+		return rc;
 	}
 	out = json_object();
 	if (!add_join_fields(r, out, j.room, j.type, j.display_name)) {
 		json_decref(out);
-		resp_error(r, NC_EINTERNAL, "cannot mint the LiveKit token");
+		rc = err_set(err, NC_EINTERNAL, "cannot mint the LiveKit token");
 	} else {
 		json_object_set_new(out, "callType", json_string(j.type));
 		resp_json(r, 200, out);
 	}
-	/* after the response: presence (refreshed on a re-join too), the fan-out */
+	/* the join is written either way: presence (refreshed on a re-join too), the fan-out */
 	presence_join(req_worker(r), id, req_user(r)->user_id);
 	if (!j.rejoin)
 		calls_publish(req_worker(r), j.members, "call.updated", id, j.status,
 			      j.activated ? "answered" : "joined");
-out:
 	calls_join_free(&j);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -404,49 +397,47 @@ out:
 /* ------------------------------------------------------------------ */
 
 /*
- * The start of a participant's own action: the {id} path parameter, a
- * service transaction, the call row locked with the caller's participant
- * row.  Returns false after answering (400/404/503) with no transaction
- * left open; true with the transaction open.
+ * The start of a participant's own action: a service transaction, the call
+ * row locked with the caller's participant row.  NC_OK with the
+ * transaction open; an error (404 for a call the caller may not see) with
+ * it open too, for dispatch to roll back.
  */
-static bool open_call(struct req *r, char id[37], struct call_row *c, struct part_row *p)
+static enum nc_err open_call(struct req *r, const char *id, struct call_row *c,
+			     struct part_row *p, struct nc_error *err)
 {
 	struct db_conn *db = &req_worker(r)->db;
-	struct nc_error err = {0};
 	int n;
 
-	if (!calls_path_uuid(r, "id", id))
-		return false;
-	if (db_begin_service(db, &err) != NC_OK) {
-		resp_nc_error(r, &err);
-		return false;
-	}
-	n = calls_db_lock(db, id, req_user(r)->user_id, req_cfg(r)->max_room_participants, c, p, &err);
-	if (n < 0) {
-		calls_fail(r, &err);
-		return false;
-	}
-	if (n == 0 || (p->found && strcmp(p->status, "removed") == 0)) {
-		/* a removed participant sees nothing of the call any more */
-		db_rollback(db);
-		resp_error(r, NC_ENOTFOUND, "call not found");
-		return false;
-	}
-	return true;
+	if (db_begin_service(db, err) != NC_OK)
+		return err->code;
+	n = calls_db_lock(db, id, req_user(r)->user_id, req_cfg(r)->max_room_participants, c, p, err);
+	if (n < 0)
+		return err->code;
+	/* a removed participant sees nothing of the call any more */
+	if (n == 0 || (p->found && strcmp(p->status, "removed") == 0))
+		return err_set(err, NC_ENOTFOUND, "call not found");
+	return NC_OK;
+}
+
+/* Nothing to change: end the transaction (it wrote nothing) and answer {callId, status}. */
+static enum nc_err unchanged(struct req *r, const char *id, const char *status)
+{
+	db_rollback(&req_worker(r)->db);
+	resp_json(r, 200, calls_status_body(id, status));
+	return NC_OK;
 }
 
 /* Commit, answer {callId, status}, then tell the members (or end the call's side effects). */
-static void finish_own_action(struct req *r, const char *id, const char *status, bool ended,
-			      const char *reason, const char *update_reason)
+static enum nc_err finish_own_action(struct req *r, const char *id, const char *status,
+				     bool ended, const char *reason, const char *update_reason,
+				     struct nc_error *err)
 {
 	struct db_conn *db = &req_worker(r)->db;
-	struct nc_error err = {0};
-	json_t *members = calls_db_member_ids(db, id, &err);
+	json_t *members = calls_db_member_ids(db, id, err);
 
-	if (members == NULL || db_commit(db, &err) != NC_OK) {
+	if (members == NULL || db_commit(db, err) != NC_OK) {
 		json_decref(members);
-		calls_fail(r, &err);
-		return;
+		return err->code;
 	}
 	resp_json(r, 200, calls_status_body(id, status));
 	if (strcmp(update_reason, "left") == 0)
@@ -456,114 +447,85 @@ static void finish_own_action(struct req *r, const char *id, const char *status,
 	else
 		calls_publish(req_worker(r), members, "call.updated", id, status, update_reason);
 	json_decref(members);
+	return NC_OK;
 }
 
-static void api_calls_decline(struct req *r)
+static enum nc_err api_calls_decline(struct req *r, struct nc_error *err)
 {
 	struct db_conn *db = &req_worker(r)->db;
-	struct nc_error err = {0};
 	struct call_row c;
 	struct part_row p;
 	char id[37];
 	bool ended = false;
 	int n;
 
-	if (!open_call(r, id, &c, &p))
-		return;
-	if (!p.found || strcmp(p.role, "initiator") == 0) {
-		db_rollback(db);
-		resp_error(r, NC_EFORBIDDEN, "only an invitee can decline this call");
-		return;
-	}
-	if (calls_status_terminal(c.status)) {
-		db_rollback(db);
-		resp_error(r, NC_EGONE, "the call is %s", c.status);
-		return;
-	}
-	if (strcmp(p.status, "declined") == 0) {
-		db_rollback(db);
-		resp_json(r, 200, calls_status_body(id, c.status));
-		return;
-	}
-	if (strcmp(p.status, "ringing") != 0 && strcmp(p.status, "invited") != 0) {
-		db_rollback(db);
-		resp_error(r, NC_ECONFLICT, "cannot decline: participant is %s", p.status);
-		return;
-	}
-	if (calls_db_change_participant(db, id, req_user(r)->user_id, CALLS_PART_DECLINE, &err) != NC_OK)
-		goto fail;
+	calls_param(r, "id", id);
+	if (open_call(r, id, &c, &p, err) != NC_OK)
+		return err->code;
+	if (!p.found || strcmp(p.role, "initiator") == 0)
+		return err_set(err, NC_EFORBIDDEN, "only an invitee can decline this call");
+	if (calls_status_terminal(c.status))
+		return err_set(err, NC_EGONE, "the call is %s", c.status);
+	if (strcmp(p.status, "declined") == 0)
+		return unchanged(r, id, c.status);
+	if (strcmp(p.status, "ringing") != 0 && strcmp(p.status, "invited") != 0)
+		return err_set(err, NC_ECONFLICT, "cannot decline: participant is %s", p.status);
+	if (calls_db_change_participant(db, id, req_user(r)->user_id, CALLS_PART_DECLINE, err) != NC_OK)
+		return err->code;
 	/* Nobody left to answer and nobody ever answered: the call is declined. */
-	n = calls_db_count_open_invitees(db, id, &err);
+	n = calls_db_count_open_invitees(db, id, err);
 	if (n < 0)
-		goto fail;
+		return err->code;
 	if (n == 0 && !c.started) {
-		if (calls_close_tx(req_cfg(r), db, id, "declined", "declined", NULL, &err) < 0)
-			goto fail;
+		if (calls_close_tx(req_cfg(r), db, id, "declined", "declined", NULL, err) < 0)
+			return err->code;
 		snprintf(c.status, sizeof(c.status), "declined");
 		ended = true;
 	}
-	finish_own_action(r, id, c.status, ended, "declined", "declined");
-	return;
-fail:
-	calls_fail(r, &err);
+	return finish_own_action(r, id, c.status, ended, "declined", "declined", err);
 }
 
-static void api_calls_leave(struct req *r)
+static enum nc_err api_calls_leave(struct req *r, struct nc_error *err)
 {
 	struct db_conn *db = &req_worker(r)->db;
-	struct nc_error err = {0};
 	struct call_row c;
 	struct part_row p;
 	char id[37];
 	bool ended = false;
 	int n;
 
-	if (!open_call(r, id, &c, &p))
-		return;
-	if (!p.found) {
-		db_rollback(db);
-		resp_error(r, NC_EFORBIDDEN, "not a participant of this call");
-		return;
-	}
+	calls_param(r, "id", id);
+	if (open_call(r, id, &c, &p, err) != NC_OK)
+		return err->code;
+	if (!p.found)
+		return err_set(err, NC_EFORBIDDEN, "not a participant of this call");
 	/* Leaving what is already over, or twice, changes nothing. */
-	if (calls_status_terminal(c.status) || strcmp(p.status, "joined") != 0) {
-		db_rollback(db);
-		if (!calls_status_terminal(c.status) &&
-		    (strcmp(p.status, "ringing") == 0 || strcmp(p.status, "invited") == 0))
-			resp_error(r, NC_ECONFLICT, "not in the call yet: decline it instead");
-		else
-			resp_json(r, 200, calls_status_body(id, c.status));
-		return;
-	}
-	if (calls_db_change_participant(db, id, req_user(r)->user_id, CALLS_PART_LEAVE, &err) != NC_OK)
-		goto fail;
-	n = calls_db_count_joined(db, id, &err);
+	if (!calls_status_terminal(c.status) &&
+	    (strcmp(p.status, "ringing") == 0 || strcmp(p.status, "invited") == 0))
+		return err_set(err, NC_ECONFLICT, "not in the call yet: decline it instead");
+	if (calls_status_terminal(c.status) || strcmp(p.status, "joined") != 0)
+		return unchanged(r, id, c.status);
+	if (calls_db_change_participant(db, id, req_user(r)->user_id, CALLS_PART_LEAVE, err) != NC_OK)
+		return err->code;
+	n = calls_db_count_joined(db, id, err);
 	if (n < 0)
-		goto fail;
+		return err->code;
 	if (n == 0) {
-		if (calls_close_tx(req_cfg(r), db, id, "ended", "everyone_left", NULL, &err) < 0)
-			goto fail;
+		if (calls_close_tx(req_cfg(r), db, id, "ended", "everyone_left", NULL, err) < 0)
+			return err->code;
 		snprintf(c.status, sizeof(c.status), "ended");
 		ended = true;
 	}
-	finish_own_action(r, id, c.status, ended, "everyone_left", "left");
-	return;
-fail:
-	calls_fail(r, &err);
+	return finish_own_action(r, id, c.status, ended, "everyone_left", "left", err);
 }
 
+#define CALL_ROUTE (ROUTE_FN | ROUTE_AUTH | ROUTE_UUID_PARAMS)
+
 const struct route calls_routes[] = {
-	{ RM_POST, "/api/calls/initiate", api_calls_initiate, ROUTE_AUTH, "calls.initiate" },
-	{ RM_GET, "/api/calls", api_calls_list, ROUTE_AUTH, "calls.list" },
-	{ RM_GET, "/api/calls/{id}", api_calls_get, ROUTE_AUTH, "calls.get" },
-	{ RM_POST, "/api/calls/{id}/join", api_calls_join, ROUTE_AUTH, "calls.join" },
-	{ RM_POST, "/api/calls/{id}/decline", api_calls_decline, ROUTE_AUTH, "calls.decline" },
-	{ RM_POST, "/api/calls/{id}/leave", api_calls_leave, ROUTE_AUTH, "calls.leave" },
-	{ RM_POST, "/api/calls/{id}/end", api_calls_end, ROUTE_AUTH, "calls.end" },
-	{ RM_POST, "/api/calls/{id}/participants/{userId}/mute", api_calls_mute, ROUTE_AUTH,
-	  "calls.mute" },
-	{ RM_POST, "/api/calls/{id}/participants/{userId}/remove", api_calls_remove, ROUTE_AUTH,
-	  "calls.remove" },
-	{ RM_POST, "/api/calls/{id}/stats", api_calls_stats, ROUTE_AUTH, "calls.stats" },
+	{ RM_POST, "/api/calls/initiate", RUN(api_calls_initiate), ROUTE_FN | ROUTE_AUTH | ROUTE_JSON,
+	  "calls.initiate" },
+	{ RM_POST, "/api/calls/{id}/join", RUN(api_calls_join), CALL_ROUTE, "calls.join" },
+	{ RM_POST, "/api/calls/{id}/decline", RUN(api_calls_decline), CALL_ROUTE, "calls.decline" },
+	{ RM_POST, "/api/calls/{id}/leave", RUN(api_calls_leave), CALL_ROUTE, "calls.leave" },
 	{ 0, NULL, NULL, 0, NULL }
 };

@@ -78,25 +78,20 @@ static json_t *call_json(struct nc_worker *w, const struct call_view *v)
 	return o;
 }
 
-void api_calls_get(struct req *r)
+static enum nc_err api_calls_get(struct req *r, struct nc_error *err)
 {
-	struct nc_error err = {0};
 	struct call_view v;
 	char id[37];
 	bool found;
 
-	if (!calls_path_uuid(r, "id", id))
-		return;
-	if (calls_db_get(&req_worker(r)->db, req_user(r)->user_id, id, &v, &found, &err) != NC_OK) {
-		resp_nc_error(r, &err);
-		return;
-	}
-	if (!found) {
-		resp_error(r, NC_ENOTFOUND, "call not found");
-		return;
-	}
+	calls_param(r, "id", id);
+	if (calls_db_get(&req_worker(r)->db, req_user(r)->user_id, id, &v, &found, err) != NC_OK)
+		return err->code;
+	if (!found)
+		return err_set(err, NC_ENOTFOUND, "call not found");
 	resp_json(r, 200, call_json(req_worker(r), &v));
 	call_view_free(&v);
+	return NC_OK;
 }
 
 static const char *const call_statuses[] = {
@@ -134,9 +129,10 @@ static bool cursor_decode(const char *cur, char ts[40], char id[37])
 	return true;
 }
 
-/* The query of GET /api/calls into f (ts/cid hold the cursor); false after answering 400. */
-static bool list_filter(struct req *r, char *status, char *channel, char *limit_s, char *before,
-			char ts[40], char cid[37], struct calls_list_filter *f)
+/* The query of GET /api/calls into f (ts/cid hold the cursor). */
+static enum nc_err list_filter(char *status, char *channel, char *limit_s, char *before,
+			       char ts[40], char cid[37], struct calls_list_filter *f,
+			       struct nc_error *err)
 {
 	long limit = 20;
 	bool ok;
@@ -147,59 +143,38 @@ static bool list_filter(struct req *r, char *status, char *channel, char *limit_
 		for (size_t i = 0; call_statuses[i]; i++)
 			if (strcmp(status, call_statuses[i]) == 0)
 				ok = true;
-		if (!ok) {
-			resp_error(r, NC_EBADREQ, "status must be one of initiating, ringing, active,"
-				   " ended, missed, declined, failed");
-			return false;
-		}
+		if (!ok)
+			return err_set(err, NC_EBADREQ, "status must be one of initiating, ringing,"
+				       " active, ended, missed, declined, failed");
 		f->status = status;
 	}
 	if (channel != NULL) {
-		if (!is_uuid(channel)) {
-			resp_error(r, NC_EBADREQ, "channelId is not a UUID");
-			return false;
-		}
+		if (!is_uuid(channel))
+			return err_set(err, NC_EBADREQ, "channelId is not a UUID");
 		f->channel = channel;
 	}
-	if (limit_s != NULL && parse_long(limit_s, 1, 100, &limit) != 0) {
-		resp_error(r, NC_EBADREQ, "limit must be an integer from 1 to 100");
-		return false;
-	}
+	if (limit_s != NULL && parse_long(limit_s, 1, 100, &limit) != 0)
+		return err_set(err, NC_EBADREQ, "limit must be an integer from 1 to 100");
 	if (before != NULL) {
-		if (!cursor_decode(before, ts, cid)) {
-			resp_error(r, NC_EBADREQ, "before is not a valid cursor");
-			return false;
-		}
+		if (!cursor_decode(before, ts, cid))
+			return err_set(err, NC_EBADREQ, "before is not a valid cursor");
 		f->before_ts = ts;
 		f->before_id = cid;
 	}
 	f->limit = (int)limit;
-	return true;
+	return NC_OK;
 }
 
-void api_calls_list(struct req *r)
+/* {items, nextCursor} of the rows read (one more than the page when there is a next one). */
+static json_t *list_page(struct nc_worker *w, const struct call_view *v, size_t n, int limit)
 {
-	struct nc_error err = {0};
-	char *status = req_query(r, "status"), *channel = req_query(r, "channelId");
-	char *limit_s = req_query(r, "limit"), *before = req_query(r, "before");
-	char ts[40], cid[37];
-	struct calls_list_filter f;
-	struct call_view *v = NULL;
-	size_t n = 0;
-	json_t *items, *out;
+	json_t *items = json_array(), *out;
 
-	if (!list_filter(r, status, channel, limit_s, before, ts, cid, &f))
-		goto out;
-	if (calls_db_list(&req_worker(r)->db, req_user(r)->user_id, &f, &v, &n, &err) != NC_OK) {
-		resp_nc_error(r, &err);
-		goto out;
-	}
-	items = json_array();
-	for (size_t i = 0; i < n && i < (size_t)f.limit; i++)
-		json_array_append_new(items, call_json(req_worker(r), &v[i]));
+	for (size_t i = 0; i < n && i < (size_t)limit; i++)
+		json_array_append_new(items, call_json(w, &v[i]));
 	out = json_pack("{s:o}", "items", items);
-	if (n > (size_t)f.limit) {
-		char *raw = xasprintf("%s|%s", v[f.limit - 1].cursor_ts, v[f.limit - 1].id);
+	if (n > (size_t)limit) {
+		char *raw = xasprintf("%s|%s", v[limit - 1].cursor_ts, v[limit - 1].id);
 		char *cursor_text = b64url_encode_str(raw);
 
 		free(raw);
@@ -208,13 +183,30 @@ void api_calls_list(struct req *r)
 	} else {
 		json_object_set_new(out, "nextCursor", json_null());
 	}
-	resp_json(r, 200, out);
-out:
+	return out;
+}
+
+static enum nc_err api_calls_list(struct req *r, struct nc_error *err)
+{
+	char *status = req_query(r, "status"), *channel = req_query(r, "channelId");
+	char *limit_s = req_query(r, "limit"), *before = req_query(r, "before");
+	char ts[40], cid[37];
+	struct calls_list_filter f;
+	struct call_view *v = NULL;
+	size_t n = 0;
+	enum nc_err rc;
+
+	rc = list_filter(status, channel, limit_s, before, ts, cid, &f, err);
+	if (rc == NC_OK)
+		rc = calls_db_list(&req_worker(r)->db, req_user(r)->user_id, &f, &v, &n, err);
+	if (rc == NC_OK)
+		resp_json(r, 200, list_page(req_worker(r), v, n, f.limit));
 	call_views_free(v, n);
 	free(status);
 	free(channel);
 	free(limit_s);
 	free(before);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -244,29 +236,26 @@ static int stats_rate_ok(struct req *r, const char *id)
 	return ok;
 }
 
-/* The report in the body into s (numbers as text in the buffers); false after answering 400. */
-static bool stats_body(struct req *r, json_t *body, struct calls_stats_row *s, char rtt_s[32],
-		       char jit_s[32], char loss_s[32], char br_s[32])
+/* The report in the body into s (numbers as text in the buffers). */
+static enum nc_err stats_body(json_t *body, struct calls_stats_row *s, char rtt_s[32],
+			      char jit_s[32], char loss_s[32], char br_s[32], struct nc_error *err)
 {
-	struct nc_error err = {0};
 	double rtt = -1, jitter = -1, loss = -1;
 	long long bitrate = -1;
 
 	memset(s, 0, sizeof(*s));
 	s->ice = "new";
 	s->quality = "unknown";
-	if (jv_enum(body, "iceConnectionState", 0, ice_states, &s->ice, &err) < 0 ||
-	    jv_enum(body, "localCandidateType", 0, candidate_types, &s->local_candidate, &err) < 0 ||
-	    jv_enum(body, "remoteCandidateType", 0, candidate_types, &s->remote_candidate, &err) < 0 ||
-	    jv_bool(body, "turnUsed", 0, &s->turn, &err) < 0 ||
-	    jv_number(body, "rttMs", 0, 0, 600000, &rtt, &err) < 0 ||
-	    jv_number(body, "jitterMs", 0, 0, 600000, &jitter, &err) < 0 ||
-	    jv_number(body, "packetLossPct", 0, 0, 100, &loss, &err) < 0 ||
-	    jv_int(body, "bitrateKbps", 0, 0, 10000000, &bitrate, &err) < 0 ||
-	    jv_enum(body, "quality", 0, qualities, &s->quality, &err) < 0) {
-		resp_nc_error(r, &err);
-		return false;
-	}
+	if (jv_enum(body, "iceConnectionState", 0, ice_states, &s->ice, err) < 0 ||
+	    jv_enum(body, "localCandidateType", 0, candidate_types, &s->local_candidate, err) < 0 ||
+	    jv_enum(body, "remoteCandidateType", 0, candidate_types, &s->remote_candidate, err) < 0 ||
+	    jv_bool(body, "turnUsed", 0, &s->turn, err) < 0 ||
+	    jv_number(body, "rttMs", 0, 0, 600000, &rtt, err) < 0 ||
+	    jv_number(body, "jitterMs", 0, 0, 600000, &jitter, err) < 0 ||
+	    jv_number(body, "packetLossPct", 0, 0, 100, &loss, err) < 0 ||
+	    jv_int(body, "bitrateKbps", 0, 0, 10000000, &bitrate, err) < 0 ||
+	    jv_enum(body, "quality", 0, qualities, &s->quality, err) < 0)
+		return err->code;
 	snprintf(rtt_s, 32, "%.3f", rtt);
 	snprintf(jit_s, 32, "%.3f", jitter);
 	snprintf(loss_s, 32, "%.3f", loss);
@@ -275,49 +264,47 @@ static bool stats_body(struct req *r, json_t *body, struct calls_stats_row *s, c
 	s->jitter = jitter >= 0 ? jit_s : NULL;
 	s->loss = loss >= 0 ? loss_s : NULL;
 	s->bitrate = bitrate >= 0 ? br_s : NULL;
-	return true;
+	return NC_OK;
 }
 
-void api_calls_stats(struct req *r)
+static enum nc_err api_calls_stats(struct req *r, struct nc_error *err)
 {
 	struct db_conn *db = &req_worker(r)->db;
-	json_t *body = req_json(r, false);
-	struct nc_error err = {0};
 	struct calls_stats_row s;
 	enum calls_stats_outcome outcome;
 	char id[37], pid[37], rid[37], created[32];
 	char rtt_s[32], jit_s[32], loss_s[32], br_s[32];
 
-	if (body == NULL)
-		return;
-	if (!calls_path_uuid(r, "id", id) || !stats_body(r, body, &s, rtt_s, jit_s, loss_s, br_s))
-		goto out;
+	if (calls_no_body(r))
+		return err_set(err, NC_EBADREQ, "request body must be a JSON object");
+	calls_param(r, "id", id);
+	if (stats_body(req_body(r), &s, rtt_s, jit_s, loss_s, br_s, err) != NC_OK)
+		return err->code;
 	/* User context: the policy lets a participant insert only their own row. */
-	if (db_begin_user(db, req_user(r)->user_id, &err) != NC_OK ||
-	    calls_db_stats_participant(db, id, req_user(r)->user_id, &outcome, pid, &err) != NC_OK) {
-		calls_fail(r, &err);
-		goto out;
-	}
-	if (outcome != CALLS_STATS_OK) {
-		db_rollback(db);
-		if (outcome == CALLS_STATS_FORBIDDEN)
-			resp_error(r, NC_EFORBIDDEN, "not a participant of this call");
-		else
-			resp_error(r, NC_ENOTFOUND, "call not found");
-		goto out;
-	}
+	if (db_begin_user(db, req_user(r)->user_id, err) != NC_OK ||
+	    calls_db_stats_participant(db, id, req_user(r)->user_id, &outcome, pid, err) != NC_OK)
+		return err->code;
+	if (outcome == CALLS_STATS_FORBIDDEN)
+		return err_set(err, NC_EFORBIDDEN, "not a participant of this call");
+	if (outcome != CALLS_STATS_OK)
+		return err_set(err, NC_ENOTFOUND, "call not found");
 	if (!stats_rate_ok(r, id)) {
-		db_rollback(db);
 		resp_header(r, "Retry-After", "1");
-		resp_error(r, NC_ERATELIMIT, "at most one stats report per second per call");
-		goto out;
+		return err_set(err, NC_ERATELIMIT, "at most one stats report per second per call");
 	}
-	if (calls_db_stats_insert(db, id, req_user(r)->user_id, pid, &s, rid, created, &err) != NC_OK ||
-	    db_commit(db, &err) != NC_OK) {
-		calls_fail(r, &err);
-		goto out;
-	}
+	if (calls_db_stats_insert(db, id, req_user(r)->user_id, pid, &s, rid, created, err) != NC_OK ||
+	    db_commit(db, err) != NC_OK)
+		return err->code;
 	resp_json(r, 201, json_pack("{s:s, s:s}", "id", rid, "createdAt", created));
-out:
-	json_decref(body);
+	return NC_OK;
 }
+
+#define READ_ROUTE (ROUTE_FN | ROUTE_AUTH | ROUTE_UUID_PARAMS)
+
+const struct route calls_read_routes[] = {
+	{ RM_GET, "/api/calls", RUN(api_calls_list), ROUTE_FN | ROUTE_AUTH, "calls.list" },
+	{ RM_GET, "/api/calls/{id}", RUN(api_calls_get), READ_ROUTE, "calls.get" },
+	{ RM_POST, "/api/calls/{id}/stats", RUN(api_calls_stats), READ_ROUTE | ROUTE_JSON,
+	  "calls.stats" },
+	{ 0, NULL, NULL, 0, NULL }
+};

@@ -54,16 +54,6 @@ int calls_close_tx(const struct nc_config *cfg, struct db_conn *db, const char *
 	return rc == NC_OK ? cr.participants : -1;
 }
 
-int calls_count_joined(struct db_conn *db, const char *call_id, struct nc_error *err)
-{
-	return calls_db_count_joined(db, call_id, err);
-}
-
-json_t *calls_member_ids(struct db_conn *db, const char *call_id, struct nc_error *err)
-{
-	return calls_db_member_ids(db, call_id, err);
-}
-
 enum nc_err calls_delete_room(struct nc_worker *w, const char *room, struct nc_error *err)
 {
 	Livekit__DeleteRoomRequest req = LIVEKIT__DELETE_ROOM_REQUEST__INIT;

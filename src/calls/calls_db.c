@@ -152,12 +152,13 @@ int calls_db_count_open_invitees(struct db_conn *db, const char *call_id, struct
 			" AND status IN ('ringing', 'invited', 'joined')", 1, params, err);
 }
 
-json_t *calls_db_member_ids(struct db_conn *db, const char *call_id, struct nc_error *err)
+#define MEMBER_IDS_SQL                                                             \
+	"SELECT user_id::text AS user_id FROM nchat_call_participants"             \
+	" WHERE call_id = $1 AND user_id IS NOT NULL AND status <> 'removed'"
+
+/* The user_id column of res (cleared) as a JSON array; NULL when res is. */
+static json_t *member_array(PGresult *res)
 {
-	const char *params[1] = { call_id };
-	PGresult *res = db_exec(db, "SELECT user_id::text AS user_id FROM nchat_call_participants"
-				" WHERE call_id = $1 AND user_id IS NOT NULL AND status <> 'removed'",
-				1, params, err);
 	json_t *arr;
 	int col;
 
@@ -169,6 +170,20 @@ json_t *calls_db_member_ids(struct db_conn *db, const char *call_id, struct nc_e
 		json_array_append_new(arr, json_string(PQgetvalue(res, i, col)));
 	PQclear(res);
 	return arr;
+}
+
+json_t *calls_db_member_ids(struct db_conn *db, const char *call_id, struct nc_error *err)
+{
+	const char *params[1] = { call_id };
+
+	return member_array(db_exec(db, MEMBER_IDS_SQL, 1, params, err));
+}
+
+json_t *calls_db_member_ids_service(struct db_conn *db, const char *call_id, struct nc_error *err)
+{
+	const char *params[1] = { call_id };
+
+	return member_array(db_exec_service(db, MEMBER_IDS_SQL, 1, params, err));
 }
 
 /* ------------------------------------------------------------------ */
@@ -496,13 +511,14 @@ enum nc_err calls_db_webhook(struct db_conn *db, enum calls_wh_kind kind,
 	static const char *const cols[] = { [CALLS_TRACK_AUDIO] = "is_audio_enabled",
 					    [CALLS_TRACK_VIDEO] = "is_video_enabled",
 					    [CALLS_TRACK_SCREEN] = "is_screen_sharing" };
+	bool track = kind == CALLS_WH_TRACK && e->has_column;
 	const char *params[11] = { e->event_id, e->event, e->room_name, e->created, e->call_id,
 				   e->identity, e->joined_at, e->sid, kinds[kind],
-				   kind == CALLS_WH_TRACK ? cols[e->track] : NULL,
-				   kind == CALLS_WH_TRACK ? (e->published ? "t" : "f") : NULL };
+				   track ? cols[e->track] : NULL,
+				   track ? (e->published ? "t" : "f") : NULL };
 	PGresult *res;
 	json_t *r;
-	const char *st, *reason;
+	const char *st, *reason, *text;
 
 	memset(out, 0, sizeof(*out));
 	res = db_exec_service(db,
@@ -510,7 +526,8 @@ enum nc_err calls_db_webhook(struct db_conn *db, enum calls_wh_kind kind,
 		" $7::bigint, $8, $9, $10, $11::boolean)::text AS result", 11, params, err);
 	if (res == NULL)
 		return err->code;
-	r = json_loads(PQgetvalue(res, 0, row_col(res, "result")), 0, NULL);
+	text = one_row(res) ? row_text(res, 0, "result") : NULL;
+	r = text ? json_loads(text, 0, NULL) : NULL;
 	PQclear(res);
 	if (!json_is_object(r)) {
 		json_decref(r);

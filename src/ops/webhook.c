@@ -2,20 +2,25 @@
  * webhook.c - POST /api/webhooks/livekit: verify, de-duplicate and apply
  * LiveKit webhook events (PROTOCOL.md §6).
  *
- * Reply fast: verification is pure CPU; then ONE short service transaction
- * records the event id (INSERT ... ON CONFLICT DO NOTHING: a second
- * delivery, even one racing on another instance, waits on the first's row
- * and finds it there) and applies the event to the rows it concerns, so an
- * event is applied exactly when its id is recorded.  Side effects outside
- * Postgres (presence, realtime events, stopping a recording) follow the
- * commit.  A failure before commit is a 5xx, so LiveKit retries.
+ * Reply fast: verification is pure CPU; then the event id is recorded
+ * (INSERT ... ON CONFLICT DO NOTHING: a second delivery, even one racing on
+ * another instance, waits on the first's row and finds it there) in the
+ * same transaction that applies the event to the rows it concerns, so an
+ * event is applied exactly when its id is recorded.  Participant and track
+ * events (the bulk of them) are one statement in one round trip that does
+ * both and returns whom to tell (calls_db_webhook, the SQL function
+ * nchat_rtc_webhook_participant); room, egress and ingress events run in one
+ * short service transaction.  Side effects outside Postgres (presence,
+ * realtime events, stopping a recording) follow the commit.  A failure
+ * before commit is a 5xx with nothing recorded, so LiveKit retries.
  *
  * Order tolerance.  LiveKit delivers one room's events in order, but
  * retries, several nodes and a restarted receiver can still reorder them.
  * Each participant row keeps the createdAt of the newest participant event
  * applied (last_event_at):
  *   - participant_joined applies only if strictly newer, never to a closed
- *     call and never to a removed participant;
+ *     call and never to a removed participant; the first invitee's answers
+ *     a ringing call (active, started_at = their joinedAt);
  *   - participant_left / participant_connection_aborted apply if not older
  *     (so a leave in the same second as its join wins, whatever the order),
  *     set left_at = createdAt and joined_at = the participant's joinedAt,
@@ -27,37 +32,32 @@
  *     every open participant; room_started changes no status (the room is
  *     created by initiate, so it arrives at once; a call becomes active when
  *     the first invitee joins).
+ * Events of rooms that are not calls, of unknown calls, and of participants
+ * that are not our users (egress, ingress, agents) are recorded and ignored.
  * A participant_left does not end the call: LiveKit closes the empty room
  * after its departure timeout and sends room_finished, and the sweep ends
  * calls whose room is gone; ending on the last leave would make the final
  * state depend on delivery order.
  */
 #include "ops/ops.h"
-#include "core/uuid.h"
 #include "calls/calls.h"
-#include "realtime/events.h"
-#include "streams/streams.h"
+#include "calls/calls_db.h"
 #include "core/log.h"
-#include "recordings/recordings.h"
 #include "core/metrics.h"
-#include "realtime/presence.h"
+#include "core/uuid.h"
+#include "http/worker.h"
 #include "livekit/webhook_verify.h"
 #include "ops/webhook_event.h"
-#include "http/worker.h"
+#include "realtime/events.h"
+#include "realtime/presence.h"
+#include "recordings/recordings.h"
+#include "store/db_row.h"
+#include "streams/streams.h"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-
-/* ------------------------------------------------------------------ */
-/* Verification                                                        */
-/* ------------------------------------------------------------------ */
 
 static atomic_ulong rejected;
 
@@ -67,245 +67,131 @@ unsigned long webhook_rejected_count(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* Applying events                                                     */
+/* Outcomes                                                            */
 /* ------------------------------------------------------------------ */
 
-/* What to do after commit. */
-struct wh_effect {
-	char call_id[37];
-	char user_id[37];
-	int presence;          /* +1 joined, -1 left */
-	bool updated;          /* publish call.updated */
-	bool ended;            /* the call ended: presence, call.ended, recording */
-	char status[16];
-	json_t *members;
-};
-
-/* Lock the call of a "call-<uuid>" room; 1 found (status filled), 0 not ours, -1 error. */
-static int lock_call(struct db_conn *db, const struct wh_event *e, char id[37], char status[16],
-		     char initiator[37], struct nc_error *err)
+/* 200 {"status": outcome} (applied, ignored, duplicate), logged and counted. */
+static void answer(struct req *r, const struct wh_event *e, const char *outcome)
 {
-	const char *params[1] = { id };
-	PGresult *res;
-
-	if (e->call_id[0] == '\0')
-		return 0;
-	snprintf(id, 37, "%s", e->call_id);
-	res = db_exec(db, "SELECT status, COALESCE(initiator_id::text, '') FROM nchat_calls"
-		      " WHERE id = $1 FOR UPDATE", 1, params, err);
-	if (res == NULL)
-		return -1;
-	if (PQntuples(res) == 0) {
-		PQclear(res);
-		return 0;
-	}
-	snprintf(status, 16, "%s", PQgetvalue(res, 0, 0));
-	snprintf(initiator, 37, "%s", PQgetvalue(res, 0, 1));
-	PQclear(res);
-	return 1;
+	log_debug("webhook: %s %s %s", e->event, e->id, outcome);
+	metrics_webhook(e->event, outcome);
+	resp_json(r, 200, json_pack("{s:s}", "status", outcome));
 }
 
-static enum nc_err touch_call(struct db_conn *db, const char *id, const char *created,
-			      struct nc_error *err)
+/*
+ * The event could not be applied (nothing of it is committed): a 5xx so
+ * that LiveKit retries.  Postgres being down keeps its 503; anything else
+ * is a 500 with a fixed message (the cause is logged, never sent).
+ */
+static enum nc_err not_applied(const struct wh_event *e, struct nc_error *err)
 {
-	const char *params[2] = { id, created };
-	PGresult *res = db_exec(db, "UPDATE nchat_calls SET last_event_at ="
-				" GREATEST(last_event_at, to_timestamp($2::bigint)) WHERE id = $1",
-				2, params, err);
+	log_error("webhook: %s %s failed: %s", e->event, e->id, err->msg);
+	metrics_webhook(e->event, "error");
+	if (err->code == NC_OK || err->code == NC_EBADREQ || err->code == NC_ECONFLICT)
+		return err_set(err, NC_EINTERNAL, "the event could not be applied");
+	return err->code;
+}
 
-	if (res == NULL)
-		return err->code;
-	PQclear(res);
+/* ------------------------------------------------------------------ */
+/* Participant and track events: one statement                         */
+/* ------------------------------------------------------------------ */
+
+/* The participant column a track drives (webhook_event.c's name) as calls_track; false if none. */
+static bool track_of(const char *column, enum calls_track *out)
+{
+	static const struct { const char *column; enum calls_track track; } map[] = {
+		{ "is_audio_enabled", CALLS_TRACK_AUDIO },
+		{ "is_video_enabled", CALLS_TRACK_VIDEO },
+		{ "is_screen_sharing", CALLS_TRACK_SCREEN },
+	};
+
+	for (size_t i = 0; column != NULL && i < NC_ARRAY_LEN(map); i++)
+		if (strcmp(column, map[i].column) == 0) {
+			*out = map[i].track;
+			return true;
+		}
+	return false;
+}
+
+/*
+ * Record and apply a participant or track event in one round trip
+ * (calls_db_webhook), answer, then presence and call.updated to the members
+ * the same statement returned.
+ */
+static enum nc_err apply_call_event(struct req *r, const struct wh_event *e, const char *created,
+				    struct nc_error *err)
+{
+	struct nc_worker *w = req_worker(r);
+	enum calls_wh_kind kind = e->kind == WH_TRACK ? CALLS_WH_TRACK
+				  : e->up ? CALLS_WH_JOINED : CALLS_WH_LEFT;
+	struct calls_wh_event ce = {0};
+	struct calls_wh_result res;
+	char identity[37] = "", joined_at[24] = "";
+
+	if (e->identity != NULL)
+		uuid_lower(e->identity, identity);
+	if (e->joined_at > 0)
+		snprintf(joined_at, sizeof(joined_at), "%lld", (long long)e->joined_at);
+	ce.event_id = e->id;
+	ce.event = e->event;
+	ce.room_name = e->room_name;
+	ce.created = created;
+	ce.call_id = e->call_id[0] != '\0' ? e->call_id : NULL;
+	ce.identity = identity[0] != '\0' ? identity : NULL;
+	ce.joined_at = joined_at[0] != '\0' ? joined_at : NULL;
+	ce.sid = e->participant_sid;
+	ce.has_column = kind == CALLS_WH_TRACK && track_of(e->track_column, &ce.track);
+	ce.published = e->up;
+	if (calls_db_webhook(&w->db, kind, &ce, &res, err) != NC_OK)
+		return not_applied(e, err);
+	answer(r, e, res.duplicate ? "duplicate" : res.applied ? "applied" : "ignored");
+	if (res.applied) {
+		if (res.presence > 0)
+			presence_join(w, e->call_id, identity);
+		else if (res.presence < 0)
+			presence_leave(w, e->call_id, identity);
+		calls_publish(w, res.members, "call.updated", e->call_id, res.status, NULL);
+	}
+	calls_wh_result_free(&res);
 	return NC_OK;
 }
 
-static int apply_participant(struct db_conn *db, const struct wh_event *e, const char *created,
-			     struct wh_effect *eff, struct nc_error *err)
-{
-	const char *identity = e->identity, *params[5];
-	char id[37], status[16], initiator[37], joined_at[32] = "", pid[37], pstatus[16], role[16];
-	PGresult *res;
-	bool newer, not_older, joined = e->up;
-	int64_t ja = e->joined_at;
-	int n;
+/* ------------------------------------------------------------------ */
+/* Room, egress and ingress events: one transaction                    */
+/* ------------------------------------------------------------------ */
 
-	if (identity == NULL)
-		return 0; /* egress/ingress/agent participants are not ours */
-	n = lock_call(db, e, id, status, initiator, err);
-	if (n <= 0)
-		return n;
-	if (ja > 0)
-		snprintf(joined_at, sizeof(joined_at), "%lld", (long long)ja);
-	params[0] = id;
-	params[1] = identity;
-	params[2] = created;
-	res = db_exec(db, "SELECT id::text, status, role,"
-		      " last_event_at IS NULL OR to_timestamp($3::bigint) > last_event_at,"
-		      " last_event_at IS NULL OR to_timestamp($3::bigint) >= last_event_at"
-		      " FROM nchat_call_participants WHERE call_id = $1 AND user_id = $2::uuid"
-		      " FOR UPDATE", 3, params, err);
-	if (res == NULL)
-		return -1;
-	if (PQntuples(res) == 0) {
-		PQclear(res);
-		log_info("webhook: %s in call %s has no participant row; ignored", identity, id);
-		return 0;
-	}
-	snprintf(pid, sizeof(pid), "%s", PQgetvalue(res, 0, 0));
-	snprintf(pstatus, sizeof(pstatus), "%s", PQgetvalue(res, 0, 1));
-	snprintf(role, sizeof(role), "%s", PQgetvalue(res, 0, 2));
-	newer = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
-	not_older = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
-	PQclear(res);
+/* What to do after commit: a call that ended (presence, call.ended, recording). */
+struct wh_effect {
+	char call_id[37];
+	bool ended;
+	json_t *members;
+};
 
-	params[0] = pid;
-	params[1] = identity;
-	params[2] = created;
-	params[3] = joined_at[0] ? joined_at : NULL;
-	params[4] = e->participant_sid;
-	if (joined) {
-		if (calls_status_terminal(status) || !newer || strcmp(pstatus, "removed") == 0)
-			return 0;
-		res = db_exec(db, "UPDATE nchat_call_participants SET status = 'joined',"
-			      " livekit_participant_id = COALESCE(NULLIF($5, ''), livekit_participant_id),"
-			      " livekit_identity = $2,"
-			      " joined_at = COALESCE(to_timestamp($4::bigint), joined_at, now()),"
-			      " last_event_at = to_timestamp($3::bigint) WHERE id = $1",
-			      5, params, err);
-		if (res == NULL)
-			return -1;
-		PQclear(res);
-		if (strcmp(status, "ringing") == 0 && strcmp(role, "initiator") != 0) {
-			const char *cp[2] = { id, joined_at[0] ? joined_at : created };
-
-			res = db_exec(db, "UPDATE nchat_calls SET status = 'active', started_at ="
-				      " COALESCE(started_at, to_timestamp($2::bigint)) WHERE id = $1",
-				      2, cp, err);
-			if (res == NULL)
-				return -1;
-			PQclear(res);
-			snprintf(status, sizeof(status), "active");
-		}
-		eff->presence = calls_status_terminal(status) ? 0 : 1;
-	} else {
-		if (!not_older)
-			return 0;
-		if (strcmp(pstatus, "joined") == 0) {
-			res = db_exec(db, "UPDATE nchat_call_participants SET status = 'left',"
-				      " livekit_identity = $2, livekit_participant_id = COALESCE(NULLIF($5, ''), livekit_participant_id),"
-				      " joined_at = COALESCE(to_timestamp($4::bigint), joined_at),"
-				      " left_at = GREATEST(to_timestamp($3::bigint),"
-				      "     COALESCE(to_timestamp($4::bigint), joined_at)),"
-				      " is_audio_enabled = false, is_video_enabled = false,"
-				      " is_screen_sharing = false, last_event_at = to_timestamp($3::bigint)"
-				      " WHERE id = $1", 5, params, err);
-		} else if (strcmp(pstatus, "left") == 0) {
-			/*
-			 * Closed before by the API, a room end or a sweep: LiveKit's
-			 * own times replace that session.  Two steps so the duration
-			 * trigger replaces the share instead of adding it again:
-			 * take the old share out and clear left_at, then set the
-			 * session anew.
-			 */
-			res = db_exec(db, "UPDATE nchat_call_participants SET"
-				      " total_duration_seconds = GREATEST(0, total_duration_seconds"
-				      "   - nchat_rtc_seconds_between(joined_at, left_at)),"
-				      " left_at = NULL WHERE id = $1", 1, params, err);
-			if (res == NULL)
-				return -1;
-			PQclear(res);
-			res = db_exec(db, "UPDATE nchat_call_participants SET"
-				      " livekit_identity = $2, livekit_participant_id = COALESCE(NULLIF($5, ''), livekit_participant_id),"
-				      " joined_at = COALESCE(to_timestamp($4::bigint), joined_at),"
-				      " left_at = GREATEST(to_timestamp($3::bigint),"
-				      "     COALESCE(to_timestamp($4::bigint), joined_at)),"
-				      " is_audio_enabled = false, is_video_enabled = false,"
-				      " is_screen_sharing = false, last_event_at = to_timestamp($3::bigint)"
-				      " WHERE id = $1", 5, params, err);
-		} else {
-			const char *p2[2] = { pid, created };
-
-			res = db_exec(db, "UPDATE nchat_call_participants SET"
-				      " is_audio_enabled = false, is_video_enabled = false,"
-				      " is_screen_sharing = false, last_event_at = to_timestamp($2::bigint)"
-				      " WHERE id = $1", 2, p2, err);
-		}
-		if (res == NULL)
-			return -1;
-		PQclear(res);
-		eff->presence = -1;
-	}
-	if (touch_call(db, id, created, err) != NC_OK)
-		return -1;
-	snprintf(eff->call_id, sizeof(eff->call_id), "%s", id);
-	snprintf(eff->user_id, sizeof(eff->user_id), "%s", identity);
-	snprintf(eff->status, sizeof(eff->status), "%s", status);
-	eff->updated = true;
-	return 1;
-}
-
-static int apply_track(struct db_conn *db, const struct wh_event *e, const char *created,
-		       struct wh_effect *eff, struct nc_error *err)
-{
-	const char *identity = e->identity;
-	const char *col = e->track_column, *params[4];
-	char id[37], status[16], initiator[37], *sql;
-	PGresult *res;
-	bool published = e->up;
-	int n;
-
-	if (col == NULL || identity == NULL)
-		return 0;
-	n = lock_call(db, e, id, status, initiator, err);
-	if (n <= 0)
-		return n;
-	if (calls_status_terminal(status))
-		return 0;
-	params[0] = id;
-	params[1] = identity;
-	params[2] = created;
-	params[3] = published ? "t" : "f";
-	sql = xasprintf("UPDATE nchat_call_participants SET %s = $4::boolean"
-			" WHERE call_id = $1 AND user_id = $2::uuid AND status = 'joined'"
-			" AND (last_event_at IS NULL OR to_timestamp($3::bigint) >= last_event_at)",
-			col);
-	res = db_exec(db, sql, 4, params, err);
-	free(sql);
-	if (res == NULL)
-		return -1;
-	n = atoi(PQcmdTuples(res));
-	PQclear(res);
-	if (n == 0)
-		return 0;
-	snprintf(eff->call_id, sizeof(eff->call_id), "%s", id);
-	snprintf(eff->status, sizeof(eff->status), "%s", status);
-	eff->updated = true;
-	return 1;
-}
-
+/* 1 applied, 0 ignored (not a call of ours), -1 error. */
 static int apply_room(const struct nc_config *cfg, struct db_conn *db, const struct wh_event *e,
-		      const char *created, struct wh_effect *eff, struct nc_error *err)
+		      int64_t created_at, const char *created, struct wh_effect *eff,
+		      struct nc_error *err)
 {
-	char id[37], status[16], initiator[37], at[32];
-	bool finished = !e->up;
-	int n = lock_call(db, e, id, status, initiator, err);
+	char status[16], at[32];
+	int n;
 
+	if (e->call_id[0] == '\0')
+		return 0;
+	n = calls_db_lock_status(db, e->call_id, false, status, err);
 	if (n <= 0)
 		return n;
-	if (!finished || calls_status_terminal(status)) {
+	if (e->up || calls_status_terminal(status)) {
 		/* room_started: nothing but the event time (see the file comment). */
-		return touch_call(db, id, created, err) == NC_OK ? 1 : -1;
+		return calls_db_touch_event(db, e->call_id, created, err) == NC_OK ? 1 : -1;
 	}
-	format_rfc3339((int64_t)atoll(created), at, sizeof(at));
-	if (calls_close_tx(cfg, db, id, "ended", "room_finished", at, err) < 0)
+	format_rfc3339(created_at, at, sizeof(at));
+	if (calls_close_tx(cfg, db, e->call_id, "ended", "room_finished", at, err) < 0 ||
+	    calls_db_touch_event(db, e->call_id, created, err) != NC_OK)
 		return -1;
-	if (touch_call(db, id, created, err) != NC_OK)
-		return -1;
-	eff->members = calls_member_ids(db, id, err);
+	eff->members = calls_db_member_ids(db, e->call_id, err);
 	if (eff->members == NULL)
 		return -1;
-	snprintf(eff->call_id, sizeof(eff->call_id), "%s", id);
-	snprintf(eff->status, sizeof(eff->status), "ended");
+	snprintf(eff->call_id, sizeof(eff->call_id), "%s", e->call_id);
 	eff->ended = true;
 	return 1;
 }
@@ -314,18 +200,13 @@ static int apply_room(const struct nc_config *cfg, struct db_conn *db, const str
 static int apply_event(struct nc_worker *w, const struct wh_event *e, int64_t created_at,
 		       struct wh_effect *eff, struct nc_error *err)
 {
-	struct db_conn *db = &w->db;
 	char created[24];
 	int n;
 
 	snprintf(created, sizeof(created), "%lld", (long long)created_at);
 	switch (e->kind) {
-	case WH_PARTICIPANT:
-		return apply_participant(db, e, created, eff, err);
-	case WH_TRACK:
-		return apply_track(db, e, created, eff, err);
 	case WH_ROOM:
-		return apply_room(w->cfg, db, e, created, eff, err);
+		return apply_room(w->cfg, &w->db, e, created_at, created, eff, err);
 	case WH_EGRESS:
 		if (e->info == NULL)
 			return 0;
@@ -337,93 +218,74 @@ static int apply_event(struct nc_worker *w, const struct wh_event *e, int64_t cr
 		if (e->info == NULL)
 			return 0;
 		return streams_on_ingress(w, e->event, e->info, created_at, err);
+	case WH_PARTICIPANT: /* apply_call_event */
+	case WH_TRACK:
 	case WH_OTHER:
 		break;
 	}
 	return 0; /* unknown event: ignored */
 }
 
-static void after_commit(struct nc_worker *w, struct wh_effect *eff)
+static void after_commit(struct nc_worker *w, const struct wh_effect *eff)
 {
 	struct nc_error err = {0};
 
-	if (eff->call_id[0] == '\0')
+	if (!eff->ended)
 		return;
-	if (eff->ended) {
-		if (recordings_stop_for_call(w, eff->call_id, &err) != NC_OK)
-			log_warn("webhook: stopping the recording of %s failed: %s", eff->call_id,
-				 err.msg);
-		presence_end_call(w, eff->call_id, eff->members);
-		calls_publish(w, eff->members, "call.ended", eff->call_id, "ended", "room_finished");
-		return;
-	}
-	if (eff->presence > 0)
-		presence_join(w, eff->call_id, eff->user_id);
-	else if (eff->presence < 0)
-		presence_leave(w, eff->call_id, eff->user_id);
-	if (eff->updated) {
-		/* Members read after commit, outside the event's transaction. */
-		if (db_begin_service(&w->db, &err) == NC_OK) {
-			eff->members = calls_member_ids(&w->db, eff->call_id, &err);
-			db_rollback(&w->db);
-		}
-		calls_publish(w, eff->members, "call.updated", eff->call_id, eff->status, NULL);
-	}
+	if (recordings_stop_for_call(w, eff->call_id, &err) != NC_OK)
+		log_warn("webhook: stopping the recording of %s failed: %s", eff->call_id, err.msg);
+	presence_end_call(w, eff->call_id, eff->members);
+	calls_publish(w, eff->members, "call.ended", eff->call_id, "ended", "room_finished");
 }
 
 /*
  * Egress and ingress hooks run inside the event's transaction and cannot
  * publish; after the commit, tell the affected clients what changed: a
  * recording's state to the call's members, a stream's state to its viewers.
+ * Best effort: each read is a statement of its own.
  */
-static void publish_resource_change(struct nc_worker *w, const char *event, json_t *ev)
+static void publish_resource_change(struct nc_worker *w, const struct wh_event *e)
 {
-	const char *egress = json_string_value(json_object_get(json_object_get(ev, "egressInfo"), "egressId"));
-	const char *ingress = json_string_value(json_object_get(json_object_get(ev, "ingressInfo"), "ingressId"));
+	const char *egress = json_string_value(json_object_get(json_object_get(e->root, "egressInfo"), "egressId"));
+	const char *ingress = json_string_value(json_object_get(json_object_get(e->root, "ingressInfo"), "ingressId"));
 	struct nc_error err = {0};
 	const char *params[1];
 	PGresult *res = NULL;
-	json_t *members = NULL, *data = NULL;
+	json_t *members = NULL, *data = NULL, *m;
 	char call_id[37] = "", stream_id[37] = "";
+	size_t i;
 
-	if ((strncmp(event, "egress_", 7) != 0 || egress == NULL) &&
-	    (strncmp(event, "ingress_", 8) != 0 || ingress == NULL))
-		return;
-	if (db_begin_service(&w->db, &err) != NC_OK)
+	if ((e->kind != WH_EGRESS || egress == NULL) && (e->kind != WH_INGRESS || ingress == NULL))
 		return;
 	if (egress != NULL) {
 		params[0] = egress;
-		res = db_exec(&w->db,
-			      "SELECT r.call_id::text, json_build_object('callId', r.call_id, 'recording',"
-			      " json_build_object('id', r.id, 'status', r.status))::text"
-			      " FROM nchat_call_recordings r WHERE r.livekit_egress_id = $1",
-			      1, params, &err);
+		res = db_exec_service(&w->db,
+			"SELECT r.call_id::text, json_build_object('callId', r.call_id, 'recording',"
+			" json_build_object('id', r.id, 'status', r.status))::text"
+			" FROM nchat_call_recordings r WHERE r.livekit_egress_id = $1", 1, params, &err);
 		if (res != NULL && PQntuples(res) == 1) {
 			snprintf(call_id, sizeof(call_id), "%s", PQgetvalue(res, 0, 0));
 			data = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
-			members = calls_member_ids(&w->db, call_id, &err);
 		}
 		PQclear(res);
 		res = NULL;
+		if (call_id[0] != '\0')
+			members = calls_db_member_ids_service(&w->db, call_id, &err);
 	}
 	if (call_id[0] == '\0') {
 		params[0] = egress != NULL ? egress : ingress;
-		res = db_exec(&w->db,
-			      "SELECT id::text, json_build_object('id', id, 'status', status,"
-			      " 'hls_manifest_url', hls_manifest_url, 'started_at', started_at)::text"
-			      " FROM nchat_streams WHERE livekit_ingress_id = $1 OR livekit_egress_id = $1",
-			      1, params, &err);
+		res = db_exec_service(&w->db,
+			"SELECT id::text, json_build_object('id', id, 'status', status,"
+			" 'hls_manifest_url', hls_manifest_url, 'started_at', started_at)::text"
+			" FROM nchat_streams WHERE livekit_ingress_id = $1 OR livekit_egress_id = $1",
+			1, params, &err);
 		if (res != NULL && PQntuples(res) == 1) {
 			snprintf(stream_id, sizeof(stream_id), "%s", PQgetvalue(res, 0, 0));
 			data = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
 		}
 		PQclear(res);
 	}
-	db_rollback(&w->db);
 	if (data != NULL && call_id[0] != '\0' && members != NULL) {
-		size_t i;
-		json_t *m;
-
 		json_array_foreach(members, i, m)
 			rt_publish_user(w, json_string_value(m), "call.updated", data);
 	} else if (data != NULL && stream_id[0] != '\0') {
@@ -433,94 +295,96 @@ static void publish_resource_change(struct nc_worker *w, const char *event, json
 	json_decref(data);
 }
 
-static void api_webhook_livekit(struct req *r)
+/*
+ * Record the event id and apply a room, egress or ingress event in one
+ * service transaction, answer, then what follows the commit.  An error
+ * leaves the transaction open for dispatch to roll back.
+ */
+static enum nc_err apply_in_tx(struct req *r, const struct wh_event *e, int64_t created_at,
+			       struct nc_error *err)
 {
 	struct nc_worker *w = req_worker(r);
-	struct db_conn *db = &w->db;
-	struct nc_error err = {0};
-	struct wh_effect eff;
-	struct wh_event e;
-	char why[96], created[24];
-	const char *event, *id, *params[4];
+	struct wh_effect eff = {0};
+	char created[24];
+	const char *params[4] = { e->id, e->event, e->room_name, created };
 	PGresult *res;
-	int64_t created_at;
 	int n;
+
+	snprintf(created, sizeof(created), "%lld", (long long)created_at);
+	if (db_begin_service(&w->db, err) != NC_OK)
+		return not_applied(e, err);
+	res = db_exec(&w->db, "INSERT INTO nchat_livekit_webhook_events (event_id, event, room_name,"
+		      " created_at) VALUES ($1, $2, $3, to_timestamp($4::bigint))"
+		      " ON CONFLICT (event_id) DO NOTHING", 4, params, err);
+	if (res == NULL)
+		return not_applied(e, err);
+	n = row_affected(res);
+	PQclear(res);
+	if (n == 0) {
+		db_rollback(&w->db); /* nothing written: ends the transaction */
+		answer(r, e, "duplicate");
+		return NC_OK;
+	}
+	n = apply_event(w, e, created_at, &eff, err);
+	if (n < 0 || db_commit(&w->db, err) != NC_OK) {
+		json_decref(eff.members);
+		return not_applied(e, err);
+	}
+	answer(r, e, n > 0 ? "applied" : "ignored");
+	after_commit(w, &eff);
+	json_decref(eff.members);
+	if (n > 0)
+		publish_resource_change(w, e);
+	if (n > 0 && e->kind == WH_EGRESS && strcmp(e->event, "egress_ended") == 0)
+		recordings_after_egress(w, json_string_value(json_object_get(e->info, "egressId")));
+	return NC_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* The receiver                                                        */
+/* ------------------------------------------------------------------ */
+
+static enum nc_err api_webhook_livekit(struct req *r, struct nc_error *err)
+{
+	const struct nc_config *cfg = req_cfg(r);
 	size_t body_len = 0;
 	const char *body = req_raw_body(r, &body_len);
+	struct wh_event e;
+	char why[96];
+	int64_t created_at;
+	enum nc_err rc;
 
-	if (webhook_verify(req_cfg(r)->webhook_keys, req_cfg(r)->n_webhook_keys, req_cfg(r)->webhook_leeway_s,
+	if (webhook_verify(cfg->webhook_keys, cfg->n_webhook_keys, cfg->webhook_leeway_s,
 			   req_header(r, "Authorization"), body, body_len, now_unix(), why,
 			   sizeof(why)) != 0) {
 		atomic_fetch_add(&rejected, 1);
 		metrics_inc(M_WEBHOOK_AUTH_FAILURES);
 		log_warn("webhook: refused a delivery from %s: %s", req_client_addr(r), why);
-		resp_error(r, NC_EUNAUTH, "webhook signature invalid: %s", why);
-		return;
+		return err_set(err, NC_EUNAUTH, "webhook signature invalid: %s", why);
 	}
 	if (webhook_decode(body, body_len, &e, why, sizeof(why)) != 0) {
 		webhook_event_free(&e);
-		resp_error(r, NC_EBADREQ, "%s", why);
-		return;
+		return err_set(err, NC_EBADREQ, "%s", why);
 	}
-	event = e.event;
-	id = e.id;
 	created_at = e.created_at;
 	if (created_at > 0)
 		metrics_webhook_lag((double)(now_unix() - created_at));
 	else
 		created_at = now_unix();
-	snprintf(created, sizeof(created), "%lld", (long long)created_at);
-	memset(&eff, 0, sizeof(eff));
+	if (e.kind == WH_PARTICIPANT || e.kind == WH_TRACK) {
+		char created[24];
 
-	if (db_begin_service(db, &err) != NC_OK)
-		goto fail;
-	params[0] = id;
-	params[1] = event;
-	params[2] = e.room_name;
-	params[3] = created;
-	res = db_exec(db, "INSERT INTO nchat_livekit_webhook_events (event_id, event, room_name,"
-		      " created_at) VALUES ($1, $2, $3, to_timestamp($4::bigint))"
-		      " ON CONFLICT (event_id) DO NOTHING", 4, params, &err);
-	if (res == NULL)
-		goto fail;
-	n = atoi(PQcmdTuples(res));
-	PQclear(res);
-	if (n == 0) {
-		db_rollback(db);
-		log_debug("webhook: %s %s is a duplicate", event, id);
-		metrics_webhook(event, "duplicate");
-		resp_json(r, 200, json_pack("{s:s}", "status", "duplicate"));
-		webhook_event_free(&e);
-		return;
+		snprintf(created, sizeof(created), "%lld", (long long)created_at);
+		rc = apply_call_event(r, &e, created, err);
+	} else {
+		rc = apply_in_tx(r, &e, created_at, err);
 	}
-	n = apply_event(w, &e, created_at, &eff, &err);
-	if (n < 0)
-		goto fail;
-	if (db_commit(db, &err) != NC_OK)
-		goto fail;
-	log_debug("webhook: %s %s %s", event, id, n > 0 ? "applied" : "ignored");
-	metrics_webhook(event, n > 0 ? "applied" : "ignored");
-	resp_json(r, 200, json_pack("{s:s}", "status", n > 0 ? "applied" : "ignored"));
-	after_commit(w, &eff);
-	if (n > 0)
-		publish_resource_change(w, event, e.root);
-	if (n > 0 && strcmp(event, "egress_ended") == 0)
-		recordings_after_egress(w, json_string_value(json_object_get(e.info, "egressId")));
-	json_decref(eff.members);
 	webhook_event_free(&e);
-	return;
-fail:
-	db_rollback(db);
-	if (err.code == NC_OK || err.code == NC_EBADREQ || err.code == NC_ECONFLICT)
-		err_set(&err, NC_EINTERNAL, "the event could not be applied");
-	log_error("webhook: %s %s failed: %s", event, id, err.msg);
-	metrics_webhook(event, "error");
-	resp_nc_error(r, &err);
-	json_decref(eff.members);
-	webhook_event_free(&e);
+	return rc;
 }
 
 const struct route webhook_routes[] = {
-	{ RM_POST, "/api/webhooks/livekit", api_webhook_livekit, ROUTE_RAW_BODY, "webhooks.livekit" },
+	{ RM_POST, "/api/webhooks/livekit", RUN(api_webhook_livekit), ROUTE_FN | ROUTE_RAW_BODY,
+	  "webhooks.livekit" },
 	{ 0, NULL, NULL, 0, NULL }
 };

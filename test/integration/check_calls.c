@@ -369,6 +369,7 @@ START_TEST(bad_requests_change_nothing)
 	it_add_member(db, ch, a, "member");
 	api_err("POST", "/api/calls/initiate", NULL, "{\"type\":\"audio\"}", 401, "unauthorized");
 	api_err("POST", "/api/calls/initiate", ta, "{\"type\":\"audio\"}", 400, "bad_request");
+	api_err("POST", "/api/calls/initiate", ta, NULL, 400, "bad_request"); /* no body at all */
 	snprintf(body, sizeof(body), "{\"targetUserId\":\"%s\"}", b);
 	api_err("POST", "/api/calls/initiate", ta, body, 400, "bad_request");
 	snprintf(body, sizeof(body), "{\"targetUserId\":\"%s\",\"type\":\"hologram\"}", b);
@@ -549,6 +550,7 @@ START_TEST(host_controls)
 	free(tb);
 	tb = tok(a);
 	api_err("POST", path, tb, "{\"source\":\"ears\",\"muted\":true}", 400, "bad_request");
+	api_err("POST", path, tb, NULL, 400, "bad_request");
 	api_err("POST", path, tb, "{\"source\":\"camera\",\"muted\":true}", 404, "not_found");
 	k = api(&srv, "POST", path, tb, "{\"source\":\"microphone\",\"muted\":true}", 200);
 	ck_assert_str_eq(json_string_value(json_object_get(k, "trackSid")), "TR_mic_b");
@@ -661,6 +663,7 @@ START_TEST(history_and_stats)
 	api_err("POST", path, tb, "{\"packetLossPct\":101}", 400, "bad_request");
 	api_err("POST", path, tb, "{\"iceConnectionState\":\"weird\"}", 400, "bad_request");
 	api_err("POST", path, tb, "{\"rttMs\":\"fast\"}", 400, "bad_request");
+	api_err("POST", path, tb, NULL, 400, "bad_request"); /* no body: no report of defaults */
 	api_err("POST", path, tx, "{\"rttMs\":10}", 404, "not_found");
 	page = api(&srv, "POST", path, tb, "{\"iceConnectionState\":\"connected\","
 		   "\"localCandidateType\":\"relay\",\"remoteCandidateType\":\"srflx\","
@@ -682,6 +685,8 @@ START_TEST(history_and_stats)
 		    " remote_candidate_type, turn_used, rtt_ms, packet_loss_pct, bitrate_kbps, quality)"
 		    " FROM nchat_webrtc_connections WHERE call_id = $1 AND user_id = $2", ids[1], b),
 	       "connected,relay,srflx,t,42.5,1.5,900,good");
+	ck_str(sqlv("SELECT count(*)::text FROM nchat_webrtc_connections WHERE call_id = $1", ids[1],
+		    NULL), "1");
 	free(path);
 	for (int i = 0; i < 5; i++)
 		free(ids[i]);

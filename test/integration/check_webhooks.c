@@ -8,7 +8,9 @@
  * key rotation (LIVEKIT_WEBHOOK_KEYS); the same event twice (also in
  * parallel) is applied once; shuffled delivery of a realistic call ends in
  * the state of ordered delivery (fixed seed); reconciliation by sweep-calls
- * of a call whose room_finished / participant_left never came.
+ * of a call whose room_finished / participant_left never came; each rule of
+ * a participant or track event on its own (participant_rules), including
+ * presence, the members told, and events that are recorded but ignored.
  */
 #include <check.h>
 #include <pthread.h>
@@ -18,7 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/uuid.h"
 #include "harness.h"
+#include "store/cache.h"
 
 static struct it_server srv;
 static PGconn *db;
@@ -159,6 +163,112 @@ static void send_json(const char *json, const char *want)
 	free_ev(&s);
 }
 
+/* Occurrences of needle in the server's log. */
+static int log_count(const char *needle)
+{
+	FILE *f = fopen(srv.log_path, "r");
+	char line[8192];
+	int n = 0;
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, needle) != NULL)
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* Entries of `type` in the user's realtime log (what their SSE streams replay). */
+static long rt_count(const char *user, const char *type)
+{
+	struct rds_conn rc;
+	struct nc_error err = {0};
+	redisReply *rep;
+	char needle[64];
+	long n = 0;
+
+	ck_assert_int_eq(rds_init(&rc, it_env("REDIS_URL"), 2000), 0);
+	rep = rds_cmd(&rc, &err, "XRANGE nchat:rtlog:user:%s - +", user);
+	ck_assert_ptr_nonnull(rep);
+	snprintf(needle, sizeof(needle), "\"type\":\"%s\"", type);
+	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+		redisReply *f = rep->element[i]->element[1];
+
+		for (size_t k = 1; k < f->elements; k += 2)
+			if (strstr(f->element[k]->str, needle) != NULL)
+				n++;
+	}
+	freeReplyObject(rep);
+	rds_cleanup(&rc);
+	return n;
+}
+
+/* Wait (up to 2 s: events go out after the response) for more than `than` entries; their number. */
+static long rt_wait_more(const char *user, const char *type, long than)
+{
+	long got = 0;
+
+	for (int i = 0; i < 40 && (got = rt_count(user, type)) <= than; i++)
+		usleep(50 * 1000);
+	ck_assert_msg(got > than, "%s got no new %s (%ld)", user, type, got);
+	return got;
+}
+
+/* "present" of user in GET /api/calls/{id} as viewer (presence in Redis): 1, 0, -1 absent. */
+static int present(const char *viewer, const char *id, const char *user)
+{
+	char *tok = it_user_token(viewer, NULL, 3600), path[128];
+	struct it_resp r;
+	json_t *p;
+	size_t i;
+	int out = -1;
+
+	snprintf(path, sizeof(path), "/api/calls/%s", id);
+	ck_assert_int_eq(it_req(&srv, "GET", path, tok, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	json_array_foreach(json_object_get(r.json, "participants"), i, p)
+		if (strcmp(json_string_value(json_object_get(p, "userId")), user) == 0)
+			out = json_is_true(json_object_get(p, "present"));
+	it_resp_free(&r);
+	free(tok);
+	return out;
+}
+
+/* POST path (JSON {}) as user; the status. */
+static long post_as(const char *user, const char *path)
+{
+	char *tok = it_user_token(user, NULL, 3600);
+	struct it_resp r;
+	long st;
+
+	ck_assert_int_eq(it_req(&srv, "POST", path, tok, "{}", &r), 0);
+	st = r.status;
+	it_resp_free(&r);
+	free(tok);
+	return st;
+}
+
+/* Deliver the event (JSON text) twice: `want` first, then a duplicate. */
+static void send_twice(const char *json, const char *want)
+{
+	struct signed_ev s = sign_ev(json, NULL, NULL, 0);
+
+	deliver(&s, want);
+	deliver(&s, "duplicate");
+	free_ev(&s);
+}
+
+static long epoch_of(const char *sql, const char *id, const char *user)
+{
+	char *v = sqlv(sql, id, user);
+	long n;
+
+	ck_assert_msg(v != NULL, "%s: NULL", sql);
+	n = atol(v);
+	free(v);
+	return n;
+}
+
 START_TEST(event_effects)
 {
 	char *a, *b, *id = new_call(&a, &b), *e;
@@ -216,6 +326,148 @@ START_TEST(event_effects)
 	ck_str(sqlv("SELECT status FROM nchat_call_participants WHERE call_id = $1 AND user_id = $2",
 		    id, a), "left");
 	free(id); free(a); free(b);
+}
+END_TEST
+
+/*
+ * The rules of a participant or a track event, one by one, as the one
+ * statement of calls_db_webhook applies them (and as the transaction of C
+ * statements before it did): the initiator's join answers nothing, the
+ * first invitee's answers the call with started_at from their joinedAt and
+ * tells the members; presence follows joins and leaves; an older track event
+ * is ignored and a track event does not move the call's last event; a track
+ * that drives no column is ignored; a leave after a leave replaces the
+ * session; a removed participant's join and a join to an ended call are
+ * ignored; events of users without a row, of unknown calls, of other rooms
+ * and of participants who are not our users are ignored but recorded.
+ */
+START_TEST(participant_rules)
+{
+	char *a = it_new_user(db, "A"), *b = it_new_user(db, "B"), *c = it_new_user(db, "C");
+	char *d = it_new_user(db, "D"), *ta = it_user_token(a, NULL, 3600), *e, *id, body[256];
+	char path[192], ghost[37], needle[160];
+	long t = (long)time(NULL) - 200, updates;
+	struct it_resp r;
+
+	snprintf(body, sizeof(body), "{\"targetUserIds\":[\"%s\",\"%s\"],\"type\":\"video\"}", b, c);
+	ck_assert_int_eq(it_req(&srv, "POST", "/api/calls/initiate", ta, body, &r), 0);
+	ck_assert_int_eq(r.status, 201);
+	id = strdup(json_string_value(json_object_get(r.json, "callId")));
+	it_resp_free(&r);
+
+	/* the initiator connecting answers nothing; presence +1 */
+	ck_assert_int_eq(present(a, id, b), 0);
+	e = ev_participant("participant_joined", id, a, t, t);
+	send_json(e, "applied");
+	free(e);
+	ck_str(sqlv("SELECT status FROM nchat_calls WHERE id = $1", id, NULL), "ringing");
+	ck_assert_int_eq(present(a, id, a), 1);
+
+	/* the first invitee answers: active, started_at = their joinedAt; the members hear it */
+	updates = rt_wait_more(a, "call.updated", 0);
+	e = ev_participant("participant_joined", id, b, t + 8, t + 5);
+	send_json(e, "applied");
+	free(e);
+	ck_str(sqlv("SELECT status FROM nchat_calls WHERE id = $1", id, NULL), "active");
+	ck_assert_int_eq(epoch_of("SELECT extract(epoch FROM started_at)::bigint FROM nchat_calls"
+				  " WHERE id = $1", id, NULL), t + 5);
+	ck_assert_int_eq(epoch_of("SELECT extract(epoch FROM last_event_at)::bigint FROM nchat_calls"
+				  " WHERE id = $1", id, NULL), t + 8);
+	updates = rt_wait_more(a, "call.updated", updates);
+	ck_assert_int_eq(present(a, id, b), 1);
+
+	/* tracks: older than the last participant event ignored; no touch of the call */
+	e = ev_track("track_published", id, b, t + 6, "CAMERA", "VIDEO");
+	send_json(e, "ignored");
+	free(e);
+	e = ev_track("track_published", id, b, t + 50, "CAMERA", "VIDEO");
+	send_json(e, "applied");
+	free(e);
+	ck_str(sqlv("SELECT is_video_enabled::text FROM nchat_call_participants WHERE call_id = $1"
+		    " AND user_id = $2", id, b), "true");
+	ck_assert_int_eq(epoch_of("SELECT extract(epoch FROM last_event_at)::bigint FROM nchat_calls"
+				  " WHERE id = $1", id, NULL), t + 8);
+	updates = rt_wait_more(a, "call.updated", updates);
+	/* a track that drives no column: recorded, ignored, nothing announced */
+	e = ev_track("track_published", id, b, t + 51, "SCREEN_SHARE_AUDIO", "AUDIO");
+	send_twice(e, "ignored");
+	free(e);
+	usleep(300 * 1000);
+	ck_assert_int_eq(rt_count(a, "call.updated"), updates);
+
+	/*
+	 * B leaves through the API (left_at = now: a session of about 195 s), then
+	 * LiveKit's participant_left with its own times (joined t + 6, left t + 20)
+	 * replaces that session: 14 s, not 195 + 14.
+	 */
+	snprintf(path, sizeof(path), "/api/calls/%s/leave", id);
+	ck_assert_int_eq(post_as(b, path), 200);
+	ck_assert_int_ge(epoch_of("SELECT total_duration_seconds FROM nchat_call_participants"
+				  " WHERE call_id = $1 AND user_id = $2", id, b), 150);
+	e = ev_participant("participant_left", id, b, t + 20, t + 6);
+	send_json(e, "applied");
+	free(e);
+	ck_str(sqlv("SELECT concat_ws(',', status, total_duration_seconds, is_video_enabled)"
+		    " FROM nchat_call_participants WHERE call_id = $1 AND user_id = $2", id, b),
+	       "left,14,f");
+
+	/* C is removed by the host: a later join of theirs is ignored */
+	snprintf(path, sizeof(path), "/api/calls/%s/participants/%s/remove", id, c);
+	ck_assert_int_eq(post_as(a, path), 200);
+	e = ev_participant("participant_joined", id, c, t + 70, t + 70);
+	send_json(e, "ignored");
+	free(e);
+	ck_str(sqlv("SELECT status FROM nchat_call_participants WHERE call_id = $1 AND user_id = $2",
+		    id, c), "removed");
+
+	/* the initiator's connection drops: presence -1, the call stays open */
+	e = ev_participant("participant_connection_aborted", id, a, t + 60, t);
+	send_json(e, "applied");
+	free(e);
+	ck_assert_int_eq(present(b, id, a), 0);
+	ck_str(sqlv("SELECT concat_ws(',', p.status, p.total_duration_seconds, c.status)"
+		    " FROM nchat_call_participants p JOIN nchat_calls c ON c.id = p.call_id"
+		    " WHERE p.call_id = $1 AND p.user_id = $2", id, a), "left,60,active");
+
+	/* D has no participant row: ignored, logged once, recorded */
+	snprintf(needle, sizeof(needle), "%s in call %s has no participant row", d, id);
+	ck_assert_int_eq(log_count(needle), 0);
+	e = ev_participant("participant_joined", id, d, t + 71, t + 71);
+	send_twice(e, "ignored");
+	free(e);
+	ck_assert_int_eq(log_count(needle), 1);
+
+	/* an unknown call, another room, a participant that is not one of our users */
+	uuid_v4(ghost);
+	e = ev_participant("participant_joined", ghost, b, t + 72, t + 72);
+	send_twice(e, "ignored");
+	free(e);
+	ck_assert(asprintf(&e, "{\"event\":\"participant_joined\",\"id\":\"EV_demo_%s\",\"createdAt\":"
+			   "\"%ld\",\"room\":{\"name\":\"demo\"},\"participant\":{\"identity\":\"%s\"}}",
+			   b, t + 73, b) > 0);
+	send_twice(e, "ignored");
+	free(e);
+	ck_assert(asprintf(&e, "{\"event\":\"participant_joined\",\"id\":\"EV_eg_%s\",\"createdAt\":"
+			   "\"%ld\",\"room\":{\"name\":\"call-%s\"},\"participant\":{\"identity\":"
+			   "\"EG_recorder\",\"sid\":\"PA_eg\"}}", id, t + 74, id) > 0);
+	send_twice(e, "ignored");
+	free(e);
+	ck_assert_int_eq(log_count(needle), 1);
+	ck_assert_int_eq(epoch_of("SELECT count(*) FROM nchat_livekit_webhook_events WHERE event_id"
+				  " IN ('EV_demo_' || $1::text, 'EV_eg_' || $2::text)", b, id), 2);
+
+	/* the call ends: a newer join is ignored */
+	ck_assert(asprintf(&e, "{\"event\":\"room_finished\",\"id\":\"EV_rf2_%s\",\"createdAt\":"
+			   "\"%ld\",\"room\":{\"name\":\"call-%s\"}}", id, t + 80, id) > 0);
+	send_json(e, "applied");
+	free(e);
+	e = ev_participant("participant_joined", id, b, t + 90, t + 90);
+	send_json(e, "ignored");
+	free(e);
+	ck_str(sqlv("SELECT concat_ws(',', p.status, c.status) FROM nchat_call_participants p"
+		    " JOIN nchat_calls c ON c.id = p.call_id WHERE p.call_id = $1 AND p.user_id = $2",
+		    id, b), "left,ended");
+	free(ta); free(id); free(a); free(b); free(c); free(d);
 }
 END_TEST
 
@@ -482,6 +734,7 @@ int main(void)
 		return 1;
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, event_effects);
+	tcase_add_test(tc, participant_rules);
 	tcase_add_test(tc, bad_signatures_change_nothing);
 	tcase_add_test(tc, parallel_duplicates);
 	tcase_add_test(tc, shuffled_delivery_same_state);
