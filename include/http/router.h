@@ -21,8 +21,6 @@
 
 struct req;
 struct nc_error;
-/* A handler that writes its own response, errors included (being retired). */
-typedef void (*route_handler)(struct req *r);
 /*
  * A handler that reads top to bottom: it writes its success response and
  * returns NC_OK, or returns an error code with err filled in (err_set) and
@@ -50,29 +48,16 @@ enum route_flags {
 	ROUTE_UUID_PARAMS = 1 << 5,   /**< every {param} must be a UUID (else 400) */
 	ROUTE_JSON = 1 << 6,          /**< body parsed as a JSON object before the handler (empty: {}) */
 	ROUTE_ADMIN = 1 << 7,         /**< the caller must hold the admin role (else 403) */
-	ROUTE_FN = 1 << 8,            /**< the handler is a route_fn (see RUN) */
 	ROUTE_METRICS = 1 << 9,       /**< served on the METRICS_ADDR listener (the only route there) */
 };
 
 struct route {
 	unsigned methods;       /* enum route_method bits */
 	const char *pattern;    /* "/api/calls/{id}/join" */
-	route_handler handler;  /* a route_fn stored with RUN() when ROUTE_FN is set */
+	route_fn handler;
 	unsigned flags;         /* enum route_flags bits */
 	const char *name;       /* for logs and metrics; defaults to pattern */
 };
-
-/*
- * The handler slot of a route whose handler returns its error:
- * {RM_GET, "/x", RUN(fn), ROUTE_FN | ..., NULL}.  A function pointer may be
- * converted to another function pointer type and back (C11 6.3.2.3); dispatch
- * converts it back to route_fn before calling it.
- */
-#define RUN(f) ((route_handler)(void (*)(void))(route_fn)(f))
-static inline route_fn route_fn_of(const struct route *rt)
-{
-	return (route_fn)(void (*)(void))rt->handler;
-}
 
 struct route_match {
 	const struct route *route;

@@ -519,13 +519,13 @@ static enum nc_err api_calls_leave(struct req *r, struct nc_error *err)
 	return finish_own_action(r, id, c.status, ended, "everyone_left", "left", err);
 }
 
-#define CALL_ROUTE (ROUTE_FN | ROUTE_AUTH | ROUTE_UUID_PARAMS)
+#define CALL_ROUTE (ROUTE_AUTH | ROUTE_UUID_PARAMS)
 
 const struct route calls_routes[] = {
-	{ RM_POST, "/api/calls/initiate", RUN(api_calls_initiate), ROUTE_FN | ROUTE_AUTH | ROUTE_JSON,
+	{ RM_POST, "/api/calls/initiate", api_calls_initiate, ROUTE_AUTH | ROUTE_JSON,
 	  "calls.initiate" },
-	{ RM_POST, "/api/calls/{id}/join", RUN(api_calls_join), CALL_ROUTE, "calls.join" },
-	{ RM_POST, "/api/calls/{id}/decline", RUN(api_calls_decline), CALL_ROUTE, "calls.decline" },
-	{ RM_POST, "/api/calls/{id}/leave", RUN(api_calls_leave), CALL_ROUTE, "calls.leave" },
+	{ RM_POST, "/api/calls/{id}/join", api_calls_join, CALL_ROUTE, "calls.join" },
+	{ RM_POST, "/api/calls/{id}/decline", api_calls_decline, CALL_ROUTE, "calls.decline" },
+	{ RM_POST, "/api/calls/{id}/leave", api_calls_leave, CALL_ROUTE, "calls.leave" },
 	{ 0, NULL, NULL, 0, NULL }
 };

@@ -403,13 +403,13 @@ static enum nc_err api_calls_remove(struct req *r, struct nc_error *err)
 	return NC_OK;
 }
 
-#define HOST_ROUTE (ROUTE_FN | ROUTE_AUTH | ROUTE_UUID_PARAMS)
+#define HOST_ROUTE (ROUTE_AUTH | ROUTE_UUID_PARAMS)
 
 const struct route calls_host_routes[] = {
-	{ RM_POST, "/api/calls/{id}/end", RUN(api_calls_end), HOST_ROUTE, "calls.end" },
-	{ RM_POST, "/api/calls/{id}/participants/{userId}/mute", RUN(api_calls_mute),
+	{ RM_POST, "/api/calls/{id}/end", api_calls_end, HOST_ROUTE, "calls.end" },
+	{ RM_POST, "/api/calls/{id}/participants/{userId}/mute", api_calls_mute,
 	  HOST_ROUTE | ROUTE_JSON, "calls.mute" },
-	{ RM_POST, "/api/calls/{id}/participants/{userId}/remove", RUN(api_calls_remove), HOST_ROUTE,
+	{ RM_POST, "/api/calls/{id}/participants/{userId}/remove", api_calls_remove, HOST_ROUTE,
 	  "calls.remove" },
 	{ 0, NULL, NULL, 0, NULL }
 };

@@ -114,11 +114,7 @@ void dispatch_run_handler(struct req *r)
 	struct nc_error err = {0};
 	enum nc_err rc;
 
-	if (!(rt->flags & ROUTE_FN)) {
-		rt->handler(r);
-		return;
-	}
-	rc = route_fn_of(rt)(r, &err);
+	rc = rt->handler(r, &err);
 	if (rc == NC_OK)
 		return;
 	if (r->w != NULL && r->w->db.in_tx)

@@ -252,11 +252,11 @@ static enum nc_err api_call_quality(struct req *r, struct nc_error *err)
 }
 
 const struct route reports_routes[] = {
-	{RM_GET, "/api/reports/usage", RUN(api_reports_usage), ROUTE_FN | ROUTE_AUTH,
+	{RM_GET, "/api/reports/usage", api_reports_usage, ROUTE_AUTH,
 	 "reports.usage"},
-	{RM_GET, "/api/reports/quality", RUN(api_reports_quality), ROUTE_FN | ROUTE_AUTH,
+	{RM_GET, "/api/reports/quality", api_reports_quality, ROUTE_AUTH,
 	 "reports.quality"},
-	{RM_GET, "/api/calls/{id}/quality", RUN(api_call_quality),
-	 ROUTE_FN | ROUTE_AUTH | ROUTE_UUID_PARAMS, "calls.quality"},
+	{RM_GET, "/api/calls/{id}/quality", api_call_quality,
+	 ROUTE_AUTH | ROUTE_UUID_PARAMS, "calls.quality"},
 	{0, NULL, NULL, 0, NULL},
 };

@@ -351,13 +351,13 @@ static enum nc_err api_stream_viewer_token(struct req *r, struct nc_error *err)
 /* ---- routes ---- */
 
 const struct route viewers_routes[] = {
-	{RM_POST, "/api/streams/{id}/viewer-token", RUN(api_stream_viewer_token),
-	 ROUTE_FN | ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL},
-	{RM_POST, "/api/streams/{id}/viewers/join", RUN(api_stream_viewer_join),
-	 ROUTE_FN | ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL},
-	{RM_POST, "/api/streams/{id}/viewers/heartbeat", RUN(api_stream_viewer_heartbeat),
-	 ROUTE_FN | ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL},
-	{RM_POST, "/api/streams/{id}/viewers/leave", RUN(api_stream_viewer_leave),
-	 ROUTE_FN | ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL},
+	{RM_POST, "/api/streams/{id}/viewer-token", api_stream_viewer_token,
+	 ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL},
+	{RM_POST, "/api/streams/{id}/viewers/join", api_stream_viewer_join,
+	 ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL},
+	{RM_POST, "/api/streams/{id}/viewers/heartbeat", api_stream_viewer_heartbeat,
+	 ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL},
+	{RM_POST, "/api/streams/{id}/viewers/leave", api_stream_viewer_leave,
+	 ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL},
 	{0, NULL, NULL, 0, NULL},
 };

@@ -5,7 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void h(struct req *r) { (void)r; }
+static enum nc_err h(struct req *r, struct nc_error *err)
+{
+	(void)r;
+	(void)err;
+	return NC_OK;
+}
 
 static const struct route routes[] = {
 	{RM_GET, "/healthz", h, 0, NULL},
