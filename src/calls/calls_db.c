@@ -567,7 +567,7 @@ int calls_db_sweep_missed_invitees(struct db_conn *db, struct nc_error *err)
 
 	if (res == NULL)
 		return -1;
-	n = atoi(PQcmdTuples(res));
+	n = (int)row_affected(res);
 	PQclear(res);
 	return n;
 }

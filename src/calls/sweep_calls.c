@@ -17,6 +17,7 @@
  */
 #include "calls/calls.h"
 #include "core/uuid.h"
+#include "core/buf.h"
 #include "core/metrics.h"
 #include "store/sweep_mark.h"
 #include "recordings/recordings.h"
@@ -131,8 +132,9 @@ static enum nc_err sweep_participants(struct nc_worker *w, const char *id, const
 	struct db_conn *db = &w->db;
 	char status[16];
 	json_t *present = json_array(), *closed_ids = NULL, *u;
-	char *lit, *p;
-	size_t len = 3, i;
+	char *lit;
+	struct buf b = {0};
+	size_t i;
 	bool done;
 	int n;
 
@@ -149,7 +151,6 @@ static enum nc_err sweep_participants(struct nc_worker *w, const char *id, const
 
 		if (ident != NULL && is_uuid(ident)) {
 			json_array_append_new(present, json_string(ident));
-			len += strlen(ident) + 1;
 		}
 	}
 	protobuf_c_message_free_unpacked(&lp->base, NULL);
@@ -157,13 +158,12 @@ static enum nc_err sweep_participants(struct nc_worker *w, const char *id, const
 	json_array_foreach(present, i, u)
 		presence_join(w, id, json_string_value(u));
 
-	lit = p = xmalloc(len + 1);
-	*p++ = '{';
-	json_array_foreach(present, i, u) {
-		p += sprintf(p, "%s%s", i ? "," : "", json_string_value(u));
-	}
-	*p++ = '}';
-	*p = '\0';
+	/* the identities are UUIDs (checked above): nothing to quote */
+	buf_add(&b, "{");
+	json_array_foreach(present, i, u)
+		buf_addf(&b, "%s%s", i ? "," : "", json_string_value(u));
+	buf_add(&b, "}");
+	lit = buf_steal(&b);
 	if (db_begin_service(db, err) != NC_OK)
 		goto out;
 	n = calls_db_lock_status(db, id, true, status, err);

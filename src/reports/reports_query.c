@@ -166,7 +166,7 @@ static enum nc_err build(PGresult *res, enum rpt_kind kind, const struct rpt_par
 	rpt_colmap_init(&cols, res);
 	head(w, kind, p);
 	for (int r = 0, rows = PQntuples(res); r < rows && rc == NC_OK; r++) {
-		long i = atol(PQgetvalue(res, r, fi));
+		long i = strtol(PQgetvalue(res, r, fi), NULL, 10);
 
 		if (PQgetvalue(res, r, fa)[0] != 't') {
 			rc = err_set(err, NC_EBADREQ,
