@@ -33,12 +33,19 @@
 -- Folds of one stream queue on its row, so they never take the same
 -- pending row; writers never wait for a fold.
 
+-- 0009's delta rows are moved into the new table below.  Taken first, while
+-- this migration holds nothing a counter writer needs: a 0009 writer or
+-- fold still running holds the table until it ends, one coming after waits
+-- for this commit (a few milliseconds), and nothing here waits for a row
+-- such a writer may hold, so the two cannot deadlock.
+LOCK TABLE nchat_stream_counter_deltas IN ACCESS EXCLUSIVE MODE;
+
 CREATE TABLE nchat_stream_counts_pending (
     stream_id uuid NOT NULL,
     viewer_id uuid,                       -- the session whose sent_* it counts
-    views     smallint NOT NULL DEFAULT 0,
-    uniques   smallint NOT NULL DEFAULT 0,
-    chat      smallint NOT NULL DEFAULT 0,
+    views     integer NOT NULL DEFAULT 0,
+    uniques   integer NOT NULL DEFAULT 0,
+    chat      integer NOT NULL DEFAULT 0,
     reaction  text                        -- one reaction of this type
 );
 -- No foreign key: the row counted holds the stream (its own foreign key)
@@ -271,33 +278,63 @@ AS $$
 $$;
 
 -- ---------------------------------------------------------------------------
--- 0009's delta rows: folded into the totals, then gone with their table
--- and functions.  The triggers above write to the new table from here on;
--- a 0009 writer still in flight holds its delta row, and the lock below
--- waits for it.
+-- 0009's delta rows become pending rows (folded like any other).  The table
+-- stays, empty: a 0009 writer that was already running its trigger when
+-- this commits may still add a row to it, and the trigger below turns such
+-- a row into pending rows instead, so no count is stranded.  0009's
+-- nchat_rtc_stream_count, which its trigger bodies call, now counts the
+-- new way; its fold still adds straight to the stream row, which is exact
+-- too.  A later migration can drop all three.
 -- ---------------------------------------------------------------------------
-LOCK TABLE nchat_stream_counter_deltas IN EXCLUSIVE MODE;
-UPDATE nchat_streams x
-   SET total_views = x.total_views + d.views, unique_viewers = x.unique_viewers + d.uniques,
-       total_chat_messages = x.total_chat_messages + d.chat,
-       total_reactions = x.total_reactions + d.reactions
-  FROM (SELECT stream_id, sum(views) AS views, sum(uniques) AS uniques, sum(chat) AS chat,
-               sum(reactions) AS reactions
-          FROM nchat_stream_counter_deltas GROUP BY stream_id) d
- WHERE x.id = d.stream_id AND (d.views <> 0 OR d.uniques <> 0 OR d.chat <> 0 OR d.reactions <> 0);
-INSERT INTO nchat_stream_reaction_counts AS c (stream_id, reaction_type, count)
-SELECT d.stream_id, t.type, sum(t.n)
+CREATE FUNCTION nchat_rtc_counter_delta_moved()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, public
+AS $$
+BEGIN
+    INSERT INTO nchat_stream_counts_pending (stream_id, views, uniques, chat)
+    SELECT NEW.stream_id, NEW.views, NEW.uniques, NEW.chat
+     WHERE NEW.views <> 0 OR NEW.uniques <> 0 OR NEW.chat <> 0;
+    INSERT INTO nchat_stream_counts_pending (stream_id, reaction)
+    SELECT NEW.stream_id, t.type
+      FROM (VALUES ('heart', NEW.heart), ('like', NEW."like"), ('fire', NEW.fire),
+                   ('clap', NEW.clap), ('laugh', NEW.laugh), ('wow', NEW.wow),
+                   ('sad', NEW.sad), ('angry', NEW.angry)) AS t(type, n)
+     CROSS JOIN LATERAL generate_series(1, t.n) AS g
+     WHERE t.n > 0;
+    RETURN NULL;
+END
+$$;
+
+INSERT INTO nchat_stream_counts_pending (stream_id, views, uniques, chat)
+SELECT stream_id, sum(views), sum(uniques), sum(chat)
+  FROM nchat_stream_counter_deltas GROUP BY stream_id
+HAVING sum(views) <> 0 OR sum(uniques) <> 0 OR sum(chat) <> 0;
+INSERT INTO nchat_stream_counts_pending (stream_id, reaction)
+SELECT d.stream_id, t.type
   FROM nchat_stream_counter_deltas d
  CROSS JOIN LATERAL (VALUES ('heart', d.heart), ('like', d."like"), ('fire', d.fire),
                             ('clap', d.clap), ('laugh', d.laugh), ('wow', d.wow),
                             ('sad', d.sad), ('angry', d.angry)) AS t(type, n)
- WHERE t.n <> 0
- GROUP BY d.stream_id, t.type
-ON CONFLICT (stream_id, reaction_type) DO UPDATE SET count = c.count + EXCLUDED.count;
-DROP FUNCTION nchat_rtc_stream_count(uuid, integer, integer, integer, text);
-DROP FUNCTION nchat_rtc_stream_fold(uuid, integer, integer, integer, text);
-DROP TABLE nchat_stream_counter_deltas;
+ CROSS JOIN LATERAL generate_series(1, t.n) AS g
+ WHERE t.n > 0;
+DELETE FROM nchat_stream_counter_deltas;
+CREATE TRIGGER nchat_stream_counter_deltas_moved BEFORE INSERT ON nchat_stream_counter_deltas
+    FOR EACH ROW EXECUTE FUNCTION nchat_rtc_counter_delta_moved();
 
+CREATE OR REPLACE FUNCTION nchat_rtc_stream_count(p_stream uuid, p_views integer, p_uniques integer,
+                                                  p_chat integer, p_reaction text)
+RETURNS void
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, public
+AS $$
+    INSERT INTO nchat_stream_counts_pending (stream_id, views, uniques, chat, reaction)
+    VALUES (p_stream, p_views, p_uniques, p_chat, p_reaction);
+$$;
+
+REVOKE EXECUTE ON FUNCTION nchat_rtc_counter_delta_moved() FROM PUBLIC, nchat_rtc_service;
 REVOKE EXECUTE ON FUNCTION nchat_rtc_stream_fold(uuid[]) FROM PUBLIC, nchat_rtc_service;
 REVOKE EXECUTE ON FUNCTION nchat_rtc_stream_pending(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION nchat_rtc_stream_pending(uuid) TO nchat_rtc_system, nchat_rtc_user;

@@ -7,9 +7,10 @@
  * The hot paths (chat post, reaction, viewer join, heartbeat) are one
  * statement each, in a transaction of its own, one round trip
  * (db_exec1_service): the stream row, the caller's rights on it and the
- * write, decided together.  The counters they move are kept by the
- * triggers of sql/0009_stream_counters.sql without waiting on the stream
- * row.
+ * write, decided together.  The counters they move cost one append-only
+ * row each (a trigger's INSERT into nchat_stream_counts_pending,
+ * sql/0013_stream_counts_append.sql), folded into the stream row later: no
+ * shared row is updated or locked on the way.
  *
  * Who may view a stream (the same rule in C, streams_open, and in the
  * statements): its broadcaster, a member of its channel, staff, or anyone
