@@ -1,7 +1,7 @@
 -- pg_reaction.sql - pgbench of the service's reaction post as it sends
 -- it: the identity and the one statement of streams_db_reaction pipelined.
--- The counters are kept by the trigger (sql/0009), so they are in both
--- figures.  @STREAM_ID@ and -D chat_base as in pg_chat.sql.
+-- The counters are kept by the trigger (one pending row, sql/0013), so
+-- they are in both figures.  @STREAM_ID@ and -D chat_base as in pg_chat.sql.
 -- (E'\x3a' is ':' - pgbench reads :MI in a literal as a variable.)
 \set u :chat_base + :client_id + 64 * random(0, 1)
 \startpipeline

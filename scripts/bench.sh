@@ -94,7 +94,8 @@ fi
 # side runs second would pay for the first one.
 settle() {
     pg_owner -c "VACUUM nchat_streams, nchat_stream_reaction_counts, nchat_stream_viewers,
-        nchat_calls, nchat_call_participants, nchat_livekit_webhook_events" >/dev/null 2>&1 ||
+        nchat_stream_counts_pending, nchat_calls, nchat_call_participants,
+        nchat_livekit_webhook_events" >/dev/null 2>&1 ||
         warn "VACUUM failed"
 }
 

@@ -16,7 +16,8 @@
  * audit row.  Stream counters (total_views, unique_viewers,
  * total_chat_messages, total_reactions, per-type reaction counts) are
  * anonymous aggregates and are kept: the counter triggers fire on INSERT and
- * UPDATE only, so deleting the rows behind them changes nothing.
+ * UPDATE only, so deleting the rows behind them changes nothing (a count
+ * still pending is folded as usual; it names a session id, never a user).
  * current_viewers is recomputed from open sessions by the viewer reconcile.
  * Audit rows where the user is the actor are kept (accountability record)
  * and exported.

@@ -184,7 +184,7 @@ int streams_on_egress(struct nc_worker *w, const char *event, json_t *egress_inf
 int streams_on_ingress(struct nc_worker *w, const char *event, json_t *ingress_info,
 		       int64_t created_at, struct nc_error *err);
 
-/* Fold the counter deltas busy streams left (sql/0009_stream_counters.sql); a periodic job. */
+/* Fold the pending counts into the stream rows (sql/0013_stream_counts_append.sql); a periodic job. */
 void streams_counters_periodic(struct nc_worker *w, void *arg);
 
 #endif

@@ -7,9 +7,10 @@
  * The hot paths (chat post, reaction, viewer join, heartbeat) are one
  * statement each, in a transaction of its own, one round trip
  * (db_exec1_service): the stream row, the caller's rights on it and the
- * write, decided together.  The counters they move are kept by the
- * triggers of sql/0009_stream_counters.sql without waiting on the stream
- * row.
+ * write, decided together.  The counters they move cost one append-only
+ * row each (a trigger's INSERT into nchat_stream_counts_pending,
+ * sql/0013_stream_counts_append.sql), folded into the stream row later: no
+ * shared row is updated or locked on the way.
  *
  * Who may view a stream (the same rule in C, streams_open, and in the
  * statements): its broadcaster, a member of its channel, staff, or anyone
@@ -26,8 +27,15 @@
 /* SQL timestamp -> RFC 3339 UTC text, for SELECT lists. */
 #define STREAMS_TS(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
-/* A stream row as the JSON object of API responses (one column). */
-#define STREAM_JSON_SQL                                                                   \
+/*
+ * A stream row as the JSON object of API responses (one column), with its
+ * counters as given: STREAM_JSON_SQL takes them from the row alone (a row
+ * just inserted), STREAM_JSON_EXACT_SQL adds what is still pending (the
+ * counts not folded into the row yet, sql/0013), which needs
+ * STREAM_PENDING_JOIN after "FROM nchat_streams s": exact in the
+ * statement's snapshot, whether a fold ran or not.
+ */
+#define STREAM_JSON_SQL_OF(views, uniques, chat, reactions)                               \
 	"json_build_object('id', s.id, 'channel_id', s.channel_id,"                       \
 	" 'broadcaster_id', s.broadcaster_id, 'title', s.title,"                          \
 	" 'description', s.description, 'status', s.status,"                              \
@@ -40,11 +48,18 @@
 	" 'started_at', " STREAMS_TS("s.started_at") ","                                  \
 	" 'ended_at', " STREAMS_TS("s.ended_at") ","                                      \
 	" 'current_viewers', s.current_viewers, 'peak_viewers', s.peak_viewers,"          \
-	" 'total_views', s.total_views, 'unique_viewers', s.unique_viewers,"              \
-	" 'total_chat_messages', s.total_chat_messages,"                                  \
-	" 'total_reactions', s.total_reactions,"                                          \
+	" 'total_views', " views ", 'unique_viewers', " uniques ","                       \
+	" 'total_chat_messages', " chat ","                                               \
+	" 'total_reactions', " reactions ","                                              \
 	" 'created_at', " STREAMS_TS("s.created_at") ","                                  \
 	" 'updated_at', " STREAMS_TS("s.updated_at") ")"
+#define STREAM_JSON_SQL                                                                   \
+	STREAM_JSON_SQL_OF("s.total_views", "s.unique_viewers", "s.total_chat_messages",   \
+			   "s.total_reactions")
+#define STREAM_JSON_EXACT_SQL                                                             \
+	STREAM_JSON_SQL_OF("s.total_views + sp.views", "s.unique_viewers + sp.uniques",    \
+			   "s.total_chat_messages + sp.chat", "s.total_reactions + sp.reactions")
+#define STREAM_PENDING_JOIN " CROSS JOIN LATERAL nchat_rtc_stream_pending(s.id) sp"
 
 /* The caller as the statements see them. */
 struct streams_caller {
@@ -268,13 +283,14 @@ json_t *streams_db_status_by_lk_id(struct db_conn *db, const char *lk_id, char s
 				   struct nc_error *err);
 
 /*
- * Fold the stream's pending counter deltas now (own round trip; waits for
- * the row if a writer holds it): before a read that shows the counters.
- * Best effort: on failure the read shows them up to a flush late.
+ * Fold the stream's pending counts (sql/0013) into its row now (own round
+ * trip; waits for the row if a fold or a status change holds it): before a
+ * read that shows the counters.  Best effort: on failure the read shows
+ * them up to a flush late.
  */
 void streams_db_sync_counters(struct db_conn *db, const char *stream_id);
 
-/* Fold every stream's pending counter deltas (serve's timer); streams folded or -1. */
+/* Fold every stream's pending counts (serve's timer); streams folded or -1. */
 int streams_db_flush_counters(struct db_conn *db, struct nc_error *err);
 
 #endif

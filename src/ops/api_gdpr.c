@@ -28,6 +28,8 @@
  * Other people's ids are left out on purpose: the call rows say whether the
  * caller initiated the call, not who did; a stream lists its numbers, not
  * its viewers.  The stream key hash is a credential, not personal data.
+ * Counters (a stream's totals, a session's sent_*) are the row's value plus
+ * what is still pending for it (sql/0013), exact in the statement's snapshot.
  */
 #define EXPORT_CALL_PARTICIPATIONS \
 	"SELECT COALESCE(json_agg(json_build_object(" \
@@ -50,10 +52,12 @@
 	" 'id', s.id, 'channel_id', s.channel_id, 'title', s.title," \
 	" 'description', s.description, 'status', s.status, 'scheduled_at', s.scheduled_at," \
 	" 'started_at', s.started_at, 'ended_at', s.ended_at, 'peak_viewers', s.peak_viewers," \
-	" 'total_views', s.total_views, 'unique_viewers', s.unique_viewers," \
-	" 'total_chat_messages', s.total_chat_messages, 'total_reactions', s.total_reactions," \
+	" 'total_views', s.total_views + sp.views, 'unique_viewers', s.unique_viewers + sp.uniques," \
+	" 'total_chat_messages', s.total_chat_messages + sp.chat," \
+	" 'total_reactions', s.total_reactions + sp.reactions," \
 	" 'created_at', s.created_at) ORDER BY s.created_at, s.id), '[]')" \
-	" FROM nchat_streams s WHERE s.broadcaster_id = $1"
+	" FROM nchat_streams s CROSS JOIN LATERAL nchat_rtc_stream_pending(s.id) sp" \
+	" WHERE s.broadcaster_id = $1"
 
 #define EXPORT_STREAM_CHAT_MESSAGES \
 	"SELECT COALESCE(json_agg(json_build_object(" \
@@ -73,9 +77,11 @@
 	" 'id', v.id, 'stream_id', v.stream_id, 'viewer_session_id', v.viewer_session_id," \
 	" 'joined_at', v.joined_at, 'last_heartbeat_at', v.last_heartbeat_at," \
 	" 'left_at', v.left_at, 'watch_duration_seconds', v.watch_duration_seconds," \
-	" 'sent_chat_messages', v.sent_chat_messages, 'sent_reactions', v.sent_reactions)" \
+	" 'sent_chat_messages', v.sent_chat_messages + vp.chat," \
+	" 'sent_reactions', v.sent_reactions + vp.reactions)" \
 	" ORDER BY v.joined_at, v.id), '[]')" \
-	" FROM nchat_stream_viewers v WHERE v.user_id = $1"
+	" FROM nchat_stream_viewers v CROSS JOIN LATERAL nchat_rtc_viewer_pending(v.stream_id, v.id) vp" \
+	" WHERE v.user_id = $1"
 
 #define EXPORT_CONNECTION_STATS \
 	"SELECT COALESCE(json_agg(json_build_object(" \

@@ -325,14 +325,16 @@ json_t *streams_db_list(struct db_conn *db, const char *viewer, const struct str
 	snprintf(lim, sizeof(lim), "%d", f->limit + 1);
 	/* the viewer's own streams and their channels' (row-level security or not) */
 	res = db_exec_user(db, viewer,
-		"SELECT " STREAM_JSON_SQL "::text AS stream FROM nchat_streams s"
+		"SELECT " STREAM_JSON_EXACT_SQL "::text AS stream FROM (SELECT s.* FROM nchat_streams s"
 		" WHERE (s.broadcaster_id = $5::uuid OR EXISTS (SELECT 1 FROM nchat_channel_members m"
 		"        WHERE m.channel_id = s.channel_id AND m.user_id = $5::uuid))"
 		"   AND ($1::uuid IS NULL OR s.channel_id = $1::uuid)"
 		"   AND ($2::text IS NULL OR s.status = $2::text)"
 		"   AND ($3::uuid IS NULL OR (s.created_at, s.id) <"
 		"        (SELECT b.created_at, b.id FROM nchat_streams b WHERE b.id = $3::uuid))"
-		" ORDER BY s.created_at DESC, s.id DESC LIMIT $4::int", 5, params, err);
+		" ORDER BY s.created_at DESC, s.id DESC LIMIT $4::int) s"
+		/* the pending counts of the page's streams only */
+		STREAM_PENDING_JOIN " ORDER BY s.created_at DESC, s.id DESC", 5, params, err);
 	if (res == NULL)
 		return NULL;
 	arr = json_array();

@@ -220,6 +220,11 @@ json_t *streams_db_end(struct db_conn *db, const char *id, int timeout_s, long *
 		goto fail;
 	*closed = (long)row_affected(res);
 	PQclear(res);
+	/* the counts still pending go into the row now (this transaction holds it) */
+	res = db_exec(db, "SELECT nchat_rtc_stream_counters_sync($1::uuid)", 1, p1, err);
+	if (res == NULL)
+		goto fail;
+	PQclear(res);
 	res = db_exec(db, "SELECT peak_viewers, total_views, unique_viewers FROM nchat_streams"
 		      " WHERE id = $1", 1, p1, err);
 	if (res == NULL)
@@ -275,7 +280,8 @@ json_t *streams_db_get(struct db_conn *db, const char *id, const struct streams_
 {
 	const char *p[4] = { id, c->user_id, tf(c->staff), tf(c->public_live) };
 	PGresult *res = db_exec(db,
-		"SELECT " STREAM_JSON_SQL "::text AS stream FROM nchat_streams s WHERE s.id = $1"
+		"SELECT " STREAM_JSON_EXACT_SQL "::text AS stream FROM nchat_streams s"
+		STREAM_PENDING_JOIN " WHERE s.id = $1"
 		" AND " VIEWABLE("$2::uuid", "$3::boolean", "$4::boolean"), 4, p, err);
 	json_t *o;
 

@@ -3,8 +3,9 @@
  *
  * A session is one row of nchat_stream_viewers, keyed by the client's own
  * viewer_session_id (signed-in or anonymous).  join opens (or re-opens) it,
- * heartbeat keeps it counted, leave closes it; the triggers of
- * 0002_triggers.sql keep total_views, unique_viewers and watch time.
+ * heartbeat keeps it counted, leave closes it; triggers keep the watch time
+ * (0002_triggers.sql) and count total_views and unique_viewers (one pending
+ * row per view, folded into the stream row: 0013_stream_counts_append.sql).
  *
  * Who is watching right now lives in Redis, not Postgres: one sorted set per
  * stream, member = session id, score = last heartbeat (unix ms).  The

@@ -171,6 +171,9 @@ static char *snapshot(const struct world *w)
 	snprintf(streams, sizeof streams, "{%s,%s}", w->s_priv, w->s_live);
 	snprintf(users, sizeof users, "{%s,%s,%s,%s,%s,%s,%s}", w->a, w->b, w->c, w->m, w->r,
 		 w->d, w->e);
+	/* counts still pending are folded first, so serve's timer changes nothing in between */
+	free(q("SELECT count(nchat_rtc_stream_counters_sync(x)::text) FROM unnest($1::uuid[]) x", 1,
+	       streams));
 	return q("SELECT concat_ws(E'\\n',"
 		 " (SELECT string_agg(x::text, '|' ORDER BY x.id) FROM nchat_calls x WHERE x.id = $1),"
 		 " (SELECT string_agg(x::text, '|' ORDER BY x.id) FROM nchat_call_participants x"

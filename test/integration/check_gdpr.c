@@ -149,6 +149,8 @@ static char *snapshot(const struct world *w)
 /* The stream's counters: anonymous aggregates that erasure must keep. */
 static char *counters(const char *stream)
 {
+	/* folded first, as the service's reads do */
+	free(sql1("SELECT nchat_rtc_stream_counters_sync($1)::text", stream, NULL, NULL));
 	return sql1("SELECT concat_ws('|', total_views, unique_viewers, total_chat_messages,"
 		    " total_reactions, (SELECT string_agg(reaction_type || count, ',' ORDER BY"
 		    " reaction_type) FROM nchat_stream_reaction_counts WHERE stream_id = $1))"

@@ -1,15 +1,18 @@
 /*
  * Integration tests of `nchat-rtc migrate` on fresh databases: applying the
  * whole schema, a second run that finds nothing to do, two concurrent runs,
- * and a changed file being refused.
+ * a changed file being refused, and 0013 taking over 0009's counter rows.
  */
 #include "harness.h"
 
 #include <check.h>
 #include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,6 +52,23 @@ static void drop_db(const char *name)
 	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
 	PQclear(PQexec(admin, sql));
 	PQfinish(admin);
+}
+
+/* Start `NC_BIN migrate` against url with the files of dir; returns the pid. */
+static pid_t spawn_migrate_dir(const char *url, const char *dir, const char *out_path)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		FILE *f = freopen(out_path, "w", stdout);
+		(void)f;
+		dup2(STDOUT_FILENO, STDERR_FILENO);
+		setenv("DATABASE_MIGRATE_URL", url, 1);
+		setenv("DATABASE_URL", url, 1);
+		execl(it_env("NC_BIN"), "nchat-rtc", "migrate", "--sql-dir", dir, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
 }
 
 /* Start `NC_BIN migrate` against url; returns the pid. Output goes to out_path. */
@@ -308,6 +328,106 @@ START_TEST(migrator_without_createrole)
 }
 END_TEST
 
+/* dir gets links to the migrations of NC_SQL_DIR numbered below `below` (a 4-digit prefix). */
+static void sql_dir_before(const char *dir, const char *below)
+{
+	DIR *d = opendir(it_env("NC_SQL_DIR"));
+	struct dirent *de;
+	char from[1024], to[1024];
+
+	ck_assert_ptr_nonnull(d);
+	ck_assert_int_eq(mkdir(dir, 0700) == 0 || errno == EEXIST, 1);
+	while ((de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+
+		if (n < 9 || strcmp(de->d_name + n - 4, ".sql") != 0 || strncmp(de->d_name, below, 4) >= 0)
+			continue;
+		snprintf(from, sizeof(from), "%s/%s", it_env("NC_SQL_DIR"), de->d_name);
+		snprintf(to, sizeof(to), "%s/%s", dir, de->d_name);
+		ck_assert_int_eq(symlink(from, to) == 0 || errno == EEXIST, 1);
+	}
+	closedir(d);
+}
+
+static long num(PGconn *c, const char *sql, const char *a)
+{
+	const char *p[1] = {a};
+
+	return it_sql_long(c, sql, a ? 1 : 0, p);
+}
+
+/*
+ * 0013 on a database with 0009's delta rows: they become pending rows and
+ * are counted by the next fold; a 0009 writer still running after the
+ * migration (a row into the old table, a call of the old function) is
+ * counted too.
+ */
+START_TEST(counter_deltas_carried_over)
+{
+	char *db = fresh_db();
+	char *url = url_with_db(it_env("DATABASE_MIGRATE_URL"), db);
+	char dir[512], out[512], *stream, *types;
+	PGconn *c;
+	const char *p[1];
+
+	snprintf(dir, sizeof(dir), "%s/sql-before-0013-%d", it_env("NC_RUN_DIR"), (int)getpid());
+	snprintf(out, sizeof(out), "%s/migrate-%s.out", it_env("NC_RUN_DIR"), db);
+	sql_dir_before(dir, "0013");
+	ck_assert_int_eq(wait_exit(spawn_migrate_dir(url, dir, out)), 0);
+	c = PQconnectdb(url);
+	ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+	ck_assert_int_eq(num(c, "SELECT count(*) FROM pg_tables WHERE tablename = 'nchat_stream_counts_pending'",
+			     NULL), 0);
+	/* 3 reactions (hearts) folded by 0009, more waiting in two delta rows */
+	stream = it_sql(c, "WITH u AS (INSERT INTO nchat_users (id, display_name)"
+			   "   VALUES (gen_random_uuid(), 'B') RETURNING id),"
+			   " ch AS (INSERT INTO nchat_channels (id, name) VALUES (gen_random_uuid(), 'c')"
+			   "   RETURNING id),"
+			   " s AS (INSERT INTO nchat_streams (channel_id, broadcaster_id, title, status,"
+			   "   total_reactions) SELECT ch.id, u.id, 'carried', 'live', 3 FROM u, ch"
+			   "   RETURNING id),"
+			   " rc AS (INSERT INTO nchat_stream_reaction_counts (stream_id, reaction_type, count)"
+			   "   SELECT id, 'heart', 3 FROM s)"
+			   " SELECT id FROM s", 0, NULL);
+	p[0] = stream;
+	free(it_sql(c, "INSERT INTO nchat_stream_counter_deltas (stream_id, views, uniques, chat,"
+		       " reactions, heart, fire) VALUES ($1, 2, 1, 3, 2, 1, 1), ($1, 0, 0, 1, 3, 0, 3)",
+		    1, p));
+	PQfinish(c);
+
+	ck_assert_int_eq(wait_exit(spawn_migrate(url, out)), 0);
+	c = PQconnectdb(url);
+	ck_assert_int_eq(num(c, "SELECT count(*) FROM nchat_stream_counter_deltas", NULL), 0);
+	/* one row of views and chat, one per reaction */
+	ck_assert_int_eq(num(c, "SELECT count(*) FROM nchat_stream_counts_pending WHERE stream_id = $1",
+			     stream), 1 + 5);
+	/* a 0009 writer after the migration: its delta row and its call count the new way */
+	free(it_sql(c, "INSERT INTO nchat_stream_counter_deltas (stream_id, chat, reactions, clap)"
+		       " VALUES ($1, 1, 1, 1)", 1, p));
+	free(it_sql(c, "SELECT nchat_rtc_stream_count($1, 1, 0, 0, 'wow')::text", 1, p));
+	ck_assert_int_eq(num(c, "SELECT count(*) FROM nchat_stream_counter_deltas", NULL), 0);
+	free(it_sql(c, "SELECT nchat_rtc_stream_counters_sync($1)::text", 1, p));
+	ck_assert_int_eq(num(c, "SELECT count(*) FROM nchat_stream_counts_pending", NULL), 0);
+	ck_assert_int_eq(num(c, "SELECT total_views FROM nchat_streams WHERE id = $1", stream), 3);
+	ck_assert_int_eq(num(c, "SELECT unique_viewers FROM nchat_streams WHERE id = $1", stream), 1);
+	ck_assert_int_eq(num(c, "SELECT total_chat_messages FROM nchat_streams WHERE id = $1", stream), 5);
+	ck_assert_int_eq(num(c, "SELECT total_reactions FROM nchat_streams WHERE id = $1", stream), 10);
+	ck_assert_int_eq(num(c, "SELECT count FROM nchat_stream_reaction_counts WHERE stream_id = $1"
+			     " AND reaction_type = 'heart'", stream), 4);
+	ck_assert_int_eq(num(c, "SELECT count FROM nchat_stream_reaction_counts WHERE stream_id = $1"
+			     " AND reaction_type = 'fire'", stream), 4);
+	types = it_sql(c, "SELECT string_agg(reaction_type || count, ',' ORDER BY reaction_type)"
+		       " FROM nchat_stream_reaction_counts WHERE stream_id = $1", 1, p);
+	ck_assert_str_eq(types, "clap1,fire4,heart4,wow1");
+	free(types);
+	PQfinish(c);
+	drop_db(db);
+	free(stream);
+	free(url);
+	free(db);
+}
+END_TEST
+
 int main(void)
 {
 	const char *need[] = {"NC_BIN", "NC_TEST_ADMIN_URL", "DATABASE_MIGRATE_URL", "NC_SQL_DIR",
@@ -326,6 +446,7 @@ int main(void)
 	tcase_add_test(tc, unreachable_database);
 	tcase_add_test(tc, superuser_one_url);
 	tcase_add_test(tc, migrator_without_createrole);
+	tcase_add_test(tc, counter_deltas_carried_over);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

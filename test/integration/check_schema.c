@@ -551,11 +551,21 @@ END_TEST
 /* stream analytics triggers                                                 */
 /* ------------------------------------------------------------------------ */
 
+/* Fold the stream's pending counts into its rows (what the service's reads do first). */
+static void sync_counters(const char *stream)
+{
+	const char *p[] = { stream };
+	ctx_begin(app, "service");
+	xexec(app, "SELECT nchat_rtc_stream_counters_sync($1)", 1, p);
+	ctx_commit(app);
+}
+
 static long stream_col(const char *stream, const char *col)
 {
 	char sql[200];
 	const char *p[] = { stream };
 	snprintf(sql, sizeof sql, "SELECT %s FROM nchat_streams WHERE id = $1", col);
+	sync_counters(stream);
 	ctx_begin(app, "service");
 	long v = xlong(app, sql, 1, p);
 	ctx_commit(app);
