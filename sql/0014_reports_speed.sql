@@ -24,32 +24,39 @@
 -- `true` (0006), and still return nothing outside service context.  Each
 -- call's participants and samples are index look-ups by call (LATERAL ...
 -- OFFSET 0): a recompute reads a few hours, which must not cost a scan of
--- tables that grow with the years.
-CREATE OR REPLACE FUNCTION nchat_rtc_report_calls(a timestamptz, b timestamptz)
-RETURNS TABLE (id text, channel_id text, call_type text, status text, is_group_call boolean,
-               initiated bigint, started bigint, ended bigint)
+-- tables that grow with the years.  The sweep reads them in binary
+-- (src/reports/reports_read.c), so ids are uuids and times timestamps;
+-- measurements stay the text the figures are defined on (real::text,
+-- numeric::text).
+DROP FUNCTION nchat_rtc_report_calls(timestamptz, timestamptz);
+DROP FUNCTION nchat_rtc_report_participants(timestamptz, timestamptz);
+DROP FUNCTION nchat_rtc_report_samples(timestamptz, timestamptz);
+DROP FUNCTION nchat_rtc_report_call_ids(timestamptz, timestamptz);
+
+CREATE FUNCTION nchat_rtc_report_calls(a timestamptz, b timestamptz)
+RETURNS TABLE (id uuid, channel_id uuid, call_type text, status text, is_group_call boolean,
+               initiated timestamptz, started timestamptz, ended timestamptz)
 LANGUAGE sql STABLE SECURITY INVOKER
 AS $$
-    SELECT c.id::text, c.channel_id::text, c.call_type, c.status, c.is_group_call,
-           nchat_rtc_us(c.initiated_at), nchat_rtc_us(c.started_at), nchat_rtc_us(c.ended_at)
+    SELECT c.id, c.channel_id, c.call_type, c.status, c.is_group_call,
+           c.initiated_at, c.started_at, c.ended_at
     FROM nchat_calls c
     WHERE nchat_rtc_report_service()
       AND c.initiated_at >= a - interval '6 hours' AND c.initiated_at < b
     UNION ALL
-    SELECT c.id::text, c.channel_id::text, c.call_type, c.status, c.is_group_call,
-           nchat_rtc_us(c.initiated_at), nchat_rtc_us(c.started_at), nchat_rtc_us(c.ended_at)
+    SELECT c.id, c.channel_id, c.call_type, c.status, c.is_group_call,
+           c.initiated_at, c.started_at, c.ended_at
     FROM nchat_rtc_report_long l JOIN nchat_calls c ON c.id = l.id
     WHERE nchat_rtc_report_service() AND l.kind = 'call' AND l.lo < b AND l.hi > a
       AND c.initiated_at < a - interval '6 hours'
 $$;
 
-CREATE OR REPLACE FUNCTION nchat_rtc_report_participants(a timestamptz, b timestamptz)
-RETURNS TABLE (call_id text, user_id text, status text, joined bigint, left_at bigint,
-               total integer)
+CREATE FUNCTION nchat_rtc_report_participants(a timestamptz, b timestamptz)
+RETURNS TABLE (call_id uuid, user_id uuid, status text, joined timestamptz,
+               left_at timestamptz, total integer)
 LANGUAGE sql STABLE SECURITY INVOKER
 AS $$
-    SELECT p.call_id::text, p.user_id::text, p.status, nchat_rtc_us(p.joined_at),
-           nchat_rtc_us(p.left_at), p.total_duration_seconds
+    SELECT p.call_id, p.user_id, p.status, p.joined_at, p.left_at, p.total_duration_seconds
     FROM (SELECT c.id FROM nchat_calls c
           WHERE nchat_rtc_report_service()
             AND c.initiated_at >= a - interval '6 hours' AND c.initiated_at < b
@@ -64,13 +71,13 @@ AS $$
 $$;
 
 -- Connection stats of the calls initiated in [a, b).
-CREATE OR REPLACE FUNCTION nchat_rtc_report_samples(a timestamptz, b timestamptz)
-RETURNS TABLE (call_id text, user_id text, ice text, local_type text, turn_used boolean,
-               rtt real, jitter real, loss numeric, bitrate integer, quality text)
+CREATE FUNCTION nchat_rtc_report_samples(a timestamptz, b timestamptz)
+RETURNS TABLE (call_id uuid, user_id uuid, ice text, local_type text, turn_used boolean,
+               rtt text, jitter text, loss text, bitrate integer, quality text)
 LANGUAGE sql STABLE SECURITY INVOKER
 AS $$
-    SELECT w.call_id::text, w.user_id::text, w.ice_connection_state, w.local_candidate_type,
-           w.turn_used, w.rtt_ms, w.jitter_ms, w.packet_loss_pct::numeric, w.bitrate_kbps,
+    SELECT w.call_id, w.user_id, w.ice_connection_state, w.local_candidate_type, w.turn_used,
+           w.rtt_ms::text, w.jitter_ms::text, w.packet_loss_pct::numeric::text, w.bitrate_kbps,
            w.quality
     FROM nchat_calls c
     CROSS JOIN LATERAL (SELECT w.call_id, w.user_id, w.ice_connection_state,
@@ -79,6 +86,17 @@ AS $$
                         FROM nchat_webrtc_connections w WHERE w.call_id = c.id OFFSET 0) w
     WHERE nchat_rtc_report_service() AND c.initiated_at >= a AND c.initiated_at < b
 $$;
+
+REVOKE EXECUTE ON FUNCTION
+    nchat_rtc_report_calls(timestamptz, timestamptz),
+    nchat_rtc_report_participants(timestamptz, timestamptz),
+    nchat_rtc_report_samples(timestamptz, timestamptz)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    nchat_rtc_report_calls(timestamptz, timestamptz),
+    nchat_rtc_report_participants(timestamptz, timestamptz),
+    nchat_rtc_report_samples(timestamptz, timestamptz)
+    TO nchat_rtc_system;
 
 CREATE OR REPLACE FUNCTION nchat_rtc_report_collect(p_wm timestamptz, p_as_of timestamptz,
                                                     p_rebuild boolean)
@@ -230,6 +248,3 @@ BEGIN
 END
 $$;
 
--- Read by nothing any more (0010's nchat_rtc_report_calls and
--- nchat_rtc_report_participants were its only callers).
-DROP FUNCTION IF EXISTS nchat_rtc_report_call_ids(timestamptz, timestamptz);
