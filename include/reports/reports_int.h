@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <pthread.h>
 
 #define RPT_US INT64_C(1000000)
 #define RPT_SLOT_US (900 * RPT_US)
@@ -78,9 +79,17 @@ int rpt_acc_add_usage_row(struct rpt_acc *a, const PGresult *res, int row,
 			  const struct rpt_colmap *m) NC_MUSTCHECK;
 int rpt_acc_add_quality_row(struct rpt_acc *a, const PGresult *res, int row,
 			    const struct rpt_colmap *m) NC_MUSTCHECK;
-/* The columns of a row (without scope, level, slot) as a JSON object. */
-json_t *rpt_acc_usage_json(const struct rpt_acc *a);
-json_t *rpt_acc_quality_json(const struct rpt_acc *a);
+/*
+ * The columns of a row of nchat_rtc_report_usage (quality: _quality) after
+ * scope, level and slot, as the sweep writes them: the counters, then the
+ * text columns (sketches; the exact loss sum, a numeric column).
+ */
+enum rpt_col_type { RC_INT4, RC_INT8, RC_TEXT, RC_NUMERIC };
+size_t rpt_acc_ncols(bool quality);
+const char *rpt_acc_colname(bool quality, size_t i, enum rpt_col_type *type);
+/* Column i of a: an integer into *v (NULL returned), or the text
+ * (malloc'd; NULL for SQL NULL). */
+char *rpt_acc_colvalue(const struct rpt_acc *a, bool quality, size_t i, int64_t *v);
 /* Zero the figures, keeping the memory of the sketches for the next use. */
 void rpt_acc_reset(struct rpt_acc *a);
 
@@ -149,11 +158,63 @@ struct rpt_acc *rpt_rows_cell(struct rpt_rows *r, int scope, int64_t slot_us);
 /* The same, as a cell number. */
 size_t rpt_rows_cell_at(struct rpt_rows *r, int scope, int64_t slot_us);
 
+/* ---- the sweep's reads (reports_read.c) ---- */
+
+/* Run sql with the range's parameters ($1 a, $2 b, $3 as_of: microseconds),
+ * in binary (see reports_read.c) or text. */
+PGresult *rpt_read(struct db_conn *db, const char *sql, bool binary, int64_t a, int64_t b,
+		   int64_t as_of, struct nc_error *err) NC_MUSTCHECK;
+
+/* A binary read on a connection and thread of its own. */
+struct rpt_side {
+	struct db_conn db;
+	const char *sql;
+	int64_t a, b, as_of;
+	pthread_t thread;
+	bool started;
+	PGresult *res;
+};
+
+void rpt_side_start(struct rpt_side *sd, const struct db_conn *main, const char *sql, int64_t a,
+		    int64_t b, int64_t as_of);
+/* Its result (the caller owns it), else the same read on `main`; NULL and
+ * err filled when that fails too. */
+PGresult *rpt_side_take(struct rpt_side *sd, struct db_conn *main,
+			struct nc_error *err) NC_MUSTCHECK;
+void rpt_side_join(struct rpt_side *sd);
+/* Join and drop whatever was not taken. */
+void rpt_side_free(struct rpt_side *sd);
+
+/* The columns of a binary result: the column number of each name into f,
+ * checking its type; NC_EINTERNAL when one is missing or of another type. */
+enum rpt_bin_type { RB_BOOL, RB_INT4, RB_INT8, RB_TEXT, RB_TS, RB_UUID };
+struct rpt_bin_col {
+	const char *name;
+	enum rpt_bin_type type;
+};
+enum nc_err rpt_bin_columns(const PGresult *res, const struct rpt_bin_col *cols, int *f, size_t n,
+			    struct nc_error *err) NC_MUSTCHECK;
+/* Values of binary columns; NULL (or a value of the wrong length) gives def,
+ * RPT_NO_TS, false or NULL. */
+int64_t rpt_bin_i64(const PGresult *res, int row, int f, int64_t def);
+int64_t rpt_bin_i32(const PGresult *res, int row, int f, int64_t def);
+int64_t rpt_bin_ts(const PGresult *res, int row, int f);   /* Unix microseconds */
+bool rpt_bin_bool(const PGresult *res, int row, int f);
+const char *rpt_bin_text(const PGresult *res, int row, int f);
+const unsigned char *rpt_bin_uuid(const PGresult *res, int row, int f);   /* 16 bytes */
+/* A uuid's 16 bytes as Postgres writes it (lower case, 36 characters + NUL). */
+void rpt_uuid_text(const unsigned char *u, char *out);
+
 /* ---- the sweep's steps ---- */
 
 /* Compute the 15-minute rows of [a_us, b_us) from the base tables. */
 enum nc_err rpt_compute_slots(struct db_conn *db, int64_t a_us, int64_t b_us, int64_t as_of_us,
 			      struct rpt_rows *out, struct nc_error *err) NC_MUSTCHECK;
+/* Insert cells[0..n) of rows at `level` (reports_write.c): a usage row for
+ * each with usage, a quality row for each with samples, in that order. */
+enum nc_err rpt_insert_cells(struct db_conn *db, const struct rpt_rows *rows,
+			     const struct rpt_cell *const *cells, size_t n, int level,
+			     struct nc_error *err) NC_MUSTCHECK;
 /* Replace the level-0 rows of [a_us, b_us) by `rows`. */
 enum nc_err rpt_write_slots(struct db_conn *db, int64_t a_us, int64_t b_us,
 			    const struct rpt_rows *rows, struct nc_error *err) NC_MUSTCHECK;

@@ -65,6 +65,18 @@ enum nc_err db_ensure(struct db_conn *db, struct nc_error *err) NC_MUSTCHECK;
 PGresult *db_exec(struct db_conn *db, const char *sql, int nparams,
 		  const char *const *params, struct nc_error *err) NC_MUSTCHECK;
 const char *db_last_sqlstate(void);
+/*
+ * db_exec with the result in binary format (each type's send form; see
+ * PQexecParams), inside a transaction only (NC_EUNAVAILABLE otherwise);
+ * never prepared.  For reads of many rows whose values the caller decodes.
+ */
+PGresult *db_exec_binary(struct db_conn *db, const char *sql, int nparams,
+			 const char *const *params, struct nc_error *err) NC_MUSTCHECK;
+/* db_exec with parameters in the given formats (1: binary, with lengths;
+ * see PQexecParams), text results; inside a transaction only. */
+PGresult *db_exec_params_binary(struct db_conn *db, const char *sql, int nparams,
+				const char *const *values, const int *lengths, const int *formats,
+				struct nc_error *err) NC_MUSTCHECK;
 
 /*
  * BEGIN as the user (DB_ROLE_USER, nchat.user_id = user_id, which must be a

@@ -22,26 +22,33 @@ struct acc_col {
 	const char *name;
 	size_t off;
 	bool max;     /* merged by maximum (the peak), else by sum */
+	bool wide;    /* a bigint column, else integer */
 };
 
-#define COL(n) {#n, offsetof(struct rpt_acc, n), false}
+#define COL(n) {#n, offsetof(struct rpt_acc, n), false, false}
+#define WIDE(n) {#n, offsetof(struct rpt_acc, n), false, true}
 
 static const struct acc_col usage_cols[] = {
 	COL(calls), COL(calls_audio), COL(calls_video), COL(calls_screen_share),
 	COL(calls_direct), COL(calls_group), COL(calls_channel), COL(answered),
-	COL(missed), COL(declined), COL(failed), COL(call_us), COL(participant_us),
-	{"peak_calls", offsetof(struct rpt_acc, peak_calls), true},
-	COL(recordings), COL(recording_us), COL(recording_bytes), COL(streams),
-	COL(stream_us), COL(stream_views), COL(chat_messages), COL(reactions),
+	COL(missed), COL(declined), COL(failed), WIDE(call_us), WIDE(participant_us),
+	{"peak_calls", offsetof(struct rpt_acc, peak_calls), true, false},
+	COL(recordings), WIDE(recording_us), WIDE(recording_bytes), COL(streams),
+	WIDE(stream_us), COL(stream_views), COL(chat_messages), COL(reactions),
 };
 
 static const struct acc_col quality_cols[] = {
 	COL(samples), COL(participants), COL(relay_participants),
-	COL(ice_failed_participants), COL(loss_n), COL(bitrate_n), COL(bitrate_sum),
+	COL(ice_failed_participants), COL(loss_n), COL(bitrate_n), WIDE(bitrate_sum),
 	COL(q_excellent), COL(q_good), COL(q_poor), COL(q_lost),
 };
 
 #undef COL
+#undef WIDE
+
+/* The text columns that follow the counters (sketches; the exact loss sum). */
+static const char *const usage_texts[] = {"setup_hist", "users_hll", "viewers_hll"};
+static const char *const quality_texts[] = {"loss_sum", "rtt_hist", "jitter_hist", "loss_hist"};
 
 static int64_t *field(struct rpt_acc *a, const struct acc_col *c)
 {
@@ -243,44 +250,47 @@ int rpt_acc_add_quality_row(struct rpt_acc *a, const PGresult *res, int row,
 	return 0;
 }
 
-static json_t *text_or_null(char *s)
+size_t rpt_acc_ncols(bool quality)
 {
-	json_t *v = s ? json_string(s) : json_null();
-
-	free(s);
-	return v;
+	return quality ? NC_ARRAY_LEN(quality_cols) + NC_ARRAY_LEN(quality_texts)
+		       : NC_ARRAY_LEN(usage_cols) + NC_ARRAY_LEN(usage_texts);
 }
 
-static void set_cols(json_t *o, const struct rpt_acc *a, const struct acc_col *cols, size_t n)
+const char *rpt_acc_colname(bool quality, size_t i, enum rpt_col_type *type)
 {
-	for (size_t i = 0; i < n; i++)
-		json_object_set_new(o, cols[i].name, json_integer(cfield(a, &cols[i])));
+	const struct acc_col *cols = quality ? quality_cols : usage_cols;
+	size_t n = quality ? NC_ARRAY_LEN(quality_cols) : NC_ARRAY_LEN(usage_cols);
+
+	if (i < n) {
+		*type = cols[i].wide ? RC_INT8 : RC_INT4;
+		return cols[i].name;
+	}
+	*type = quality && i == n ? RC_NUMERIC : RC_TEXT;
+	return quality ? quality_texts[i - n] : usage_texts[i - n];
 }
 
-json_t *rpt_acc_usage_json(const struct rpt_acc *a)
+char *rpt_acc_colvalue(const struct rpt_acc *a, bool quality, size_t i, int64_t *v)
 {
-	json_t *o = json_object();
-
-	set_cols(o, a, usage_cols, NC_ARRAY_LEN(usage_cols));
-	json_object_set_new(o, "setup_hist", text_or_null(rpt_hist_encode(&a->setup)));
-	json_object_set_new(o, "users_hll", text_or_null(a->users ? rpt_hll_encode(a->users) : NULL));
-	json_object_set_new(o, "viewers_hll",
-			    text_or_null(a->viewers ? rpt_hll_encode(a->viewers) : NULL));
-	return o;
-}
-
-json_t *rpt_acc_quality_json(const struct rpt_acc *a)
-{
-	json_t *o = json_object();
+	const struct acc_col *cols = quality ? quality_cols : usage_cols;
+	size_t n = quality ? NC_ARRAY_LEN(quality_cols) : NC_ARRAY_LEN(usage_cols);
 	char sum[64];
 
-	set_cols(o, a, quality_cols, NC_ARRAY_LEN(quality_cols));
-	format_e12(a->loss_e12, sum, sizeof(sum));
-	json_object_set_new(o, "loss_sum", json_string(sum));
-	json_object_set_new(o, "rtt_hist", text_or_null(rpt_hist_encode(&a->rtt)));
-	json_object_set_new(o, "jitter_hist", text_or_null(rpt_hist_encode(&a->jitter)));
-	json_object_set_new(o, "loss_hist", text_or_null(rpt_hist_encode(&a->loss)));
-	return o;
+	if (i < n) {
+		*v = cfield(a, &cols[i]);
+		return NULL;
+	}
+	*v = 0;
+	switch (quality ? i - n + 3 : i - n) {
+	case 0: return rpt_hist_encode(&a->setup);
+	case 1: return a->users ? rpt_hll_encode(a->users) : NULL;
+	case 2: return a->viewers ? rpt_hll_encode(a->viewers) : NULL;
+	case 3:
+		format_e12(a->loss_e12, sum, sizeof(sum));
+		return xstrdup(sum);
+	case 4: return rpt_hist_encode(&a->rtt);
+	case 5: return rpt_hist_encode(&a->jitter);
+	default: return rpt_hist_encode(&a->loss);
+	}
 }
 
 void rpt_acc_reset(struct rpt_acc *a)

@@ -33,7 +33,7 @@
 enum { ST_INITIATING, ST_RINGING, ST_ACTIVE, ST_ENDED, ST_MISSED, ST_DECLINED, ST_FAILED, ST_OTHER };
 
 struct call {
-	char id[37];
+	unsigned char id[16];   /* the uuid's bytes */
 	int scope;              /* channel scope, or -1 */
 	int status;
 	char type;              /* 'a' audio, 'v' video, 's' screen_share */
@@ -60,20 +60,19 @@ static int64_t floor_slot(int64_t us)
 	return us - (r < 0 ? r + RPT_SLOT_US : r);
 }
 
-static int64_t num(const PGresult *res, int row, const char *col)
-{
-	int f = PQfnumber(res, col);
-
-	if (f < 0 || PQgetisnull(res, row, f))
-		return RPT_NO_TS;
-	return strtoll(PQgetvalue(res, row, f), NULL, 10);
-}
-
-static const char *str(const PGresult *res, int row, const char *col)
+/* A column of a (small) text result by name: NULL or its text. */
+static const char *str_by(const PGresult *res, int row, const char *col)
 {
 	int f = PQfnumber(res, col);
 
 	return f < 0 || PQgetisnull(res, row, f) ? NULL : PQgetvalue(res, row, f);
+}
+
+static int64_t num_by(const PGresult *res, int row, const char *col)
+{
+	const char *v = str_by(res, row, col);
+
+	return v == NULL ? RPT_NO_TS : strtoll(v, NULL, 10);
 }
 
 static int status_of(const char *s)
@@ -87,49 +86,63 @@ static int status_of(const char *s)
 	return ST_OTHER;
 }
 
+/* The hash of a uuid's bytes (they are random already: mix the halves). */
+static size_t uuid_hash(const unsigned char *u)
+{
+	uint64_t x, y;
+
+	memcpy(&x, u, 8);
+	memcpy(&y, u + 8, 8);
+	x ^= y * 0x9e3779b97f4a7c15ULL;
+	return (size_t)(x ^ (x >> 31));
+}
+
 static void call_index_put(struct run *r, size_t n)
 {
 	size_t mask = r->call_cap - 1, i;
 
-	for (i = rpt_hash(r->calls[n].id) & mask; r->call_index[i]; i = (i + 1) & mask)
+	for (i = uuid_hash(r->calls[n].id) & mask; r->call_index[i]; i = (i + 1) & mask)
 		;
 	r->call_index[i] = n + 1;
 }
 
-static struct call *call_find(struct run *r, const char *id)
+static struct call *call_find(struct run *r, const unsigned char *id)
 {
 	size_t mask = r->call_cap - 1;
 
 	if (id == NULL || r->call_cap == 0)
 		return NULL;
-	for (size_t i = rpt_hash(id) & mask; r->call_index[i]; i = (i + 1) & mask)
-		if (strcmp(r->calls[r->call_index[i] - 1].id, id) == 0)
+	for (size_t i = uuid_hash(id) & mask; r->call_index[i]; i = (i + 1) & mask)
+		if (memcmp(r->calls[r->call_index[i] - 1].id, id, 16) == 0)
 			return &r->calls[r->call_index[i] - 1];
 	return NULL;
 }
 
-/* Run a fetch with the range's three parameters. */
+/* The small reads, in text. */
 static PGresult *fetch(struct db_conn *db, const char *sql, struct run *r, struct nc_error *err)
 {
-	char a[24], b[24], o[24];
-	const char *params[3] = {a, b, o};
-
-	snprintf(a, sizeof(a), "%lld", (long long)r->a);
-	snprintf(b, sizeof(b), "%lld", (long long)r->b);
-	snprintf(o, sizeof(o), "%lld", (long long)r->as_of);
-	return db_exec(db, sql, 3, params, err);
+	return rpt_read(db, sql, false, r->a, r->b, r->as_of, err);
 }
 
-/* The sweep's reads (SECURITY DEFINER functions of sql/0010_reports.sql). */
+/* The sweep's reads (sql/0010_reports.sql, 0014_reports_speed.sql). */
 #define READ(fn) "SELECT *, $3::bigint AS as_of FROM " fn "(" RPT_SQL_TS("$1") ", " RPT_SQL_TS("$2") ")"
 
 static enum nc_err load_calls(struct db_conn *db, struct run *r, struct nc_error *err)
 {
-	PGresult *res = fetch(db, READ("nchat_rtc_report_calls"), r, err);
-	int n;
+	enum { C_ID, C_CHANNEL, C_TYPE, C_STATUS, C_GROUP, C_INIT, C_START, C_END, C_N };
+	static const struct rpt_bin_col cols[C_N] = {
+		{"id", RB_UUID}, {"channel_id", RB_UUID}, {"call_type", RB_TEXT}, {"status", RB_TEXT},
+		{"is_group_call", RB_BOOL}, {"initiated", RB_TS}, {"started", RB_TS}, {"ended", RB_TS},
+	};
+	PGresult *res = rpt_read(db, READ("nchat_rtc_report_calls"), true, r->a, r->b, r->as_of, err);
+	int n, f[C_N];
 
 	if (res == NULL)
 		return err->code;
+	if (rpt_bin_columns(res, cols, f, C_N, err) != NC_OK) {
+		PQclear(res);
+		return err->code;
+	}
 	n = PQntuples(res);
 	r->calls = xcalloc((size_t)n + 1, sizeof(*r->calls));
 	for (r->call_cap = 64; r->call_cap < (size_t)n * 2; r->call_cap *= 2)
@@ -137,17 +150,23 @@ static enum nc_err load_calls(struct db_conn *db, struct run *r, struct nc_error
 	r->call_index = xcalloc(r->call_cap, sizeof(size_t));
 	for (int i = 0; i < n; i++) {
 		struct call *c = &r->calls[r->n_calls];
-		const char *ch = str(res, i, "channel_id"), *type = str(res, i, "call_type");
-		const char *grp = str(res, i, "is_group_call");
-		int64_t ended = num(res, i, "ended");
+		const unsigned char *id = rpt_bin_uuid(res, i, f[C_ID]);
+		const unsigned char *ch = rpt_bin_uuid(res, i, f[C_CHANNEL]);
+		const char *type = rpt_bin_text(res, i, f[C_TYPE]);
+		int64_t ended = rpt_bin_ts(res, i, f[C_END]);
+		char chan[37];
 
-		snprintf(c->id, sizeof(c->id), "%s", str(res, i, "id"));
-		c->scope = ch ? rpt_rows_scope(r->rows, ch) : -1;
-		c->status = status_of(str(res, i, "status"));
+		if (id == NULL)
+			continue;
+		memcpy(c->id, id, 16);
+		if (ch != NULL)
+			rpt_uuid_text(ch, chan);
+		c->scope = ch ? rpt_rows_scope(r->rows, chan) : -1;
+		c->status = status_of(rpt_bin_text(res, i, f[C_STATUS]));
 		c->type = type ? type[0] : '?';
-		c->group = grp && grp[0] == 't';
-		c->init_us = num(res, i, "initiated");
-		c->start_us = num(res, i, "started");
+		c->group = rpt_bin_bool(res, i, f[C_GROUP]);
+		c->init_us = rpt_bin_ts(res, i, f[C_INIT]);
+		c->start_us = rpt_bin_ts(res, i, f[C_START]);
 		if (ended != RPT_NO_TS)
 			c->end_us = ended;
 		else if (c->status <= ST_ACTIVE)
@@ -272,17 +291,29 @@ static void peaks(struct run *r)
 	}
 }
 
-static enum nc_err load_participants(struct db_conn *db, struct run *r, struct nc_error *err)
+static enum nc_err load_participants(struct db_conn *db, struct run *r, struct rpt_side *sd,
+				     struct nc_error *err)
 {
-	PGresult *res = fetch(db, READ("nchat_rtc_report_participants"), r, err);
+	enum { P_CALL, P_USER, P_STATUS, P_JOINED, P_LEFT, P_TOTAL, P_N };
+	static const struct rpt_bin_col cols[P_N] = {
+		{"call_id", RB_UUID}, {"user_id", RB_UUID}, {"status", RB_TEXT},
+		{"joined", RB_TS}, {"left_at", RB_TS}, {"total", RB_INT4},
+	};
+	PGresult *res = rpt_side_take(sd, db, err);
+	int f[P_N];
 
 	if (res == NULL)
 		return err->code;
+	if (rpt_bin_columns(res, cols, f, P_N, err) != NC_OK) {
+		PQclear(res);
+		return err->code;
+	}
 	for (int i = 0, n = PQntuples(res); i < n; i++) {
-		struct call *c = call_find(r, str(res, i, "call_id"));
-		const char *user = str(res, i, "user_id"), *st = str(res, i, "status");
-		int64_t joined = num(res, i, "joined"), left = num(res, i, "left_at");
-		int64_t total = num(res, i, "total"), lo, hi, rest;
+		struct call *c = call_find(r, rpt_bin_uuid(res, i, f[P_CALL]));
+		const unsigned char *user = rpt_bin_uuid(res, i, f[P_USER]);
+		const char *st = rpt_bin_text(res, i, f[P_STATUS]);
+		int64_t joined = rpt_bin_ts(res, i, f[P_JOINED]), left = rpt_bin_ts(res, i, f[P_LEFT]);
+		int64_t total = rpt_bin_i32(res, i, f[P_TOTAL], RPT_NO_TS), lo, hi, rest;
 
 		if (c == NULL || joined == RPT_NO_TS)
 			continue;
@@ -310,9 +341,9 @@ static enum nc_err load_participants(struct db_conn *db, struct run *r, struct n
 				a->participant_us += rest * RPT_US;
 			});
 		if (c->here && user != NULL) {
-			char key[48];
+			char key[40] = "u:";   /* the key is the uuid's text, as it always was */
 
-			snprintf(key, sizeof(key), "u:%s", user);
+			rpt_uuid_text(user, key + 2);
 			EACH_SCOPE(r, c->scope, floor_slot(c->init_us), a,
 				   rpt_hll_add(rpt_acc_users(a), rpt_hash(key)));
 		}
@@ -326,7 +357,8 @@ static enum nc_err load_participants(struct db_conn *db, struct run *r, struct n
 /* One participant (call, user) of the samples: what its samples said. */
 struct pair {
 	const struct call *call;
-	char user[37];
+	unsigned char user[16];
+	bool has_user;          /* a sample without a user is a participant of its own */
 	bool relay, failed, connected, used;
 };
 
@@ -335,132 +367,105 @@ struct pairs {
 	size_t cap;
 };
 
-static struct pair *pair_of(struct pairs *ps, const struct call *c, const char *user)
+static struct pair *pair_of(struct pairs *ps, const struct call *c, const unsigned char *user)
 {
-	char key[80];
+	static const unsigned char none[16];
 	size_t mask = ps->cap - 1, i;
+	uint64_t h = uuid_hash(user ? user : none) ^ ((uint64_t)(uintptr_t)c * 0x9e3779b97f4a7c15ULL);
 
-	snprintf(key, sizeof(key), "%s/%s", c->id, user ? user : "");
-	for (i = rpt_hash(key) & mask; ps->p[i].used; i = (i + 1) & mask)
-		if (ps->p[i].call == c && strcmp(ps->p[i].user, user ? user : "") == 0)
+	for (i = (size_t)(h ^ (h >> 29)) & mask; ps->p[i].used; i = (i + 1) & mask)
+		if (ps->p[i].call == c && ps->p[i].has_user == (user != NULL) &&
+		    (user == NULL || memcmp(ps->p[i].user, user, 16) == 0))
 			return &ps->p[i];
 	ps->p[i].used = true;
 	ps->p[i].call = c;
-	snprintf(ps->p[i].user, sizeof(ps->p[i].user), "%s", user ? user : "");
+	ps->p[i].has_user = user != NULL;
+	if (user != NULL)
+		memcpy(ps->p[i].user, user, 16);
 	return &ps->p[i];
 }
 
-static void one_sample(struct run *r, const PGresult *res, int i, struct pairs *ps)
+/* The samples' columns (see nchat_rtc_report_samples). */
+enum { S_CALL, S_USER, S_ICE, S_LOCAL, S_TURN, S_RTT, S_JITTER, S_LOSS, S_BITRATE, S_QUALITY, S_N };
+static const struct rpt_bin_col sample_cols[S_N] = {
+	{"call_id", RB_UUID}, {"user_id", RB_UUID}, {"ice", RB_TEXT}, {"local_type", RB_TEXT},
+	{"turn_used", RB_BOOL}, {"rtt", RB_TEXT}, {"jitter", RB_TEXT}, {"loss", RB_TEXT},
+	{"bitrate", RB_INT4}, {"quality", RB_TEXT},
+};
+
+static void one_sample(struct run *r, const PGresult *res, int i, const int *f, struct pairs *ps)
 {
-	struct call *c = call_find(r, str(res, i, "call_id"));
-	const char *ice = str(res, i, "ice"), *lct = str(res, i, "local_type");
-	const char *turn = str(res, i, "turn_used"), *q = str(res, i, "quality");
-	const char *rtt = str(res, i, "rtt"), *jit = str(res, i, "jitter");
-	const char *loss = str(res, i, "loss"), *br = str(res, i, "bitrate");
+	struct call *c = call_find(r, rpt_bin_uuid(res, i, f[S_CALL]));
+	const char *ice = rpt_bin_text(res, i, f[S_ICE]), *lct = rpt_bin_text(res, i, f[S_LOCAL]);
+	const char *q = rpt_bin_text(res, i, f[S_QUALITY]);
+	const char *rtt = rpt_bin_text(res, i, f[S_RTT]), *jit = rpt_bin_text(res, i, f[S_JITTER]);
+	const char *loss = rpt_bin_text(res, i, f[S_LOSS]);
+	bool turn = rpt_bin_bool(res, i, f[S_TURN]), br = !PQgetisnull(res, i, f[S_BITRATE]);
 	struct pair *pr;
 	__int128 loss_v = 0;
 	bool loss_ok;
+	int rtt_b, jit_b, loss_b;
+	int64_t bitrate;
+	bool q_excellent, q_good, q_poor, q_lost;
 
 	if (c == NULL || !c->here)
 		return;
-	pr = pair_of(ps, c, str(res, i, "user_id"));
-	pr->relay |= (lct && strcmp(lct, "relay") == 0) || (turn && turn[0] == 't');
+	pr = pair_of(ps, c, rpt_bin_uuid(res, i, f[S_USER]));
+	pr->relay |= (lct && strcmp(lct, "relay") == 0) || turn;
 	pr->failed |= ice && strcmp(ice, "failed") == 0;
 	pr->connected |= ice && (strcmp(ice, "connected") == 0 || strcmp(ice, "completed") == 0);
+	/* the sample's figures once, then into each of its scopes */
 	loss_ok = loss != NULL && rpt_parse_e12(loss, &loss_v) == 0;
+	rtt_b = rtt ? rpt_hist_bucket(strtod(rtt, NULL), RPT_UNIT_MS) : -1;
+	jit_b = jit ? rpt_hist_bucket(strtod(jit, NULL), RPT_UNIT_MS) : -1;
+	loss_b = loss_ok ? rpt_hist_bucket(strtod(loss, NULL), RPT_UNIT_LOSS) : -1;
+	bitrate = rpt_bin_i32(res, i, f[S_BITRATE], 0);
+	q_excellent = q && strcmp(q, "excellent") == 0;
+	q_good = q && strcmp(q, "good") == 0;
+	q_poor = q && strcmp(q, "poor") == 0;
+	q_lost = q && strcmp(q, "lost") == 0;
 	EACH_SCOPE(r, c->scope, floor_slot(c->init_us), a, {
 		a->has_quality = true;
 		a->samples++;
-		if (rtt)
-			rpt_hist_add(&a->rtt, rpt_hist_bucket(strtod(rtt, NULL), RPT_UNIT_MS), 1);
-		if (jit)
-			rpt_hist_add(&a->jitter, rpt_hist_bucket(strtod(jit, NULL), RPT_UNIT_MS), 1);
+		if (rtt_b >= 0)
+			rpt_hist_add(&a->rtt, rtt_b, 1);
+		if (jit_b >= 0)
+			rpt_hist_add(&a->jitter, jit_b, 1);
 		if (loss_ok) {
-			rpt_hist_add(&a->loss, rpt_hist_bucket(strtod(loss, NULL), RPT_UNIT_LOSS), 1);
+			rpt_hist_add(&a->loss, loss_b, 1);
 			a->loss_n++;
 			a->loss_e12 += loss_v;
 		}
 		if (br) {
 			a->bitrate_n++;
-			a->bitrate_sum += strtoll(br, NULL, 10);
+			a->bitrate_sum += bitrate;
 		}
-		a->q_excellent += q && strcmp(q, "excellent") == 0;
-		a->q_good += q && strcmp(q, "good") == 0;
-		a->q_poor += q && strcmp(q, "poor") == 0;
-		a->q_lost += q && strcmp(q, "lost") == 0;
+		a->q_excellent += q_excellent;
+		a->q_good += q_good;
+		a->q_poor += q_poor;
+		a->q_lost += q_lost;
 	});
 }
 
-/*
- * The samples are most of a batch's rows: they are read on a connection of
- * their own, sent before and collected after the calls and participants,
- * so that Postgres produces them while this side works on the others.
- */
-struct side {
-	struct db_conn db;
-	bool sent;
-};
-
-static void side_send(struct side *sd, const struct db_conn *main, struct run *r)
-{
-	struct nc_error err = {0};
-	char a[24], b[24], o[24];
-	const char *params[3] = {a, b, o};
-	PGresult *res;
-
-	memset(sd, 0, sizeof(*sd));
-	db_init(&sd->db, main->url, main->statement_timeout_ms);
-	if (db_begin_service(&sd->db, &err) != NC_OK)
-		return;
-	res = db_exec(&sd->db, "SELECT set_config('jit', 'off', true),"
-		      " set_config('random_page_cost', '1.1', true)", 0, NULL, &err);
-	if (res == NULL)
-		return;
-	PQclear(res);
-	snprintf(a, sizeof(a), "%lld", (long long)r->a);
-	snprintf(b, sizeof(b), "%lld", (long long)r->b);
-	snprintf(o, sizeof(o), "%lld", (long long)r->as_of);
-	sd->sent = PQsendQueryParams(sd->db.pg, READ("nchat_rtc_report_samples"), 3, NULL, params,
-				     NULL, NULL, 0) == 1;
-}
-
-/* The side's result, or NULL (then the caller reads on the main connection). */
-static PGresult *side_result(struct side *sd)
-{
-	PGresult *res = NULL, *x;
-
-	if (sd->sent) {
-		while ((x = PQgetResult(sd->db.pg)) != NULL) {
-			if (res == NULL && PQresultStatus(x) == PGRES_TUPLES_OK)
-				res = x;
-			else
-				PQclear(x);
-		}
-		if (res == NULL)
-			log_warn("rollup-reports: samples connection: %s", PQerrorMessage(sd->db.pg));
-	}
-	db_rollback(&sd->db);
-	db_cleanup(&sd->db);
-	return res;
-}
-
-static enum nc_err load_samples(struct db_conn *db, struct run *r, struct side *sd,
+static enum nc_err load_samples(struct db_conn *db, struct run *r, struct rpt_side *sd,
 				struct nc_error *err)
 {
-	PGresult *res = side_result(sd);
+	PGresult *res = rpt_side_take(sd, db, err);
 	struct pairs ps = {0};
-	int n;
+	int n, f[S_N];
 
 	if (res == NULL)
-		res = fetch(db, READ("nchat_rtc_report_samples"), r, err);
-	if (res == NULL)
 		return err->code;
+	if (rpt_bin_columns(res, sample_cols, f, S_N, err) != NC_OK) {
+		PQclear(res);
+		return err->code;
+	}
 	n = PQntuples(res);
 	for (ps.cap = 64; ps.cap < (size_t)n * 2; ps.cap *= 2)
 		;
 	ps.p = xcalloc(ps.cap, sizeof(*ps.p));
 	for (int i = 0; i < n; i++)
-		one_sample(r, res, i, &ps);
+		one_sample(r, res, i, f, &ps);
 	PQclear(res);
 	for (size_t i = 0; i < ps.cap; i++) {
 		const struct pair *pr = &ps.p[i];
@@ -477,7 +482,7 @@ static enum nc_err load_samples(struct db_conn *db, struct run *r, struct side *
 	return NC_OK;
 }
 
-/* ---- recordings, streams, viewers, chat, reactions ---- */
+/* ---- recordings, streams, viewers, chat, reactions (a few rows: columns by name) ---- */
 
 static enum nc_err load_recordings(struct db_conn *db, struct run *r, struct nc_error *err)
 {
@@ -486,10 +491,10 @@ static enum nc_err load_recordings(struct db_conn *db, struct run *r, struct nc_
 	if (res == NULL)
 		return err->code;
 	for (int i = 0, n = PQntuples(res); i < n; i++) {
-		const char *ch = str(res, i, "channel_id");
+		const char *ch = str_by(res, i, "channel_id");
 		int sc = ch ? rpt_rows_scope(r->rows, ch) : -1;
-		int64_t st = num(res, i, "started"), dur = num(res, i, "duration");
-		int64_t end = num(res, i, "ended"), bytes = num(res, i, "bytes"), us = 0;
+		int64_t st = num_by(res, i, "started"), dur = num_by(res, i, "duration");
+		int64_t end = num_by(res, i, "ended"), bytes = num_by(res, i, "bytes"), us = 0;
 
 		if (dur != RPT_NO_TS)
 			us = dur * RPT_US;
@@ -513,9 +518,9 @@ static enum nc_err load_streams(struct db_conn *db, struct run *r, struct nc_err
 	if (res == NULL)
 		return err->code;
 	for (int i = 0, n = PQntuples(res); i < n; i++) {
-		const char *ch = str(res, i, "channel_id"), *status = str(res, i, "status");
+		const char *ch = str_by(res, i, "channel_id"), *status = str_by(res, i, "status");
 		int sc = ch ? rpt_rows_scope(r->rows, ch) : -1;
-		int64_t st = num(res, i, "started"), end = num(res, i, "ended");
+		int64_t st = num_by(res, i, "started"), end = num_by(res, i, "ended");
 
 		if (st == RPT_NO_TS)
 			continue;
@@ -545,15 +550,15 @@ static enum nc_err load_viewers(struct db_conn *db, struct run *r, struct nc_err
 	if (res == NULL)
 		return err->code;
 	for (int i = 0, n = PQntuples(res); i < n; i++) {
-		const char *ch = str(res, i, "channel_id"), *user = str(res, i, "user_id");
-		const char *sess = str(res, i, "session");
+		const char *ch = str_by(res, i, "channel_id"), *user = str_by(res, i, "user_id");
+		const char *sess = str_by(res, i, "session");
 		int sc = ch ? rpt_rows_scope(r->rows, ch) : -1;
 		char key[160];
 		uint64_t h;
 
 		snprintf(key, sizeof(key), "%s:%s", user ? "u" : "a", user ? user : sess ? sess : "");
 		h = rpt_hash(key);
-		EACH_SCOPE(r, sc, floor_slot(num(res, i, "created")), a, {
+		EACH_SCOPE(r, sc, floor_slot(num_by(res, i, "created")), a, {
 			a->has_usage = true;
 			a->stream_views++;
 			rpt_hll_add(rpt_acc_viewers(a), h);
@@ -570,12 +575,12 @@ static enum nc_err load_messages(struct db_conn *db, struct run *r, struct nc_er
 	if (res == NULL)
 		return err->code;
 	for (int i = 0, n = PQntuples(res); i < n; i++) {
-		const char *ch = str(res, i, "channel_id"), *kind = str(res, i, "kind");
+		const char *ch = str_by(res, i, "channel_id"), *kind = str_by(res, i, "kind");
 		int sc = ch ? rpt_rows_scope(r->rows, ch) : -1;
-		int64_t cnt = num(res, i, "n");
+		int64_t cnt = num_by(res, i, "n");
 		bool chat = kind && strcmp(kind, "chat") == 0;
 
-		EACH_SCOPE(r, sc, num(res, i, "slot"), a, {
+		EACH_SCOPE(r, sc, num_by(res, i, "slot"), a, {
 			a->has_usage = true;
 			if (chat)
 				a->chat_messages += cnt;
@@ -591,11 +596,12 @@ enum nc_err rpt_compute_slots(struct db_conn *db, int64_t a_us, int64_t b_us, in
 			      struct rpt_rows *out, struct nc_error *err)
 {
 	struct run r = {.a = a_us, .b = b_us, .as_of = as_of_us, .rows = out};
-	struct side sd;
+	struct rpt_side parts, samples;
 	int64_t t0 = now_ms();
 	enum nc_err rc;
 
-	side_send(&sd, db, &r);
+	rpt_side_start(&samples, db, READ("nchat_rtc_report_samples"), a_us, b_us, as_of_us);
+	rpt_side_start(&parts, db, READ("nchat_rtc_report_participants"), a_us, b_us, as_of_us);
 	rc = load_calls(db, &r, err);
 	log_debug("rollup-reports: %zu calls read in %lld ms", r.n_calls, (long long)(now_ms() - t0));
 	if (rc == NC_OK) {
@@ -605,13 +611,13 @@ enum nc_err rpt_compute_slots(struct db_conn *db, int64_t a_us, int64_t b_us, in
 			active_call(&r, &r.calls[i]);
 		}
 		peaks(&r);
-		rc = load_participants(db, &r, err);
+		rc = load_participants(db, &r, &parts, err);
 	}
 	log_debug("rollup-reports: participants at %lld ms", (long long)(now_ms() - t0));
 	if (rc == NC_OK)
-		rc = load_samples(db, &r, &sd, err);
-	else
-		PQclear(side_result(&sd));
+		rc = load_samples(db, &r, &samples, err);
+	rpt_side_free(&parts);   /* both joined, whatever failed */
+	rpt_side_free(&samples);
 	log_debug("rollup-reports: samples at %lld ms", (long long)(now_ms() - t0));
 	if (rc == NC_OK)
 		rc = load_recordings(db, &r, err);

@@ -8,8 +8,8 @@
  *   level 2, all channels: the 24 hours starting at each quarter hour =
  *     24 level-1 rows;
  *   level 2, a channel: its UTC day = its level-0 rows of that day.
- * Rows are written as one JSON array per statement
- * (json_populate_recordset), deleted range by range before.
+ * Rows are written with one statement per table (reports_write.c), deleted
+ * range by range before.
  */
 #include "reports/reports_int.h"
 #include "core/log.h"
@@ -17,8 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define INSERT_CHUNK 2000
 
 /* A set of window starts or days as sorted, disjoint [lo, hi) ranges. */
 struct ranges {
@@ -58,30 +56,6 @@ static enum nc_err exec3(struct db_conn *db, const char *sql, const char *p1, in
 	return NC_OK;
 }
 
-static enum nc_err insert_json(struct db_conn *db, const char *table, json_t *arr,
-			       struct nc_error *err)
-{
-	char *sql, *text;
-	const char *params[1];
-	PGresult *res;
-
-	if (json_array_size(arr) == 0)
-		return NC_OK;
-	text = json_dumps(arr, JSON_COMPACT);
-	if (text == NULL)
-		fatal("out of memory (rollup rows)");
-	sql = xasprintf("INSERT INTO %s SELECT * FROM json_populate_recordset(NULL::%s, $1::json)",
-			table, table);
-	params[0] = text;
-	res = db_exec(db, sql, 1, params, err);
-	free(sql);
-	free(text);
-	if (res == NULL)
-		return err->code;
-	PQclear(res);
-	return NC_OK;
-}
-
 /*
  * The order rows are written in, which is their order on disk until
  * vacuum reuses the space: a report reads one scope's rows, and of the
@@ -107,45 +81,13 @@ static int cmp_cell(const void *x, const void *y, void *period_p)
 static enum nc_err write_rows(struct db_conn *db, const struct rpt_rows *rows, int level,
 			      int64_t period, struct nc_error *err)
 {
-	json_t *u = json_array(), *q = json_array();
 	const struct rpt_cell **order = xcalloc(rows->n_cells + 1, sizeof(*order));
-	enum nc_err rc = NC_OK;
+	enum nc_err rc;
 
 	for (size_t i = 0; i < rows->n_cells; i++)
 		order[i] = &rows->cells[i];
 	qsort_r(order, rows->n_cells, sizeof(*order), cmp_cell, &period);
-	for (size_t i = 0; i < rows->n_cells && rc == NC_OK; i++) {
-		const struct rpt_cell *c = order[i];
-		char slot[32];
-
-		rpt_format_us(c->slot_us, slot, sizeof(slot));
-		if (c->acc.has_usage) {
-			json_t *o = rpt_acc_usage_json(&c->acc);
-
-			json_object_set_new(o, "scope", json_string(rows->scopes[c->scope]));
-			json_object_set_new(o, "level", json_integer(level));
-			json_object_set_new(o, "slot", json_string(slot));
-			json_array_append_new(u, o);
-		}
-		if (c->acc.has_quality && c->acc.samples > 0) {
-			json_t *o = rpt_acc_quality_json(&c->acc);
-
-			json_object_set_new(o, "scope", json_string(rows->scopes[c->scope]));
-			json_object_set_new(o, "level", json_integer(level));
-			json_object_set_new(o, "slot", json_string(slot));
-			json_array_append_new(q, o);
-		}
-		if (json_array_size(u) >= INSERT_CHUNK || i + 1 == rows->n_cells) {
-			rc = insert_json(db, "nchat_rtc_report_usage", u, err);
-			json_array_clear(u);
-		}
-		if (rc == NC_OK && (json_array_size(q) >= INSERT_CHUNK || i + 1 == rows->n_cells)) {
-			rc = insert_json(db, "nchat_rtc_report_quality", q, err);
-			json_array_clear(q);
-		}
-	}
-	json_decref(u);
-	json_decref(q);
+	rc = rpt_insert_cells(db, rows, order, rows->n_cells, level, err);
 	free(order);
 	return rc;
 }

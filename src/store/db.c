@@ -544,6 +544,40 @@ PGresult *db_exec(struct db_conn *db, const char *sql, int nparams, const char *
 	return NULL;
 }
 
+/* One statement inside the open transaction, with parameter and result formats. */
+static PGresult *exec_formats(struct db_conn *db, const char *sql, int nparams,
+			      const char *const *params, const int *lengths, const int *formats,
+			      int result_format, struct nc_error *err)
+{
+	PGresult *res;
+	ExecStatusType st;
+
+	if (!db->in_tx || db->pg == NULL || db->broken) {
+		db->in_tx = false;
+		return err_set(err, NC_EUNAVAILABLE, "database unavailable"), NULL;
+	}
+	res = PQexecParams(db->pg, sql, nparams, NULL, params, lengths, formats, result_format);
+	st = PQresultStatus(res);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return res;
+	classify(db, res, err);
+	PQclear(res);
+	return NULL;
+}
+
+PGresult *db_exec_binary(struct db_conn *db, const char *sql, int nparams,
+			 const char *const *params, struct nc_error *err)
+{
+	return exec_formats(db, sql, nparams, params, NULL, NULL, 1, err);
+}
+
+PGresult *db_exec_params_binary(struct db_conn *db, const char *sql, int nparams,
+				const char *const *values, const int *lengths, const int *formats,
+				struct nc_error *err)
+{
+	return exec_formats(db, sql, nparams, values, lengths, formats, 0, err);
+}
+
 /* Inside a transaction only (begin_with's fallback); no retry. */
 static PGresult *exec_in_tx(struct db_conn *db, const char *sql, int nparams,
 			    const char *const *params, struct nc_error *err)
