@@ -36,6 +36,13 @@ void fw_free(struct fw *w)
 
 void fw_raw(struct fw *w, const char *s, size_t n)
 {
+	/* most appends are a few bytes into room there is: no call for those */
+	if (w->len + n < w->cap && w->len + n <= FW_MAX) {
+		memcpy(w->p + w->len, s, n);
+		w->len += n;
+		w->p[w->len] = '\0';
+		return;
+	}
 	if (!w->overflow && !buf_append_capped(&w->p, &w->len, &w->cap, FW_MAX, s, n))
 		w->overflow = true;
 }
@@ -49,14 +56,19 @@ static void raw(struct fw *w, const char *s)
 static void json_str(struct fw *w, const char *s)
 {
 	raw(w, "\"");
-	for (; *s; s++) {
-		char esc[8];
+	while (*s) {
+		size_t n = 0;
 
-		if (*s == '"' || *s == '\\' || (unsigned char)*s < 0x20) {
+		while (s[n] && s[n] != '"' && s[n] != '\\' && (unsigned char)s[n] >= 0x20)
+			n++;
+		fw_raw(w, s, n);   /* the plain run, in one piece */
+		s += n;
+		if (*s) {
+			char esc[8];
+
 			snprintf(esc, sizeof(esc), "\\u%04x", (unsigned char)*s);
 			raw(w, esc);
-		} else {
-			fw_raw(w, s, 1);
+			s++;
 		}
 	}
 	raw(w, "\"");
@@ -152,13 +164,25 @@ void fw_null(struct fw *w, const char *key)
 		raw(w, "null");
 }
 
+/* Decimal digits of u, right-aligned ending at end; the first digit. */
+static char *digits(uint64_t u, char *end)
+{
+	do {
+		*--end = (char)('0' + u % 10);
+		u /= 10;
+	} while (u > 0);
+	return end;
+}
+
 void fw_int(struct fw *w, const char *key, int64_t v)
 {
-	char text[24];
+	char text[24], *p = digits(v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, text + 23);
 
-	snprintf(text, sizeof(text), "%" PRId64, v);
+	text[23] = '\0';
+	if (v < 0)
+		*--p = '-';
 	item(w, key);
-	value(w, text);
+	value(w, p);
 }
 
 void fw_fixed(struct fw *w, const char *key, int64_t scaled, int decimals)
@@ -166,7 +190,7 @@ void fw_fixed(struct fw *w, const char *key, int64_t scaled, int decimals)
 	char text[48];
 	uint64_t u = scaled < 0 ? (uint64_t)0 - (uint64_t)scaled : (uint64_t)scaled, div = 1;
 	uint64_t frac;
-	int n, d = decimals;
+	int d = decimals;
 
 	for (int i = 0; i < decimals; i++)
 		div *= 10;
@@ -175,12 +199,22 @@ void fw_fixed(struct fw *w, const char *key, int64_t scaled, int decimals)
 		frac /= 10;
 		d--;
 	}
-	if (d == 0)
-		n = snprintf(text, sizeof(text), "%s%" PRIu64, scaled < 0 ? "-" : "", u / div);
-	else
-		n = snprintf(text, sizeof(text), "%s%" PRIu64 ".%0*" PRIu64, scaled < 0 ? "-" : "",
-			     u / div, d, frac);
-	(void)n;
-	item(w, key);
-	value(w, text);
+	{
+		/* [-]integer[.fraction of d digits, zero-padded], built from the end */
+		char *p = text + sizeof(text) - 1;
+
+		*p = '\0';
+		if (d > 0) {
+			for (int k = 0; k < d; k++) {
+				*--p = (char)('0' + frac % 10);
+				frac /= 10;
+			}
+			*--p = '.';
+		}
+		p = digits(u / div, p);
+		if (scaled < 0)
+			*--p = '-';
+		item(w, key);
+		value(w, p);
+	}
 }

@@ -32,8 +32,8 @@
 	" e AS ("                                                                             \
 	"   SELECT g AS e FROM p, generate_series(p.f - interval '2 hours', p.t + interval '2 hours'," \
 	"                                         interval '15 minutes') g"                   \
-	"   WHERE p.iv = 'hour' AND extract(minute FROM g AT TIME ZONE p.tz) = 0"                \
-	"     AND extract(second FROM g AT TIME ZONE p.tz) = 0"                                   \
+	"   WHERE p.iv = 'hour'"                                                              \
+	"     AND date_trunc('hour', g AT TIME ZONE p.tz) = g AT TIME ZONE p.tz"                 \
 	"   UNION ALL"                                                                        \
 	"   SELECT d AT TIME ZONE p.tz FROM p, generate_series(((p.f AT TIME ZONE p.tz)::date - 1)::timestamp," \
 	"     ((p.t AT TIME ZONE p.tz)::date + 1)::timestamp, interval '1 day') d WHERE p.iv = 'day'" \
@@ -49,17 +49,16 @@
 	" bk AS MATERIALIZED ("                                                               \
 	"   SELECT row_number() OVER (ORDER BY b.s) AS i, b.s, GREATEST(b.s, p.f) AS lo,"       \
 	"          LEAST(b.n, p.t) AS hi,"                                                     \
-	"          extract(epoch FROM b.s) % 900 = 0 AND extract(epoch FROM b.n) % 900 = 0 AS aligned" \
+	"          date_bin('15 minutes', b.s, timestamptz 'epoch') = b.s"                        \
+	"          AND date_bin('15 minutes', b.n, timestamptz 'epoch') = b.n AS aligned"         \
 	"   FROM b, p WHERE b.n IS NOT NULL AND b.n > p.f AND b.s < p.t),"
 
 /* Pieces: $5 true for all channels (windows at every quarter hour). */
 #define PIECES_SQL                                                                           \
 	" pc AS ("                                                                            \
 	"   SELECT bk.i, x.lv, x.s AS plo, x.s + interval '15 minutes' AS phi"                  \
-	"   FROM bk, LATERAL (SELECT bk.lo + floor(extract(epoch FROM bk.hi - bk.lo) / 86400)"   \
-	"                     * interval '24 hours' AS m1) m,"                                  \
-	"   LATERAL (SELECT m.m1 + floor(extract(epoch FROM bk.hi - m.m1) / 3600)"               \
-	"                   * interval '1 hour' AS m2) m2,"                                     \
+	"   FROM bk, LATERAL (SELECT date_bin('24 hours', bk.hi, bk.lo) AS m1) m,"              \
+	"   LATERAL (SELECT date_bin('1 hour', bk.hi, m.m1) AS m2) m2,"                         \
 	"   LATERAL (SELECT 2 AS lv, g AS s FROM generate_series(bk.lo, m.m1 - interval '1 microsecond'," \
 	"                                                       interval '24 hours') g"          \
 	"            UNION ALL SELECT 1, g FROM generate_series(m.m1, m2.m2 - interval '1 microsecond'," \

@@ -205,34 +205,67 @@ void rpt_hist_add(struct rpt_hist *h, int bucket, uint64_t count)
 	h->n++;
 }
 
-/* Merge n sorted entries into h in one linear pass. */
+/*
+ * Merge n sorted entries into h in one linear pass: in place when every
+ * bucket is there already (a report's totals, after a few buckets), else
+ * from the back into room grown once.
+ */
 static void merge_sorted(struct rpt_hist *h, const struct rpt_hist_entry *e, uint32_t n)
 {
-	struct rpt_hist_entry *out;
-	uint32_t i = 0, j = 0, k = 0, alloc = h->n + n;
+	uint32_t i = 0, j = 0, fresh = 0;
 
 	if (n == 0)
 		return;
-	if (h->n == 0 && h->cap >= n) {
-		memcpy(h->e, e, n * sizeof(*e));
-		h->n = n;
-		return;
-	}
-	out = xmalloc((size_t)alloc * sizeof(*out));
-	while (i < h->n || j < n) {
-		if (j == n || (i < h->n && h->e[i].b < e[j].b)) {
-			out[k++] = h->e[i++];
-		} else if (i == h->n || e[j].b < h->e[i].b) {
-			out[k++] = e[j++];
+	/* count the buckets h does not have, adding to those it has */
+	while (j < n) {
+		if (i < h->n && h->e[i].b < e[j].b) {
+			/* skip ahead: a bucket's few entries into a report's totals */
+			uint32_t lo = i + 1, hi = h->n;
+
+			while (lo < hi) {
+				uint32_t mid = lo + (hi - lo) / 2;
+
+				if (h->e[mid].b < e[j].b)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			i = lo;
+		} else if (i < h->n && h->e[i].b == e[j].b) {
+			h->e[i++].c += e[j++].c;
 		} else {
-			out[k] = h->e[i++];
-			out[k++].c += e[j++].c;
+			fresh++;
+			j++;
 		}
 	}
-	free(h->e);
-	h->e = out;
-	h->n = k;
-	h->cap = alloc;
+	if (fresh == 0)
+		return;
+	if (h->n + fresh > h->cap) {
+		uint32_t cap = h->cap ? h->cap : 8;
+
+		while (cap < h->n + fresh)
+			cap *= 2;
+		h->e = xrealloc(h->e, (size_t)cap * sizeof(*h->e));
+		h->cap = cap;
+	}
+	/* the shared buckets hold their sums already: place the fresh ones */
+	{
+		uint32_t k = h->n + fresh;
+
+		i = h->n;
+		j = n;
+		while (j > 0) {
+			if (i > 0 && h->e[i - 1].b > e[j - 1].b) {
+				h->e[--k] = h->e[--i];
+			} else if (i > 0 && h->e[i - 1].b == e[j - 1].b) {
+				h->e[--k] = h->e[--i];   /* summed above */
+				j--;
+			} else {
+				h->e[--k] = e[--j];
+			}
+		}
+		h->n += fresh;
+	}
 }
 
 void rpt_hist_merge(struct rpt_hist *dst, const struct rpt_hist *src)

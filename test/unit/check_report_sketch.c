@@ -188,6 +188,77 @@ START_TEST(figures_round_exactly)
 }
 END_TEST
 
+/* Merging histograms, in place or growing, gives the counts of adding. */
+START_TEST(hist_merge_matches_adding)
+{
+	struct rpt_hist total = {0}, part = {0};
+	uint64_t want[RPT_HIST_BUCKETS] = {0};
+	unsigned seed = 7;
+
+	for (int round = 0; round < 300; round++) {
+		/* every third part only has buckets the total has seen (in place) */
+		int spread = round % 3 == 0 ? 20 : RPT_HIST_BUCKETS;
+
+		part.n = 0;
+		for (int k = 0; k < 1 + round % 17; k++) {
+			int b;
+
+			seed = seed * 1103515245u + 12345u;
+			b = (int)((seed >> 8) % (unsigned)spread);
+			rpt_hist_add(&part, b, 1 + (seed >> 20) % 5);
+			want[b] += 1 + (seed >> 20) % 5;
+		}
+		rpt_hist_merge(&total, &part);
+		for (uint32_t i = 1; i < total.n; i++)
+			ck_assert_int_lt(total.e[i - 1].b, total.e[i].b);
+	}
+	for (int b = 0, i = 0; b < RPT_HIST_BUCKETS; b++) {
+		if (want[b] == 0)
+			continue;
+		ck_assert_int_lt(i, (int)total.n);
+		ck_assert_int_eq(total.e[i].b, b);
+		ck_assert_uint_eq(total.e[i].c, want[b]);
+		i++;
+	}
+	rpt_hist_free(&total);
+	rpt_hist_free(&part);
+}
+END_TEST
+
+/* Integers and scaled decimals are written as printf would. */
+START_TEST(numbers_as_printf_writes_them)
+{
+	static const int64_t ints[] = {0, 1, -1, 9, 10, 99, 100, 123456789, -987654321,
+				       INT64_MAX, INT64_MIN + 1, INT64_MIN};
+	static const struct { int64_t v; int d; const char *text; } fixed[] = {
+		{0, 2, "0"}, {5, 1, "0.5"}, {-5, 1, "-0.5"}, {150, 2, "1.5"}, {100, 2, "1"},
+		{10001, 4, "1.0001"}, {-123450, 4, "-12.345"}, {7, 0, "7"}, {3, 3, "0.003"},
+	};
+	char want[64];
+	struct fw w;
+
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		fw_init(&w, FW_CSV_ROW);
+		fw_int(&w, "x", ints[i]);
+		snprintf(want, sizeof(want), "%lld", (long long)ints[i]);
+		ck_assert_str_eq(w.p, want);
+		fw_free(&w);
+	}
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		fw_init(&w, FW_CSV_ROW);
+		fw_fixed(&w, "x", fixed[i].v, fixed[i].d);
+		ck_assert_str_eq(w.p, fixed[i].text);
+		fw_free(&w);
+	}
+	fw_init(&w, FW_JSON);
+	fw_open(&w);
+	fw_str(&w, "a\"b", "x\\y\nz");
+	fw_close(&w);
+	ck_assert_str_eq(w.p, "{\"a\\u0022b\":\"x\\u005cy\\u000az\"}");
+	fw_free(&w);
+}
+END_TEST
+
 START_TEST(rfc3339)
 {
 	int64_t us;
@@ -219,6 +290,8 @@ int main(void)
 	tcase_add_test(tc, hll_merge_is_union_and_text_round_trips);
 	tcase_add_test(tc, hist_percentiles_within_stated_error);
 	tcase_add_test(tc, figures_round_exactly);
+	tcase_add_test(tc, hist_merge_matches_adding);
+	tcase_add_test(tc, numbers_as_printf_writes_them);
 	tcase_add_test(tc, rfc3339);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

@@ -22,3 +22,4 @@ unit_objs = $(patsubst %,$(BUILD)/obj/%.o,$(UNIT_MODS_$(1)))
 UNIT_MODS_check_http_framing := $(UNIT_BASE) http/http_framing
 UNIT_MODS_check_report_sketch := $(UNIT_BASE) reports/reports_sketch reports/reports_output reports/reports_acc reports/reports_time
 UNIT_MODS_check_ratelimit := $(UNIT_BASE) core/metrics http/ratelimit http/router store/cache
+UNIT_MODS_check_report_read := $(UNIT_BASE) core/metrics store/db reports/reports_read
