@@ -36,6 +36,15 @@ struct principal {
 enum nc_err auth_verify_user(const struct nc_config *cfg, const char *token, int64_t now,
 			     struct principal *out, struct nc_error *err) NC_MUSTCHECK;
 
+/*
+ * auth_verify_user through the calling thread's cache of tokens it verified
+ * before (same outcome; a hit repeats only the exp/nbf checks).  A thread
+ * that used it calls auth_cache_release before it exits.
+ */
+enum nc_err auth_verify_cached(const struct nc_config *cfg, const char *token, int64_t now,
+			       struct principal *out, struct nc_error *err) NC_MUSTCHECK;
+void auth_cache_release(void);
+
 /* True if the principal holds admin or moderator. */
 static inline bool auth_is_staff(const struct principal *p)
 {

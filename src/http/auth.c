@@ -13,6 +13,8 @@
 #include <ctype.h>
 #include <jansson.h>
 #include <jwt.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,7 +127,7 @@ static int numeric_claim(json_t *claims, const char *name, int64_t *out, bool *p
 }
 
 static enum nc_err check_claims(const struct nc_config *cfg, json_t *claims, int64_t now,
-				struct principal *out, struct nc_error *err)
+				struct principal *out, int64_t *nbf_out, struct nc_error *err)
 {
 	bool hc_bad;
 	json_t *owned = NULL, *hc = hasura_claims(claims, &owned, &hc_bad);
@@ -166,6 +168,7 @@ static enum nc_err check_claims(const struct nc_config *cfg, json_t *claims, int
 	memset(out, 0, sizeof(*out));
 	uuid_lower(uid, out->user_id);
 	out->exp = exp;
+	*nbf_out = has_nbf ? nbf : INT64_MIN;
 	if (hc != NULL && hasura_roles(hc, &out->roles, err) != 0) {
 		memset(out, 0, sizeof(*out));
 		goto out;
@@ -178,8 +181,8 @@ out:
 	return rc;
 }
 
-enum nc_err auth_verify_user(const struct nc_config *cfg, const char *token, int64_t now,
-			     struct principal *out, struct nc_error *err)
+static enum nc_err verify(const struct nc_config *cfg, const char *token, int64_t now,
+			  struct principal *out, int64_t *nbf, struct nc_error *err)
 {
 	jwt_t *jwt = NULL;
 	char *grants = NULL;
@@ -209,10 +212,118 @@ enum nc_err auth_verify_user(const struct nc_config *cfg, const char *token, int
 		err_set(err, NC_EUNAUTH, "invalid token claims");
 		goto out;
 	}
-	rc = check_claims(cfg, claims, now, out, err);
+	rc = check_claims(cfg, claims, now, out, nbf, err);
 out:
 	json_decref(claims);
 	free(grants);
 	jwt_free(jwt);
 	return rc;
+}
+
+enum nc_err auth_verify_user(const struct nc_config *cfg, const char *token, int64_t now,
+			     struct principal *out, struct nc_error *err)
+{
+	int64_t nbf;
+
+	return verify(cfg, token, now, out, &nbf, err);
+}
+
+/* ---- the per-thread cache of verified tokens ---- */
+
+/*
+ * A browser sends the same token with every request until it is refreshed,
+ * and verifying it costs more than the rest of a join's CPU outside libpq
+ * (libjwt decodes it, HMACs or RSA-verifies it, and its claims are dumped
+ * and parsed again).  So each worker keeps the last tokens it verified, in a
+ * direct-mapped table: a hit is a token equal byte for byte to one that
+ * passed verify() under the same configuration, and only the time checks are
+ * repeated (exp and nbf with the leeway, so a cached token expires exactly
+ * when it would have).  Only successes are stored, so garbage cannot evict
+ * anything, and the slot comes from a hash seeded per thread, so a client
+ * cannot aim at another's slot.  Nothing else in a token can change its
+ * outcome: the claims are covered by the signature.
+ */
+#define CACHE_SLOTS 256
+
+struct cached_token {
+	char *token;
+	size_t len;
+	const struct nc_config *cfg;
+	struct principal p;
+	int64_t nbf;
+};
+
+static _Thread_local struct cached_token *tl_cache;
+static _Thread_local uint64_t tl_seed;
+
+static uint64_t token_hash(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL ^ tl_seed;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+	return h ^ (h >> 29);
+}
+
+static enum nc_err time_checks(const struct nc_config *cfg, const struct cached_token *c, int64_t now,
+			       struct nc_error *err)
+{
+	if (now > c->p.exp + cfg->auth_leeway_s)
+		return err_set(err, NC_EUNAUTH, "token expired");
+	if (c->nbf != INT64_MIN && now + cfg->auth_leeway_s < c->nbf)
+		return err_set(err, NC_EUNAUTH, "token not yet valid");
+	return NC_OK;
+}
+
+enum nc_err auth_verify_cached(const struct nc_config *cfg, const char *token, int64_t now,
+			       struct principal *out, struct nc_error *err)
+{
+	struct cached_token *c;
+	size_t len;
+	int64_t nbf;
+	enum nc_err rc;
+
+	if (token == NULL || cfg->auth_alg == CFG_AUTH_NONE)
+		return auth_verify_user(cfg, token, now, out, err);
+	len = strnlen(token, MAX_TOKEN_LEN + 1);
+	if (len == 0 || len > MAX_TOKEN_LEN)
+		return auth_verify_user(cfg, token, now, out, err);
+	if (tl_cache == NULL) {
+		tl_cache = calloc(CACHE_SLOTS, sizeof(*tl_cache));
+		if (tl_cache == NULL)
+			return auth_verify_user(cfg, token, now, out, err);
+		if (RAND_bytes((unsigned char *)&tl_seed, sizeof(tl_seed)) != 1)
+			tl_seed = (uint64_t)now_ms() ^ (uint64_t)(uintptr_t)tl_cache;
+	}
+	c = &tl_cache[token_hash(token, len) % CACHE_SLOTS];
+	if (c->token != NULL && c->cfg == cfg && c->len == len &&
+	    CRYPTO_memcmp(c->token, token, len) == 0) {
+		rc = time_checks(cfg, c, now, err);
+		if (rc == NC_OK)
+			*out = c->p;
+		return rc;
+	}
+	rc = verify(cfg, token, now, out, &nbf, err);
+	if (rc != NC_OK)
+		return rc;
+	free(c->token);
+	c->token = malloc(len + 1);
+	if (c->token != NULL) {
+		memcpy(c->token, token, len + 1);
+		c->len = len;
+		c->cfg = cfg;
+		c->p = *out;
+		c->nbf = nbf;
+	}
+	return NC_OK;
+}
+
+void auth_cache_release(void)
+{
+	if (tl_cache == NULL)
+		return;
+	for (size_t i = 0; i < CACHE_SLOTS; i++)
+		free(tl_cache[i].token);
+	free(tl_cache);
+	tl_cache = NULL;
 }

@@ -50,7 +50,7 @@ static bool authenticate(struct req *r)
 		}
 		goto out;
 	}
-	if (auth_verify_user(r->cfg, tok, now_unix(), &r->user, &err) != NC_OK) {
+	if (auth_verify_cached(r->cfg, tok, now_unix(), &r->user, &err) != NC_OK) {
 		resp_nc_error(r, &err);
 		ok = false;
 		goto out;

@@ -21,17 +21,27 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+/*
+ * Only the job that finds the done list empty wakes the loop: until the loop
+ * takes the list (pool_on_done), that wake-up is still pending and covers
+ * every job added behind it, so under load one wake-up (a write to the
+ * loop's notification fd) serves several replies.
+ */
 static void push_done(struct http_server *srv, struct job *j)
 {
+	bool wake;
+
 	pthread_mutex_lock(&srv->d_mu);
 	j->next = NULL;
+	wake = srv->d_head == NULL;
 	if (srv->d_tail != NULL)
 		srv->d_tail->next = j;
 	else
 		srv->d_head = j;
 	srv->d_tail = j;
 	pthread_mutex_unlock(&srv->d_mu);
-	event_active(srv->d_ev, EV_READ, 0);
+	if (wake)
+		event_active(srv->d_ev, EV_READ, 0);
 }
 
 /*

@@ -2,6 +2,7 @@
  * worker.c - set-up and tear-down of a worker thread's connections.
  */
 #include "http/worker.h"
+#include "http/auth.h"
 #include "livekit/lk.h"
 #include "core/log.h"
 
@@ -102,6 +103,7 @@ void worker_teardown(struct nc_worker *w)
 	}
 	s3_client_free(w->s3);
 	w->s3 = NULL;
+	auth_cache_release();
 	for (size_t i = 0; i < n_at_exit; i++)
 		at_exit_fns[i]();
 }

@@ -265,6 +265,59 @@ START_TEST(hasura_secret_json)
 }
 END_TEST
 
+/*
+ * The per-thread cache: a hit gives what verification gave, expiry and nbf
+ * still apply at the time of each use, and only a byte-equal token under the
+ * same configuration hits (a changed signature, another key: verified anew).
+ */
+START_TEST(cache_same_outcome)
+{
+	struct nc_config c = hs_cfg(), other = hs_cfg();
+	struct principal p, q;
+	struct nc_error e = {0};
+	char *tok = sign(JWT_ALG_HS256, "user-secret", 11,
+			 "{\"nbf\":1800000000,\"exp\":1800000100,"
+			 "\"https://hasura.io/jwt/claims\":{\"x-hasura-user-id\":\"" UID "\","
+			 "\"x-hasura-allowed-roles\":[\"admin\"],\"x-hasura-default-role\":\"admin\"}}");
+	char *bad = strdup(tok);
+	size_t n = strlen(bad);
+
+	ck_assert_ptr_nonnull(bad);
+	bad[n - 2] = bad[n - 2] == 'A' ? 'B' : 'A';
+	ck_assert_int_eq(auth_verify_cached(&c, tok, NOW, &p, &e), NC_OK);
+	for (int i = 0; i < 3; i++) {
+		memset(&q, 0, sizeof(q));
+		ck_assert_int_eq(auth_verify_cached(&c, tok, NOW + 50, &q, &e), NC_OK);
+		ck_assert_mem_eq(&p, &q, sizeof(p));
+	}
+	ck_assert_str_eq(q.user_id, UID);
+	ck_assert_uint_eq(q.roles, ROLE_ADMIN);
+	/* expiry at the time of use, with the leeway (30 s) */
+	ck_assert_int_eq(auth_verify_cached(&c, tok, 1800000130, &q, &e), NC_OK);
+	ck_assert_int_eq(auth_verify_cached(&c, tok, 1800000131, &q, &e), NC_EUNAUTH);
+	ck_assert_str_eq(e.msg, "token expired");
+	ck_assert_int_eq(auth_verify_user(&c, tok, 1800000131, &q, &e), NC_EUNAUTH);
+	/* nbf too (a clock stepped back) */
+	ck_assert_int_eq(auth_verify_cached(&c, tok, 1800000000 - 31, &q, &e), NC_EUNAUTH);
+	ck_assert_str_eq(e.msg, "token not yet valid");
+	ck_assert_int_eq(auth_verify_cached(&c, tok, NOW, &q, &e), NC_OK);
+	/* a tampered signature, and the right token under another key */
+	ck_assert_int_eq(auth_verify_cached(&c, bad, NOW, &q, &e), NC_EUNAUTH);
+	other.auth_key = "another-secret";
+	other.auth_key_len = strlen(other.auth_key);
+	ck_assert_int_eq(auth_verify_cached(&other, tok, NOW, &q, &e), NC_EUNAUTH);
+	/* failures are not stored: the good token still hits, garbage still fails */
+	ck_assert_int_eq(auth_verify_cached(&c, tok, NOW, &q, &e), NC_OK);
+	ck_assert_int_eq(auth_verify_cached(&c, "garbage", NOW, &q, &e), NC_EUNAUTH);
+	ck_assert_int_eq(auth_verify_cached(&c, "", NOW, &q, &e), NC_EUNAUTH);
+	auth_cache_release();
+	ck_assert_int_eq(auth_verify_cached(&c, tok, NOW, &q, &e), NC_OK);
+	auth_cache_release();
+	free(bad);
+	free(tok);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("auth");
@@ -280,6 +333,7 @@ int main(void)
 	tcase_add_test(tc, bad_signatures);
 	tcase_add_test(tc, rs256_and_algorithm_confusion);
 	tcase_add_test(tc, hasura_secret_json);
+	tcase_add_test(tc, cache_same_outcome);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
