@@ -101,6 +101,13 @@ struct req;
  * then cached); nothing is written to r.
  */
 enum nc_err rpt_read_params(struct req *r, struct rpt_params *p, struct nc_error *err) NC_MUSTCHECK;
+/*
+ * Read Postgres's list of time zones now (serve does it at start-up, before
+ * it listens), so that no report request pays for it: Postgres builds the
+ * list from every file of its zone database, about 90 ms with a cold page
+ * cache.  Otherwise the first report request of the process loads it.
+ */
+void rpt_tz_preload(struct db_conn *db);
 
 /* ---- the rollup sweep (reports_rollup.c) ---- */
 

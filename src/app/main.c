@@ -133,6 +133,7 @@ static void raise_fd_limit(void)
  * when the login role cannot enter the work roles (or they are not confined),
  * with one line saying what to grant.  Postgres down: start anyway (the
  * service waits for it, /readyz says 503 and reports the roles once it can).
+ * On the same connection, the reports' list of time zones is read.
  */
 static int check_db_roles(const struct nc_config *cfg)
 {
@@ -142,6 +143,8 @@ static int check_db_roles(const struct nc_config *cfg)
 
 	db_init(&db, cfg->database_url, cfg->db_statement_timeout_ms);
 	st = db_check_roles(&db, msg, sizeof(msg));
+	if (st == DB_ROLES_OK)
+		rpt_tz_preload(&db);
 	db_cleanup(&db);
 	if (st == DB_ROLES_REFUSED) {
 		fprintf(stderr, "nchat-rtc: %s\n", msg);

@@ -14,6 +14,7 @@
  * Every bad value is a 400 whose message names the parameter.
  */
 #include "reports/reports.h"
+#include "core/log.h"
 #include "core/uuid.h"
 #include "http/http.h"
 #include "http/worker.h"
@@ -78,6 +79,14 @@ static bool tz_load(struct db_conn *db)
 	PQclear(res);
 	qsort(tz_names, n_tz, sizeof(*tz_names), cmp_ci);
 	return true;
+}
+
+void rpt_tz_preload(struct db_conn *db)
+{
+	pthread_mutex_lock(&tz_mu);
+	if (!tz_load(db))
+		log_warn("time zone list not read at start-up; the first report request reads it");
+	pthread_mutex_unlock(&tz_mu);
 }
 
 /* 1 known (canonical spelling into out), 0 unknown, -1 database failure. */
