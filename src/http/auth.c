@@ -126,6 +126,20 @@ static int numeric_claim(json_t *claims, const char *name, int64_t *out, bool *p
 	return -1;
 }
 
+/* A token without nbf. */
+#define NBF_NONE INT64_MIN
+
+/* exp and nbf against now, with the leeway: at verification and at every cache hit. */
+static enum nc_err time_checks(const struct nc_config *cfg, int64_t exp, int64_t nbf, int64_t now,
+			       struct nc_error *err)
+{
+	if (now > exp + cfg->auth_leeway_s)
+		return err_set(err, NC_EUNAUTH, "token expired");
+	if (nbf != NBF_NONE && now + cfg->auth_leeway_s < nbf)
+		return err_set(err, NC_EUNAUTH, "token not yet valid");
+	return NC_OK;
+}
+
 static enum nc_err check_claims(const struct nc_config *cfg, json_t *claims, int64_t now,
 				struct principal *out, int64_t *nbf_out, struct nc_error *err)
 {
@@ -145,14 +159,10 @@ static enum nc_err check_claims(const struct nc_config *cfg, json_t *claims, int
 		err_set(err, NC_EUNAUTH, "token has no exp");
 		goto out;
 	}
-	if (now > exp + cfg->auth_leeway_s) {
-		err_set(err, NC_EUNAUTH, "token expired");
+	if (!has_nbf)
+		nbf = NBF_NONE;
+	if (time_checks(cfg, exp, nbf, now, err) != NC_OK)
 		goto out;
-	}
-	if (has_nbf && now + cfg->auth_leeway_s < nbf) {
-		err_set(err, NC_EUNAUTH, "token not yet valid");
-		goto out;
-	}
 	if (hc_bad) {
 		err_set(err, NC_EUNAUTH, "token has malformed Hasura claims");
 		goto out;
@@ -168,7 +178,7 @@ static enum nc_err check_claims(const struct nc_config *cfg, json_t *claims, int
 	memset(out, 0, sizeof(*out));
 	uuid_lower(uid, out->user_id);
 	out->exp = exp;
-	*nbf_out = has_nbf ? nbf : INT64_MIN;
+	*nbf_out = nbf;
 	if (hc != NULL && hasura_roles(hc, &out->roles, err) != 0) {
 		memset(out, 0, sizeof(*out));
 		goto out;
@@ -265,16 +275,6 @@ static uint64_t token_hash(const char *s, size_t n)
 	return h ^ (h >> 29);
 }
 
-static enum nc_err time_checks(const struct nc_config *cfg, const struct cached_token *c, int64_t now,
-			       struct nc_error *err)
-{
-	if (now > c->p.exp + cfg->auth_leeway_s)
-		return err_set(err, NC_EUNAUTH, "token expired");
-	if (c->nbf != INT64_MIN && now + cfg->auth_leeway_s < c->nbf)
-		return err_set(err, NC_EUNAUTH, "token not yet valid");
-	return NC_OK;
-}
-
 enum nc_err auth_verify_cached(const struct nc_config *cfg, const char *token, int64_t now,
 			       struct principal *out, struct nc_error *err)
 {
@@ -298,7 +298,7 @@ enum nc_err auth_verify_cached(const struct nc_config *cfg, const char *token, i
 	c = &tl_cache[token_hash(token, len) % CACHE_SLOTS];
 	if (c->token != NULL && c->cfg == cfg && c->len == len &&
 	    CRYPTO_memcmp(c->token, token, len) == 0) {
-		rc = time_checks(cfg, c, now, err);
+		rc = time_checks(cfg, c->p.exp, c->nbf, now, err);
 		if (rc == NC_OK)
 			*out = c->p;
 		return rc;

@@ -310,8 +310,18 @@ START_TEST(cache_same_outcome)
 	ck_assert_int_eq(auth_verify_cached(&c, tok, NOW, &q, &e), NC_OK);
 	ck_assert_int_eq(auth_verify_cached(&c, "garbage", NOW, &q, &e), NC_EUNAUTH);
 	ck_assert_int_eq(auth_verify_cached(&c, "", NOW, &q, &e), NC_EUNAUTH);
-	auth_cache_release();
+	/*
+	 * A hit does not verify again (the configuration is fixed for a
+	 * process's life, so the cache keys on its address): with the key
+	 * swapped in place the cached token still passes, while a verification
+	 * refuses it, and after a release so does the cache.
+	 */
+	c.auth_key = "another-secret";
+	c.auth_key_len = strlen(c.auth_key);
 	ck_assert_int_eq(auth_verify_cached(&c, tok, NOW, &q, &e), NC_OK);
+	ck_assert_int_eq(auth_verify_user(&c, tok, NOW, &q, &e), NC_EUNAUTH);
+	auth_cache_release();
+	ck_assert_int_eq(auth_verify_cached(&c, tok, NOW, &q, &e), NC_EUNAUTH);
 	auth_cache_release();
 	free(bad);
 	free(tok);
