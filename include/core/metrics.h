@@ -21,10 +21,13 @@ enum metric_counter {
 	M_SSE_DROPPED_SLOW,      /* event streams cut for not reading */
 	M_CONN_CLOSED_IDLE,      /* connections cut by the idle/slow-request guard */
 	M_BAD_FRAMING,           /* requests refused for ambiguous framing (400, connection closed) */
+	M_REACTION_BATCHES,      /* reaction statements sent (core/combine.h) */
+	M_REACTION_BATCHED,      /* reactions those statements carried */
 	M_COUNTER_MAX
 };
 
 void metrics_inc(enum metric_counter c);
+void metrics_add(enum metric_counter c, uint64_t n);
 /* One answered HTTP request (route pattern or NULL for unrouted). */
 void metrics_http(const char *route, const char *method, int status, double ms);
 /* The same request by route class (the rate-limit class: default, initiate, join, chat,

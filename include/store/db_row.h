@@ -9,6 +9,7 @@
 #ifndef NC_DB_ROW_H
 #define NC_DB_ROW_H
 
+#include "core/buf.h"
 #include "core/common.h"
 
 #include <jansson.h>
@@ -39,5 +40,12 @@ json_t *row_json_int(const PGresult *res, int row, const char *name);
 json_t *row_json(const PGresult *res, int row, const char *name);
 /* The affected-row count of an INSERT/UPDATE/DELETE (PQcmdTuples), 0 if none. */
 int64_t row_affected(const PGresult *res);
+
+/*
+ * Parameters the other way: append v to a Postgres array literal built in
+ * b (the caller adds "{" first and "}" last), quoted and escaped, NULL as
+ * SQL NULL.  Sent as a query parameter, never spliced into SQL.
+ */
+void row_array_add(struct buf *b, const char *v);
 
 #endif

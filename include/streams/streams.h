@@ -7,6 +7,7 @@
  *   api_streams.c  create/start/end/keys/tokens/list/get/analytics handlers
  *                  (streams_routes);
  *   stream_chat.c  chat and reactions handlers (stream_chat_routes);
+ *   reactions.c    reactions written in batches across workers (streams_react);
  *   viewers.c      viewer sessions, the viewer token and the Redis viewer
  *                  count (viewers_routes).
  * Each file's handlers are route_fns (http/router.h): they return their
@@ -24,6 +25,7 @@
 #ifndef NC_STREAMS_H
 #define NC_STREAMS_H
 
+#include "core/combine.h"
 #include "core/common.h"
 #include "core/config.h"
 #include "http/http.h"
@@ -84,6 +86,27 @@ enum nc_err streams_run(struct req *r, unsigned need, bool for_update, stream_st
 
 /* The caller as the statements see them (streams_db.h). */
 struct streams_caller streams_caller_of(const struct req *r);
+
+/* One reaction to write, and what came of it. */
+struct streams_react_job {
+	struct comb_item link;          /* first: the combiner hands these back */
+	struct streams_reaction_in in;
+	struct streams_reaction out;    /* when rc is NC_OK */
+	enum nc_err rc;
+	struct nc_error err;            /* when it is not */
+};
+/*
+ * Write one reaction, in the same statement as those of every other worker
+ * waiting to write one at this moment (core/combine.h); db is this
+ * worker's connection (a batch runs on its leader's).
+ */
+void streams_react(struct db_conn *db, struct streams_react_job *job);
+/*
+ * What one batch does: every job in one statement; if that fails for
+ * anything but the connection, each job on its own, so that no reaction
+ * fails for another's sake.  (streams_react's batch; called by the tests.)
+ */
+void streams_react_batch(struct db_conn *db, struct streams_react_job *const *jobs, size_t n);
 
 /* True if status is 'ended' or 'failed' (no more chat, reactions, viewers). */
 bool streams_is_over(const struct stream_ctx *s);

@@ -64,6 +64,8 @@ static const struct {
 	[M_SSE_DROPPED_SLOW] = {"nchat_sse_dropped_slow_total", "Event streams closed because the client did not read."},
 	[M_CONN_CLOSED_IDLE] = {"nchat_connections_closed_idle_total", "Connections closed for not completing a request in time."},
 	[M_BAD_FRAMING] = {"nchat_http_bad_framing_total", "Requests refused for malformed or ambiguous framing (possible request smuggling)."},
+	[M_REACTION_BATCHES] = {"nchat_stream_reaction_statements_total", "Statements that wrote stream reactions (one carries the reactions of every worker waiting at that moment)."},
+	[M_REACTION_BATCHED] = {"nchat_stream_reaction_statement_rows_total", "Reactions carried by those statements (rows / statements = the mean batch)."},
 };
 static uint64_t counter_val[M_COUNTER_MAX];
 
@@ -118,8 +120,13 @@ static void observe(struct series *s, double seconds)
 
 void metrics_inc(enum metric_counter c)
 {
+	metrics_add(c, 1);
+}
+
+void metrics_add(enum metric_counter c, uint64_t n)
+{
 	pthread_mutex_lock(&mu);
-	counter_val[c]++;
+	counter_val[c] += n;
 	pthread_mutex_unlock(&mu);
 }
 

@@ -135,3 +135,20 @@ int64_t row_affected(const PGresult *res)
 	n = strtoll(v, &end, 10);
 	return *end == '\0' ? (int64_t)n : 0;
 }
+
+void row_array_add(struct buf *b, const char *v)
+{
+	if (b->len > 0 && b->p[b->len - 1] != '{')
+		buf_addn(b, ",", 1);
+	if (v == NULL) {
+		buf_add(b, "NULL");
+		return;
+	}
+	buf_addn(b, "\"", 1);
+	for (const char *s = v; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			buf_addn(b, "\\", 1);
+		buf_addn(b, s, 1);
+	}
+	buf_addn(b, "\"", 1);
+}

@@ -440,6 +440,7 @@ static enum nc_err api_stream_reaction_post(struct req *r, struct nc_error *err)
 {
 	struct streams_caller who = streams_caller_of(r);
 	struct streams_reaction x;
+	struct streams_react_job it;
 	json_t *body = req_body(r), *out;
 	const char *type = NULL, *sid = NULL, *id = req_param(r, "id");
 	char key[160], ck[STREAMS_CLIENT_KEY_LEN + 1];
@@ -455,8 +456,14 @@ static enum nc_err api_stream_reaction_post(struct req *r, struct nc_error *err)
 		 req_authed(r) ? req_user(r)->user_id : ck);
 	if ((wait = rate_hit(req_worker(r), key, req_cfg(r)->stream_reaction_rate_limit, 1)) > 0)
 		return too_many(r, wait, "too many reactions", err);
-	if (streams_db_reaction(&req_worker(r)->db, id, &who, sid, type, &x, err) != NC_OK ||
-	    stream_refused(r, &x.s, err) != NC_OK)
+	it.in = (struct streams_reaction_in){ id, who, sid, type };
+	streams_react(&req_worker(r)->db, &it);
+	if (it.rc != NC_OK) {
+		*err = it.err;
+		return it.rc;
+	}
+	x = it.out;
+	if (stream_refused(r, &x.s, err) != NC_OK)
 		return err->code;
 	if (!x.enable_reactions)
 		return err_set(err, NC_EFORBIDDEN, "reactions are disabled for this stream");

@@ -2,6 +2,7 @@
  * streams_db.c - the statements of streams_db.h.
  */
 #include "streams/streams_db.h"
+#include "core/buf.h"
 #include "core/uuid.h"
 #include "store/db_row.h"
 
@@ -33,16 +34,22 @@
 	" 'pinned_at', " STREAMS_TS("m.pinned_at") ", 'is_deleted', m.is_deleted,"       \
 	" 'created_at', " STREAMS_TS("m.created_at") ")"
 
+/* SEEN_COLS of row i, of a stream that was found. */
+static void seen_at(const PGresult *res, int i, struct streams_seen *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->found = true;
+	row_copy(res, i, "status", s->status, sizeof(s->status));
+	s->can_view = row_true(res, i, "can_view");
+	s->over = row_true(res, i, "over");
+	s->is_broadcaster = row_true(res, i, "is_broadcaster");
+}
+
 static void seen_from(const PGresult *res, struct streams_seen *s)
 {
 	memset(s, 0, sizeof(*s));
-	if (PQntuples(res) != 1)
-		return;
-	s->found = true;
-	row_copy(res, 0, "status", s->status, sizeof(s->status));
-	s->can_view = row_true(res, 0, "can_view");
-	s->over = row_true(res, 0, "over");
-	s->is_broadcaster = row_true(res, 0, "is_broadcaster");
+	if (PQntuples(res) == 1)
+		seen_at(res, 0, s);
 }
 
 int streams_db_load(struct db_conn *db, const char *id, const char *user_id, bool for_update,
@@ -127,38 +134,80 @@ enum nc_err streams_db_chat_post(struct db_conn *db, const char *stream_id,
 	return NC_OK;
 }
 
-enum nc_err streams_db_reaction(struct db_conn *db, const char *stream_id,
-				const struct streams_caller *c, const char *session_id,
-				const char *type, struct streams_reaction *out, struct nc_error *err)
+/*
+ * One row per reaction, in order: x numbers them and gives each its id
+ * beforehand (so a written row is found again by it), v is SEEN_CTE of each
+ * with the named session, r writes those that may be written.
+ */
+enum nc_err streams_db_reactions(struct db_conn *db, size_t n, const struct streams_reaction_in *in,
+				 struct streams_reaction *out, struct nc_error *err)
 {
-	const char *params[6] = { stream_id, c->user_id, c->staff ? "t" : "f",
-				  c->public_live ? "t" : "f", session_id, type };
-	PGresult *res;
+	struct buf a[6] = { { 0 } };
+	const char *params[6];
+	PGresult *res = NULL;
+	size_t k;
 
-	memset(out, 0, sizeof(*out));
+	for (k = 0; k < 6; k++)
+		buf_add(&a[k], "{");
+	for (size_t i = 0; i < n; i++) {
+		memset(&out[i], 0, sizeof(out[i]));
+		row_array_add(&a[0], in[i].stream_id);
+		row_array_add(&a[1], in[i].c.user_id);
+		row_array_add(&a[2], in[i].c.staff ? "t" : "f");
+		row_array_add(&a[3], in[i].c.public_live ? "t" : "f");
+		row_array_add(&a[4], in[i].session_id);
+		row_array_add(&a[5], in[i].type);
+	}
+	for (k = 0; k < 6; k++) {
+		buf_add(&a[k], "}");
+		params[k] = buf_str(&a[k]);
+	}
 	/* a named session must be the caller's open one (signed in or anonymous alike) */
 	res = db_exec_service(db,
-		"WITH " SEEN_CTE ","
-		" vw AS (SELECT x.id FROM nchat_stream_viewers x WHERE $5::text IS NOT NULL"
-		"   AND x.stream_id = $1::uuid AND x.viewer_session_id = $5"
-		"   AND x.user_id IS NOT DISTINCT FROM $2::uuid AND x.left_at IS NULL),"
-		" ok AS (SELECT v.id FROM v WHERE v.can_view AND NOT v.over AND v.enable_reactions"
-		"   AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM vw))),"
-		" r AS (INSERT INTO nchat_stream_reactions (stream_id, user_id, viewer_id, reaction_type)"
-		"   SELECT ok.id, $2::uuid, (SELECT vw.id FROM vw), $6 FROM ok"
-		"   RETURNING id::text AS id, " STREAMS_TS("created_at") " AS created_at)"
-		" SELECT " SEEN_COLS ", v.enable_reactions,"
-		"  ($5::text IS NULL OR EXISTS (SELECT 1 FROM vw)) AS session_ok,"
-		"  (SELECT r.id FROM r) AS rid, (SELECT r.created_at FROM r) AS created_at FROM v",
+		"WITH x AS MATERIALIZED (SELECT t.o, t.sid, t.uid, t.staff, t.pub, t.sess, t.typ,"
+		"   gen_random_uuid() AS rid FROM unnest($1::uuid[], $2::uuid[], $3::boolean[],"
+		"   $4::boolean[], $5::text[], $6::text[]) WITH ORDINALITY"
+		"   AS t(sid, uid, staff, pub, sess, typ, o)),"
+		" v AS (SELECT x.o, x.rid, x.uid, x.sess, x.typ, s.id, s.status, s.enable_reactions,"
+		"   s.status IN ('ended', 'failed') AS over,"
+		"   (x.uid IS NOT NULL AND s.broadcaster_id = x.uid) AS is_broadcaster,"
+		"   (x.uid IS NOT NULL AND s.broadcaster_id = x.uid) OR x.staff"
+		"   OR (s.status = 'live' AND x.pub)"
+		"   OR (x.uid IS NOT NULL AND EXISTS (SELECT 1 FROM nchat_channel_members m"
+		"       WHERE m.channel_id = s.channel_id AND m.user_id = x.uid)) AS can_view,"
+		"   (SELECT w.id FROM nchat_stream_viewers w WHERE x.sess IS NOT NULL"
+		"     AND w.stream_id = s.id AND w.viewer_session_id = x.sess"
+		"     AND w.user_id IS NOT DISTINCT FROM x.uid AND w.left_at IS NULL) AS vw"
+		"  FROM x JOIN nchat_streams s ON s.id = x.sid),"
+		" r AS (INSERT INTO nchat_stream_reactions (id, stream_id, user_id, viewer_id, reaction_type)"
+		"   SELECT v.rid, v.id, v.uid, v.vw, v.typ FROM v WHERE v.can_view AND NOT v.over"
+		"     AND v.enable_reactions AND (v.sess IS NULL OR v.vw IS NOT NULL)"
+		"   RETURNING id, " STREAMS_TS("created_at") " AS created_at)"
+		" SELECT x.o, v.id IS NOT NULL AS found, " SEEN_COLS ", v.enable_reactions,"
+		"  (x.sess IS NULL OR v.vw IS NOT NULL) AS session_ok,"
+		"  r.id::text AS rid, r.created_at"
+		" FROM x LEFT JOIN v ON v.o = x.o LEFT JOIN r ON r.id = x.rid ORDER BY x.o",
 		6, params, err);
+	for (k = 0; k < 6; k++)
+		buf_free(&a[k]);
 	if (res == NULL)
 		return err->code;
-	seen_from(res, &out->s);
-	if (out->s.found) {
-		out->enable_reactions = row_true(res, 0, "enable_reactions");
-		out->session_ok = row_true(res, 0, "session_ok");
-		row_copy(res, 0, "rid", out->id, sizeof(out->id));
-		row_copy(res, 0, "created_at", out->created_at, sizeof(out->created_at));
+	if ((size_t)PQntuples(res) != n) {
+		int got = PQntuples(res);
+
+		PQclear(res);
+		return err_set(err, NC_EINTERNAL, "reactions: %d rows for %zu", got, n);
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct streams_reaction *o = &out[i];
+
+		if (!row_true(res, (int)i, "found"))
+			continue;
+		seen_at(res, (int)i, &o->s);
+		o->enable_reactions = row_true(res, (int)i, "enable_reactions");
+		o->session_ok = row_true(res, (int)i, "session_ok");
+		row_copy(res, (int)i, "rid", o->id, sizeof(o->id));
+		row_copy(res, (int)i, "created_at", o->created_at, sizeof(o->created_at));
 	}
 	PQclear(res);
 	return NC_OK;

@@ -14,6 +14,9 @@
  * The server runs with VIEWER_HEARTBEAT_TIMEOUT_SECONDS=2.
  */
 #include "harness.h"
+#include "core/uuid.h"
+#include "store/db.h"
+#include "streams/streams.h"
 
 #include <check.h>
 #include <curl/curl.h>
@@ -1137,6 +1140,103 @@ START_TEST(reactions_all_types)
 }
 END_TEST
 
+/*
+ * Reactions of several workers go in one statement (streams_react_batch):
+ * each one is judged on its own (its stream, its caller's rights, its
+ * session) exactly as it would be alone, only those allowed are written,
+ * and a row that fails the statement (a caller nchat_users does not know)
+ * fails only itself.  On the service's own connection and work role.
+ */
+START_TEST(reactions_batch_judges_each)
+{
+	json_t *sa = create_stream(t_b, ""), *sb = create_stream(t_b, ""),
+	       *sc = create_stream(t_b, ",\"enableReactions\":false");
+	const char *a = js(sa, "id"), *b = js(sb, "id"), *c = js(sc, "id");
+	char *pj = path_of(a, "/viewers/join"), ghost[37], unknown[37];
+	struct streams_react_job jobs[8], *jp[8];
+	struct db_conn conn;
+	const struct streams_caller member = { u_m, false, false }, outsider = { u_o, false, false },
+				    anon = { NULL, false, true };
+
+	start_stream(a);
+	start_stream(b);
+	end_stream(b);
+	start_stream(c);
+	json_decref(call("POST", pj, NULL, "{\"viewer_session_id\":\"batch-anon-1\"}", 201));
+	uuid_v4(ghost);
+	uuid_v4(unknown);
+	memset(jobs, 0, sizeof(jobs));
+	jobs[0].in = (struct streams_reaction_in){ a, member, NULL, "heart" };           /* written */
+	jobs[1].in = (struct streams_reaction_in){ a, outsider, NULL, "fire" };          /* may not view */
+	jobs[2].in = (struct streams_reaction_in){ a, anon, "batch-anon-1", "clap" };    /* written, its session */
+	jobs[3].in = (struct streams_reaction_in){ a, anon, "batch-never1", "wow" };     /* no such session */
+	jobs[4].in = (struct streams_reaction_in){ ghost, member, NULL, "sad" };         /* no such stream */
+	jobs[5].in = (struct streams_reaction_in){ b, member, NULL, "like" };            /* ended */
+	jobs[6].in = (struct streams_reaction_in){ c, member, NULL, "laugh" };           /* disabled */
+	jobs[7].in = (struct streams_reaction_in){ a, member, "batch-anon-1", "angry" }; /* not their session */
+	for (int i = 0; i < 8; i++)
+		jp[i] = &jobs[i];
+	db_init(&conn, it_env("DATABASE_URL"), 5000);
+	streams_react_batch(&conn, jp, 8);
+	for (int i = 0; i < 8; i++)
+		ck_assert_msg(jobs[i].rc == NC_OK, "job %d: %s", i, jobs[i].err.msg);
+	ck_assert(jobs[0].out.s.found && jobs[0].out.s.can_view && jobs[0].out.session_ok);
+	ck_assert(jobs[0].out.id[0] != '\0' && jobs[0].out.created_at[0] != '\0');
+	ck_assert(jobs[1].out.s.found && !jobs[1].out.s.can_view && jobs[1].out.id[0] == '\0');
+	ck_assert(jobs[2].out.s.can_view && jobs[2].out.session_ok && jobs[2].out.id[0] != '\0');
+	ck_assert(!jobs[3].out.session_ok && jobs[3].out.id[0] == '\0');
+	ck_assert(!jobs[4].out.s.found && jobs[4].out.id[0] == '\0');
+	ck_assert(jobs[5].out.s.found && jobs[5].out.s.over && jobs[5].out.id[0] == '\0');
+	ck_assert(jobs[6].out.s.found && !jobs[6].out.enable_reactions && jobs[6].out.id[0] == '\0');
+	ck_assert(!jobs[7].out.session_ok && jobs[7].out.id[0] == '\0');
+	ck_assert_int_eq(db_long("SELECT count(*) FROM nchat_stream_reactions WHERE stream_id = ANY"
+				 " (ARRAY[$1, $2]::uuid[])", a, b), 2);
+	ck_assert_int_eq(db_long("SELECT count(*) FROM nchat_stream_reactions WHERE stream_id = $1", c, NULL), 0);
+	/* each answer is its own row */
+	ck_assert_int_eq(db_long("SELECT count(*) FROM nchat_stream_reactions WHERE id = $1"
+				 " AND reaction_type = 'heart' AND user_id = $2 AND viewer_id IS NULL",
+				 jobs[0].out.id, u_m), 1);
+	ck_assert_int_eq(db_long("SELECT count(*) FROM nchat_stream_reactions x JOIN nchat_stream_viewers v"
+				 " ON v.id = x.viewer_id WHERE x.id = $1 AND x.reaction_type = 'clap'"
+				 " AND x.user_id IS NULL AND v.viewer_session_id = $2",
+				 jobs[2].out.id, "batch-anon-1"), 1);
+	/* counted once each (the counting trigger runs once for the statement) */
+	sync_counters(a);
+	ck_assert_int_eq(db_long("SELECT total_reactions FROM nchat_streams WHERE id = $1", a, NULL), 2);
+	ck_assert_int_eq(db_long("SELECT sent_reactions FROM nchat_stream_viewers WHERE stream_id = $1"
+				 " AND viewer_session_id = $2", a, "batch-anon-1"), 1);
+
+	/* a caller unknown to nchat_users fails the statement, and only itself */
+	memset(jobs, 0, sizeof(jobs));
+	jobs[0].in = (struct streams_reaction_in){ a, member, NULL, "wow" };
+	jobs[1].in = (struct streams_reaction_in){ a, { unknown, false, true }, NULL, "wow" };
+	jobs[2].in = (struct streams_reaction_in){ a, anon, "batch-anon-1", "wow" };
+	{
+		struct streams_reaction_in in[3] = { jobs[0].in, jobs[1].in, jobs[2].in };
+		struct streams_reaction out[3];
+		struct nc_error e = { 0 };
+
+		ck_assert_int_ne(streams_db_reactions(&conn, 3, in, out, &e), NC_OK);
+		ck_assert_int_eq(db_long("SELECT count(*) FROM nchat_stream_reactions WHERE stream_id = $1"
+					 " AND reaction_type = 'wow'", a, NULL), 0);
+	}
+	for (int i = 0; i < 3; i++)
+		jp[i] = &jobs[i];
+	streams_react_batch(&conn, jp, 3);
+	ck_assert_int_eq(jobs[0].rc, NC_OK);
+	ck_assert_int_eq(jobs[2].rc, NC_OK);
+	ck_assert(jobs[0].out.id[0] != '\0' && jobs[2].out.id[0] != '\0');
+	ck_assert_int_eq(jobs[1].rc, NC_EBADREQ);
+	ck_assert_int_eq(db_long("SELECT count(*) FROM nchat_stream_reactions WHERE stream_id = $1"
+				 " AND reaction_type = 'wow'", a, NULL), 2);
+	db_cleanup(&conn);
+	free(pj);
+	json_decref(sa);
+	json_decref(sb);
+	json_decref(sc);
+}
+END_TEST
+
 /* ---- list / get / auth ---- */
 
 START_TEST(list_get_and_auth)
@@ -1606,6 +1706,7 @@ int main(void)
 	tcase_add_test(tc, chat_disabled_and_slow_mode);
 	tcase_add_test(tc, chat_list_pin_delete);
 	tcase_add_test(tc, reactions_all_types);
+	tcase_add_test(tc, reactions_batch_judges_each);
 	tcase_add_test(tc, list_get_and_auth);
 	tcase_add_test(tc, malformed_ids_are_400);
 	tcase_add_test(tc, redis_down_degrades);

@@ -10,6 +10,7 @@ UNIT_GEN := $(patsubst proto/%.proto,gen/%.pb-c,$(PROTOS))
 UNIT_MODS_check_config := $(UNIT_BASE)
 UNIT_MODS_check_jsonv := core/common core/uuid core/jsonv
 UNIT_MODS_check_core_util := $(UNIT_BASE) store/db_row
+UNIT_MODS_check_combine := core/common core/combine
 UNIT_MODS_check_router := core/common http/router
 UNIT_MODS_check_auth := $(UNIT_BASE) http/auth
 UNIT_MODS_check_turn := $(UNIT_BASE) livekit/turn
