@@ -292,7 +292,18 @@ row "reaction post, one stream" "$react_rps" "req/s" "$join_rps" "join req/s" "$
 row "  lock waits during the run" "$(sed -n 's/.*waiting_samples=\([0-9]*\).*/\1/p' <<<"$lw")" "samples" "" "" "" "$lw"
 row "  CPU during reactions" "" "" "" "" "" "$cpu_react"
 row "  counters after the flush" "$cnt" "" "" "" "" "total_reactions / reaction rows / per-type sum (all equal)"
-row "  pgbench reaction -M prepared" "$p" "tps" "" "" "$(ratio "$react_rps" "$p")" "the service's statement"
+row "  pgbench reaction -M prepared" "$p" "tps" "" "" "$(ratio "$react_rps" "$p")" "the service's statement for a reaction alone (a batch of several is one array statement)"
+# reactions per statement (src/streams/reactions.c), from the service's own counters
+mb=$(curl -s "http://$METRICS_ADDR/metrics" | awk '$1 == "nchat_stream_reaction_statements_total" { s = $2 }
+    $1 == "nchat_stream_reaction_statement_rows_total" { n = $2 }
+    END { if (s > 0) printf "%.1f", n / s; else print "-" }')
+row "  reactions per statement" "$mb" "mean" "" "" "" "the reactions of the workers waiting at one moment share a statement"
+# The batches grow with the requests in flight, which WORKERS bounds: the
+# same run with twice the workers (join's best count is the one above).
+start_service "$((best_w * 2))"
+r2=$(run_wrk reaction2 "$D/reaction.req" cycle "$SECS" "$CONNS")
+row "  reaction post, WORKERS=$((best_w * 2))" "$(field rps "$r2")" "req/s" "$join_rps" "join req/s" "$(ratio "$(field rps "$r2")" "$join_rps")" "join at WORKERS=$best_w; p99 $(field p99_ms "$r2") ms, non-2xx $(field non2xx "$r2")"
+start_service "$best_w"
 settle
 lockwatch_start chat
 r=$(run_wrk chat "$D/chat.req" cycle "$SECS" "$CONNS")

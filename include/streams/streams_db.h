@@ -117,6 +117,11 @@ struct streams_reaction {
 	char id[37];            /* the new reaction, "" when none was written */
 	char created_at[32];
 };
+/* One reaction: what the stream and the caller's rights allow, and the row if written. */
+enum nc_err streams_db_reaction(struct db_conn *db, const char *stream_id,
+				const struct streams_caller *c, const char *session_id,
+				const char *type, struct streams_reaction *out,
+				struct nc_error *err) NC_MUSTCHECK;
 struct streams_reaction_in {
 	const char *stream_id;      /* a validated UUID */
 	struct streams_caller c;
@@ -125,7 +130,8 @@ struct streams_reaction_in {
 };
 /*
  * n reactions (of any streams and callers) in one statement: out[i] is what
- * streams_db_reaction would have said of in[i].  Fails as a whole (no row
+ * streams_db_reaction would have said of in[i] (which costs Postgres less
+ * for a single one).  Fails as a whole (no row
  * written) if any row does; the caller may then retry them one by one.
  */
 enum nc_err streams_db_reactions(struct db_conn *db, size_t n, const struct streams_reaction_in *in,

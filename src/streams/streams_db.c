@@ -134,6 +134,43 @@ enum nc_err streams_db_chat_post(struct db_conn *db, const char *stream_id,
 	return NC_OK;
 }
 
+enum nc_err streams_db_reaction(struct db_conn *db, const char *stream_id,
+				const struct streams_caller *c, const char *session_id,
+				const char *type, struct streams_reaction *out, struct nc_error *err)
+{
+	const char *params[6] = { stream_id, c->user_id, c->staff ? "t" : "f",
+				  c->public_live ? "t" : "f", session_id, type };
+	PGresult *res;
+
+	memset(out, 0, sizeof(*out));
+	/* a named session must be the caller's open one (signed in or anonymous alike) */
+	res = db_exec_service(db,
+		"WITH " SEEN_CTE ","
+		" vw AS (SELECT x.id FROM nchat_stream_viewers x WHERE $5::text IS NOT NULL"
+		"   AND x.stream_id = $1::uuid AND x.viewer_session_id = $5"
+		"   AND x.user_id IS NOT DISTINCT FROM $2::uuid AND x.left_at IS NULL),"
+		" ok AS (SELECT v.id FROM v WHERE v.can_view AND NOT v.over AND v.enable_reactions"
+		"   AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM vw))),"
+		" r AS (INSERT INTO nchat_stream_reactions (stream_id, user_id, viewer_id, reaction_type)"
+		"   SELECT ok.id, $2::uuid, (SELECT vw.id FROM vw), $6 FROM ok"
+		"   RETURNING id::text AS id, " STREAMS_TS("created_at") " AS created_at)"
+		" SELECT " SEEN_COLS ", v.enable_reactions,"
+		"  ($5::text IS NULL OR EXISTS (SELECT 1 FROM vw)) AS session_ok,"
+		"  (SELECT r.id FROM r) AS rid, (SELECT r.created_at FROM r) AS created_at FROM v",
+		6, params, err);
+	if (res == NULL)
+		return err->code;
+	seen_from(res, &out->s);
+	if (out->s.found) {
+		out->enable_reactions = row_true(res, 0, "enable_reactions");
+		out->session_ok = row_true(res, 0, "session_ok");
+		row_copy(res, 0, "rid", out->id, sizeof(out->id));
+		row_copy(res, 0, "created_at", out->created_at, sizeof(out->created_at));
+	}
+	PQclear(res);
+	return NC_OK;
+}
+
 /*
  * One row per reaction, in order: x numbers them and gives each its id
  * beforehand (so a written row is found again by it), v is SEEN_CTE of each
