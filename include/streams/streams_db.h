@@ -131,8 +131,8 @@ struct streams_reaction_in {
 /*
  * n reactions (of any streams and callers) in one statement: out[i] is what
  * streams_db_reaction would have said of in[i] (which costs Postgres less
- * for a single one).  Fails as a whole (no row
- * written) if any row does; the caller may then retry them one by one.
+ * for a single one).  Fails as a whole, writing nothing, if any row does;
+ * the caller may then retry them one by one.
  */
 enum nc_err streams_db_reactions(struct db_conn *db, size_t n, const struct streams_reaction_in *in,
 				 struct streams_reaction *out, struct nc_error *err) NC_MUSTCHECK;

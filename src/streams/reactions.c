@@ -7,7 +7,8 @@
  * trigger), so the reactions of every worker waiting at one moment go in
  * one statement (streams_db_reactions) on one worker's connection.  Two
  * batches may run at once, so a worker that comes while one runs waits
- * at most for the one after it.  A reaction alone is written at once.
+ * at most for the one after it.  A reaction alone is written at once,
+ * with the one-row statement.
  */
 #include "streams/streams.h"
 #include "core/metrics.h"
@@ -64,7 +65,10 @@ void streams_react_batch(struct db_conn *db, struct streams_react_job *const *jo
 	for (size_t i = 0; i < n; i++) {
 		struct streams_react_job *j = jobs[i];
 
-		if (rc == NC_OK || rc == NC_EUNAVAILABLE) {
+		/* retried alone only when a row's data failed the statement (a
+		 * foreign key, a check, a unique key); a timeout or a lost
+		 * connection would fail each again, n times slower */
+		if (rc != NC_EBADREQ && rc != NC_ECONFLICT) {
 			j->rc = rc;
 			j->out = out[i];
 			j->err = e;

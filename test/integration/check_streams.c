@@ -1230,6 +1230,23 @@ START_TEST(reactions_batch_judges_each)
 	ck_assert_int_eq(db_long("SELECT count(*) FROM nchat_stream_reactions WHERE stream_id = $1"
 				 " AND reaction_type = 'wow'", a, NULL), 2);
 	db_cleanup(&conn);
+
+	/* Postgres unreachable: every job of the batch says so (503), nothing is retried */
+	memset(jobs, 0, sizeof(jobs));
+	jobs[0].in = (struct streams_reaction_in){ a, member, NULL, "sad" };
+	jobs[1].in = (struct streams_reaction_in){ a, anon, "batch-anon-1", "sad" };
+	{
+		char url[64];
+
+		snprintf(url, sizeof(url), "postgresql://127.0.0.1:%d/nchat", it_free_port());
+		db_init(&conn, url, 1000);
+	}
+	streams_react_batch(&conn, jp, 2);
+	ck_assert_int_eq(jobs[0].rc, NC_EUNAVAILABLE);
+	ck_assert_int_eq(jobs[1].rc, NC_EUNAVAILABLE);
+	db_cleanup(&conn);
+	ck_assert_int_eq(db_long("SELECT count(*) FROM nchat_stream_reactions WHERE stream_id = $1"
+				 " AND reaction_type = 'sad'", a, NULL), 0);
 	free(pj);
 	json_decref(sa);
 	json_decref(sb);
