@@ -37,9 +37,10 @@ enum nc_err auth_verify_user(const struct nc_config *cfg, const char *token, int
 			     struct principal *out, struct nc_error *err) NC_MUSTCHECK;
 
 /*
- * auth_verify_user through the calling thread's cache of tokens it verified
- * before (same outcome; a hit repeats only the exp/nbf checks).  A thread
- * that used it calls auth_cache_release before it exits.
+ * auth_verify_user through the process's cache of tokens verified before
+ * (same outcome; a hit repeats only the exp/nbf checks).  Thread-safe; the
+ * workers share it.  auth_cache_release empties it (each worker calls it
+ * as it stops, so the last one leaves nothing behind).
  */
 enum nc_err auth_verify_cached(const struct nc_config *cfg, const char *token, int64_t now,
 			       struct principal *out, struct nc_error *err) NC_MUSTCHECK;

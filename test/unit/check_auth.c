@@ -8,6 +8,9 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -328,6 +331,77 @@ START_TEST(cache_same_outcome)
 }
 END_TEST
 
+/*
+ * The workers share the cache: threads verifying one set of tokens at once
+ * (tokens of different users, hits and misses, slots replaced while others
+ * read them) always get the principal of the token they passed.
+ */
+#define SHARED_USERS 48
+#define SHARED_THREADS 4
+
+static char *shared_tok[SHARED_USERS];
+static char shared_uid[SHARED_USERS][37];
+static struct nc_config shared_cfg;
+
+static void *shared_worker(void *arg)
+{
+	long bad = 0, t = (long)(intptr_t)arg;
+
+	for (int i = 0; i < 3000; i++) {
+		int k = (int)((i * 7 + t * 13) % SHARED_USERS);
+		struct principal q;
+		struct nc_error e = {0};
+
+		if (auth_verify_cached(&shared_cfg, shared_tok[k], NOW, &q, &e) != NC_OK ||
+		    strcmp(q.user_id, shared_uid[k]) != 0)
+			bad++;
+	}
+	return (void *)(intptr_t)bad;
+}
+
+START_TEST(cache_shared_by_threads)
+{
+	pthread_t th[SHARED_THREADS];
+	long bad = 0;
+
+	shared_cfg = hs_cfg();
+	auth_cache_release();
+	for (int k = 0; k < SHARED_USERS; k++) {
+		char claims[256];
+
+		snprintf(shared_uid[k], sizeof(shared_uid[k]), "0b9e6f2a-5f0c-4d8e-9a57-%012d", k);
+		snprintf(claims, sizeof(claims), "{\"exp\":1800000100,\"https://hasura.io/jwt/claims\":"
+			 "{\"x-hasura-user-id\":\"%s\",\"x-hasura-allowed-roles\":[\"user\"],"
+			 "\"x-hasura-default-role\":\"user\"}}", shared_uid[k]);
+		shared_tok[k] = sign(JWT_ALG_HS256, "user-secret", 11, claims);
+	}
+	for (long t = 0; t < SHARED_THREADS; t++)
+		ck_assert_int_eq(pthread_create(&th[t], NULL, shared_worker, (void *)(intptr_t)t), 0);
+	for (int t = 0; t < SHARED_THREADS; t++) {
+		void *r;
+
+		ck_assert_int_eq(pthread_join(th[t], &r), 0);
+		bad += (long)(intptr_t)r;
+	}
+	ck_assert_int_eq(bad, 0);
+	/* one thread's entries serve another: a key swapped in place still passes them */
+	shared_cfg.auth_key = "another-secret";
+	shared_cfg.auth_key_len = strlen(shared_cfg.auth_key);
+	{
+		struct principal q;
+		struct nc_error e = {0};
+		int hits = 0;
+
+		for (int k = 0; k < SHARED_USERS; k++)
+			hits += auth_verify_cached(&shared_cfg, shared_tok[k], NOW, &q, &e) == NC_OK;
+		ck_assert_int_ge(hits, SHARED_USERS - 2);
+	}
+	auth_cache_release();
+	for (int k = 0; k < SHARED_USERS; k++)
+		free(shared_tok[k]);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("auth");
@@ -344,6 +418,7 @@ int main(void)
 	tcase_add_test(tc, rs256_and_algorithm_confusion);
 	tcase_add_test(tc, hasura_secret_json);
 	tcase_add_test(tc, cache_same_outcome);
+	tcase_add_test(tc, cache_shared_by_threads);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
