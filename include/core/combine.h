@@ -19,7 +19,6 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
 #define COMBINE_MAX 64
 
@@ -38,16 +37,13 @@ struct combiner {
 	unsigned leaders;       /* batches that may run at once, >= 1 */
 	size_t max;             /* items per batch, 1..COMBINE_MAX */
 	comb_run_fn run;
-	uint64_t batches, items; /* totals, under mu */
 };
 
 #define COMBINER_INIT(fn, max_leaders, max_items)                                     \
 	{ PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0,        \
-	  (max_leaders), (max_items), (fn), 0, 0 }
+	  (max_leaders), (max_items), (fn) }
 
 /* Queue it and return once a batch holding it ran (maybe on this thread, with ctx). */
 void combine(struct combiner *c, struct comb_item *it, void *ctx);
-/* Batches run and items they held, so far. */
-void combine_totals(struct combiner *c, uint64_t *batches, uint64_t *items);
 
 #endif

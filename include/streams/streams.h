@@ -102,9 +102,10 @@ struct streams_react_job {
  */
 void streams_react(struct db_conn *db, struct streams_react_job *job);
 /*
- * What one batch does: every job in one statement; if a row's data fails
- * it (a foreign key, a check, a unique key), each job on its own, so that
- * no reaction fails for another's sake; any other failure is every job's.  (streams_react's batch; called by the tests.)
+ * What one batch of streams_react does: every job in one statement; if a
+ * row's data fails it (a foreign key, a check, a unique key), each job on
+ * its own, so that no reaction fails for another's sake; any other failure
+ * is every job's.  Public for the tests.
  */
 void streams_react_batch(struct db_conn *db, struct streams_react_job *const *jobs, size_t n);
 

@@ -37,18 +37,8 @@ void combine(struct combiner *c, struct comb_item *it, void *ctx)
 		pthread_mutex_lock(&c->mu);
 		for (size_t i = 0; i < n; i++)
 			batch[i]->done = true;
-		c->batches++;
-		c->items += n;
 		c->running--;
 		pthread_cond_broadcast(&c->cv);
 	}
-	pthread_mutex_unlock(&c->mu);
-}
-
-void combine_totals(struct combiner *c, uint64_t *batches, uint64_t *items)
-{
-	pthread_mutex_lock(&c->mu);
-	*batches = c->batches;
-	*items = c->items;
 	pthread_mutex_unlock(&c->mu);
 }

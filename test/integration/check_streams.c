@@ -1206,6 +1206,29 @@ START_TEST(reactions_batch_judges_each)
 	ck_assert_int_eq(db_long("SELECT sent_reactions FROM nchat_stream_viewers WHERE stream_id = $1"
 				 " AND viewer_session_id = $2", a, "batch-anon-1"), 1);
 
+	/*
+	 * The reaction route takes any session id of 8 to 128 characters (none
+	 * with quotes, backslashes or braces can be open, the join refuses
+	 * them): in the array statement itself, such a one is its own element,
+	 * matches nothing, and leaves its neighbours alone.
+	 */
+	{
+		struct streams_reaction_in in[3] = {
+			{ a, anon, "odd\"one\\{x,y}", "fire" },
+			{ a, member, NULL, "fire" },
+			{ a, anon, "batch-anon-1", "fire" },
+		};
+		struct streams_reaction out[3];
+		struct nc_error e = { 0 };
+
+		ck_assert_int_eq(streams_db_reactions(&conn, 3, in, out, &e), NC_OK);
+		ck_assert(out[0].s.found && !out[0].session_ok && out[0].id[0] == '\0');
+		ck_assert(out[1].session_ok && out[1].id[0] != '\0');
+		ck_assert(out[2].session_ok && out[2].id[0] != '\0');
+		ck_assert_int_eq(db_long("SELECT count(*) FROM nchat_stream_reactions WHERE stream_id = $1"
+					 " AND reaction_type = 'fire'", a, NULL), 2);
+	}
+
 	/* a caller unknown to nchat_users fails the statement, and only itself */
 	memset(jobs, 0, sizeof(jobs));
 	jobs[0].in = (struct streams_reaction_in){ a, member, NULL, "wow" };

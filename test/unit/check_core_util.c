@@ -172,6 +172,30 @@ START_TEST(db_row_by_name)
 }
 END_TEST
 
+/* Array literals for query parameters: quoted, escaped, NULL as SQL NULL. */
+START_TEST(db_array_literal)
+{
+	struct buf b = { 0 };
+
+	buf_add(&b, "{");
+	row_array_add(&b, "plain");
+	row_array_add(&b, NULL);
+	row_array_add(&b, "a\"b\\c");
+	row_array_add(&b, "{,}");
+	row_array_add(&b, "");
+	buf_add(&b, "}");
+	ck_assert_str_eq(buf_str(&b), "{\"plain\",NULL,\"a\\\"b\\\\c\",\"{,}\",\"\"}");
+	buf_free(&b);
+	/* a first element of NULL, and a list of one */
+	buf_add(&b, "{");
+	row_array_add(&b, NULL);
+	row_array_add(&b, "x");
+	buf_add(&b, "}");
+	ck_assert_str_eq(buf_str(&b), "{NULL,\"x\"}");
+	buf_free(&b);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("core_util");
@@ -184,6 +208,7 @@ int main(void)
 	tcase_add_test(tc, uuid_forms);
 	tcase_add_test(tc, buf_grows);
 	tcase_add_test(tc, db_row_by_name);
+	tcase_add_test(tc, db_array_literal);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
