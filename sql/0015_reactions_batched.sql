@@ -1,7 +1,7 @@
 -- 0015_reactions_batched.sql - one counting call per statement of reactions.
 --
 -- The service now writes the reactions of several viewers in one INSERT
--- (src/streams/reactions.c).  0013's trigger still ran once per row: a
+-- (src/streams/stream_chat.c).  0013's trigger still ran once per row: a
 -- SECURITY DEFINER function entered (its search_path set and reset) and an
 -- INSERT of one pending row planned and run for each reaction, which made
 -- most of a reaction's own cost in Postgres.  The trigger now runs once per
