@@ -76,6 +76,18 @@ struct lk_token_opts {
 char *lk_token_mint(const char *key, const char *secret,
 		    const struct lk_token_opts *o, int64_t now) NC_MUSTCHECK;
 
+/*
+ * lk_token_mint, or again a token lk_token_mint_reuse minted in this process
+ * for the same key, secret and claims (all but nbf and exp) while it is at
+ * most a tenth of its lifetime old.  *exp_out is the token's own exp: a
+ * token handed out again is never extended.  Thread-safe: one table for the
+ * process, emptied by lk_token_cache_release (each worker calls it as it
+ * stops).
+ */
+char *lk_token_mint_reuse(const char *key, const char *secret, const struct lk_token_opts *o,
+			  int64_t now, int64_t *exp_out) NC_MUSTCHECK;
+void lk_token_cache_release(void);
+
 /* The `video` claim object for g (new reference; may be an empty object). */
 json_t *lk_grant_json(const struct lk_grant *g);
 

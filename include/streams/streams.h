@@ -155,8 +155,10 @@ char *streams_hls_url(const struct nc_config *cfg, const char *stream_id);
 
 /*
  * A LiveKit token for the stream's room: publisher (camera, microphone,
- * screen share and its audio, data) or subscribe-only viewer (hidden).
- * NULL when LiveKit keys are not configured.
+ * screen share and its audio, data) or subscribe-only viewer (hidden);
+ * *expires_at its exp (a token minted for the same person and room moments
+ * ago is handed out again: lk_token_mint_reuse).  NULL when LiveKit keys
+ * are not configured.
  */
 char *streams_mint_token(const struct nc_config *cfg, const char *identity, const char *name,
 			 const char *room, bool publisher, int64_t *expires_at);

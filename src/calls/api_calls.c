@@ -60,13 +60,15 @@ static unsigned sources_for(const char *type)
 /*
  * Add roomName, token, iceServers, livekitUrl and expiresAt to out for the
  * caller in room: identity = user id, roomJoin for that room only,
- * canPublishSources by call type, no admin grants.  false if minting failed.
+ * canPublishSources by call type, no admin grants (a join again within a
+ * tenth of the token's lifetime gets the same token: lk_token_mint_reuse).
+ * false if minting failed.
  */
 static bool add_join_fields(struct req *r, json_t *out, const char *room, const char *type,
 			    const char *display_name)
 {
 	struct lk_token_opts o;
-	int64_t now = now_unix();
+	int64_t now = now_unix(), exp;
 	char *token, expires[32];
 
 	memset(&o, 0, sizeof(o));
@@ -79,10 +81,11 @@ static bool add_join_fields(struct req *r, json_t *out, const char *room, const 
 	o.grant.can_subscribe = LK_TRUE;
 	o.grant.can_publish_data = LK_TRUE;
 	o.grant.sources = sources_for(type);
-	token = lk_token_mint(req_cfg(r)->livekit_api_key, req_cfg(r)->livekit_api_secret, &o, now);
+	token = lk_token_mint_reuse(req_cfg(r)->livekit_api_key, req_cfg(r)->livekit_api_secret,
+				    &o, now, &exp);
 	if (token == NULL)
 		return false;
-	format_rfc3339(now + o.ttl_s, expires, sizeof(expires));
+	format_rfc3339(exp, expires, sizeof(expires));
 	json_object_set_new(out, "roomName", json_string(room));
 	json_object_set_new(out, "token", json_string(token));
 	json_object_set_new(out, "iceServers", turn_ice_servers(req_cfg(r), req_user(r)->user_id, now));

@@ -7,15 +7,13 @@
  * token "signed" with its public key.
  */
 #include "http/auth.h"
+#include "core/kvcache.h"
 #include "core/uuid.h"
 #include "core/log.h"
 
 #include <ctype.h>
 #include <jansson.h>
 #include <jwt.h>
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,61 +244,29 @@ enum nc_err auth_verify_user(const struct nc_config *cfg, const char *token, int
  * and verifying it costs more than the rest of a join's CPU outside libpq
  * (libjwt decodes it, HMACs or RSA-verifies it, and its claims are dumped
  * and parsed again).  So the process keeps the tokens it verified, in one
- * direct-mapped table that every worker shares (a user's requests land on
- * any worker; a table per worker held each token up to WORKERS times and,
- * with 512 users, hit about one time in eight): a hit is a token equal byte
- * for byte to one that passed verify() under the same configuration, and
- * only the time checks are repeated (exp and nbf with the leeway, so a
- * cached token expires exactly when it would have).  Only successes are
- * stored, so garbage cannot evict anything, and the slot comes from a hash
- * with a secret seed, so a client cannot aim at another's slot.  Nothing
- * else in a token can change its outcome: the claims are covered by the
- * signature.  Slots are guarded by striped locks, held for a compare and a
- * copy.  At most CACHE_SLOTS tokens are kept (a few MB when full).
+ * table that every worker shares (core/kvcache.h; a user's requests land on
+ * any worker, and a table per worker held each token up to WORKERS times
+ * and, with 512 users, hit about one time in eight): a hit is a token equal
+ * byte for byte to one that passed verify() under the same configuration
+ * (the key is the configuration's address, fixed for the process's life,
+ * then the token), and only the time checks are repeated (exp and nbf with
+ * the leeway, so a cached token expires exactly when it would have).  Only
+ * successes are stored, so garbage cannot evict anything.  Nothing else in a
+ * token can change its outcome: the claims are covered by the signature.
  */
-#define CACHE_SLOTS 8192
-#define CACHE_STRIPES 64
-
-struct cached_token {
-	char *token;
-	size_t len;
-	const struct nc_config *cfg;
+struct verified {
 	struct principal p;
 	int64_t nbf;
 };
 
-static struct cached_token cache[CACHE_SLOTS];
-static pthread_mutex_t cache_mu[CACHE_STRIPES];
-static uint64_t cache_seed;
-static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
-
-static void cache_init(void)
-{
-	for (size_t i = 0; i < CACHE_STRIPES; i++)
-		pthread_mutex_init(&cache_mu[i], NULL);
-	if (RAND_bytes((unsigned char *)&cache_seed, sizeof(cache_seed)) != 1)
-		cache_seed = (uint64_t)now_ms() ^ (uint64_t)(uintptr_t)&cache_seed;
-}
-
-static size_t token_slot(const char *s, size_t n)
-{
-	uint64_t h = 1469598103934665603ULL ^ cache_seed;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-	return (size_t)((h ^ (h >> 29)) % CACHE_SLOTS);
-}
+static struct kvcache verified_tokens = KVCACHE_INIT;
 
 enum nc_err auth_verify_cached(const struct nc_config *cfg, const char *token, int64_t now,
 			       struct principal *out, struct nc_error *err)
 {
-	struct cached_token *c;
-	struct principal p;
-	pthread_mutex_t *mu;
-	size_t len, slot;
-	int64_t nbf;
-	char *copy, *old;
-	bool hit;
+	struct verified v;
+	size_t len, vlen;
+	char *key;
 	enum nc_err rc;
 
 	if (token == NULL || cfg->auth_alg == CFG_AUTH_NONE)
@@ -308,56 +274,30 @@ enum nc_err auth_verify_cached(const struct nc_config *cfg, const char *token, i
 	len = strnlen(token, MAX_TOKEN_LEN + 1);
 	if (len == 0 || len > MAX_TOKEN_LEN)
 		return auth_verify_user(cfg, token, now, out, err);
-	pthread_once(&cache_once, cache_init);
-	slot = token_slot(token, len);
-	c = &cache[slot];
-	mu = &cache_mu[slot % CACHE_STRIPES];
-	pthread_mutex_lock(mu);
-	hit = c->token != NULL && c->cfg == cfg && c->len == len &&
-	      CRYPTO_memcmp(c->token, token, len) == 0;
-	if (hit) {
-		p = c->p;
-		nbf = c->nbf;
-	}
-	pthread_mutex_unlock(mu);
-	if (hit) {
-		rc = time_checks(cfg, p.exp, nbf, now, err);
+	key = malloc(sizeof(cfg) + len);
+	if (key == NULL)
+		return auth_verify_user(cfg, token, now, out, err);
+	memcpy(key, &cfg, sizeof(cfg));
+	memcpy(key + sizeof(cfg), token, len);
+	if (kvcache_get(&verified_tokens, key, sizeof(cfg) + len, &v, sizeof(v), &vlen) &&
+	    vlen == sizeof(v)) {
+		free(key);
+		rc = time_checks(cfg, v.p.exp, v.nbf, now, err);
 		if (rc == NC_OK)
-			*out = p;
+			*out = v.p;
 		return rc;
 	}
-	rc = verify(cfg, token, now, out, &nbf, err);
-	if (rc != NC_OK)
-		return rc;
-	copy = malloc(len + 1);
-	if (copy == NULL)
-		return NC_OK;           /* verified; just not remembered */
-	memcpy(copy, token, len + 1);
-	pthread_mutex_lock(mu);
-	old = c->token;
-	c->token = copy;
-	c->len = len;
-	c->cfg = cfg;
-	c->p = *out;
-	c->nbf = nbf;
-	pthread_mutex_unlock(mu);
-	free(old);
-	return NC_OK;
+	memset(&v, 0, sizeof(v));
+	rc = verify(cfg, token, now, out, &v.nbf, err);
+	if (rc == NC_OK) {
+		v.p = *out;
+		kvcache_put(&verified_tokens, key, sizeof(cfg) + len, &v, sizeof(v));
+	}
+	free(key);
+	return rc;
 }
 
 void auth_cache_release(void)
 {
-	pthread_once(&cache_once, cache_init);
-	for (size_t i = 0; i < CACHE_SLOTS; i++) {
-		pthread_mutex_t *mu = &cache_mu[i % CACHE_STRIPES];
-		char *old;
-
-		pthread_mutex_lock(mu);
-		old = cache[i].token;
-		cache[i].token = NULL;
-		cache[i].len = 0;
-		cache[i].cfg = NULL;
-		pthread_mutex_unlock(mu);
-		free(old);
-	}
+	kvcache_clear(&verified_tokens);
 }

@@ -104,6 +104,7 @@ void worker_teardown(struct nc_worker *w)
 	s3_client_free(w->s3);
 	w->s3 = NULL;
 	auth_cache_release();
+	lk_token_cache_release();
 	for (size_t i = 0; i < n_at_exit; i++)
 		at_exit_fns[i]();
 }

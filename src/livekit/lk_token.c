@@ -12,6 +12,8 @@
 #include <jwt.h>
 
 #include "livekit/lk.h"
+#include "core/buf.h"
+#include "core/kvcache.h"
 #include "core/log.h"
 
 static const struct {
@@ -139,4 +141,122 @@ char *lk_token_mint(const char *key, const char *secret,
 	if (!tok)
 		log_error("lk_token: signing failed");
 	return tok;
+}
+
+/* ---- tokens handed out again ---- */
+
+/*
+ * A participant who joins again (a reload, a reconnect, a second tab) asks
+ * for the very token it was given a moment ago, and minting costs about a
+ * fifth of a join's CPU (the claims built, dumped, parsed and dumped again
+ * by libjwt, then signed).  So the process keeps what it minted, keyed on
+ * everything that goes into a token but its times, and hands a token out
+ * again while it is young: at most a tenth of its lifetime old.  A token is
+ * never extended (its own exp is reported), so the holder of a reused token
+ * can do exactly what the first holder could, for no longer.
+ */
+static struct kvcache minted = KVCACHE_INIT;
+
+/* Room for the times and the token in a cached value. */
+#define REUSE_VALUE_MAX 4096
+
+struct minted_head {
+	int64_t nbf, exp;
+};
+
+static void key_str(struct buf *k, const char *s)
+{
+	uint32_t n = s ? (uint32_t)strlen(s) : UINT32_MAX;
+
+	buf_addn(k, &n, sizeof(n));
+	if (s)
+		buf_addn(k, s, n);
+}
+
+/* Everything a token says but nbf and exp, unambiguously; false if it cannot be written. */
+static bool reuse_key(struct buf *k, const char *key, const char *secret,
+		      const struct lk_token_opts *o)
+{
+	const struct lk_grant *g = &o->grant;
+	int32_t nums[16];
+	char *attrs = NULL;
+	size_t n = 0;
+
+	if (o->attributes) {
+		attrs = json_dumps(o->attributes, JSON_COMPACT | JSON_SORT_KEYS);
+		if (!attrs)
+			return false;
+	}
+	key_str(k, key);
+	key_str(k, secret);
+	key_str(k, o->identity);
+	key_str(k, o->name);
+	key_str(k, o->metadata);
+	key_str(k, attrs);
+	key_str(k, g->room);
+	free(attrs);
+	nums[n++] = o->ttl_s;
+	nums[n++] = g->room_join;
+	nums[n++] = g->room_admin;
+	nums[n++] = g->room_create;
+	nums[n++] = g->room_list;
+	nums[n++] = g->room_record;
+	nums[n++] = g->ingress_admin;
+	nums[n++] = (int32_t)g->can_publish;
+	nums[n++] = (int32_t)g->can_subscribe;
+	nums[n++] = (int32_t)g->can_publish_data;
+	nums[n++] = (int32_t)g->sources;
+	nums[n++] = g->can_update_own_metadata;
+	nums[n++] = g->hidden;
+	nums[n++] = g->recorder;
+	buf_addn(k, nums, n * sizeof(nums[0]));
+	return true;
+}
+
+char *lk_token_mint_reuse(const char *key, const char *secret,
+			  const struct lk_token_opts *o, int64_t now, int64_t *exp_out)
+{
+	unsigned char val[REUSE_VALUE_MAX];
+	struct minted_head h;
+	struct buf k = {0};
+	size_t len, tlen;
+	char *tok = NULL;
+
+	if (!key || !*key || !secret || !*secret || !o || o->ttl_s <= 0)
+		return NULL;
+	if (!reuse_key(&k, key, secret, o))
+		goto mint;
+	if (kvcache_get(&minted, k.p, k.len, val, REUSE_VALUE_MAX, &len) && len > sizeof(h)) {
+		memcpy(&h, val, sizeof(h));
+		if (now >= h.nbf && now - h.nbf <= o->ttl_s / 10 && h.exp > now) {
+			tok = malloc(len - sizeof(h) + 1);
+			if (tok) {
+				memcpy(tok, val + sizeof(h), len - sizeof(h));
+				tok[len - sizeof(h)] = '\0';
+				*exp_out = h.exp;
+				goto out;
+			}
+		}
+	}
+mint:
+	tok = lk_token_mint(key, secret, o, now);
+	if (tok == NULL)
+		goto out;
+	*exp_out = now + o->ttl_s;
+	tlen = strlen(tok);
+	if (k.len > 0 && sizeof(h) + tlen <= REUSE_VALUE_MAX) {
+		h.nbf = now;
+		h.exp = now + o->ttl_s;
+		memcpy(val, &h, sizeof(h));
+		memcpy(val + sizeof(h), tok, tlen);
+		kvcache_put(&minted, k.p, k.len, val, sizeof(h) + tlen);
+	}
+out:
+	buf_free(&k);
+	return tok;
+}
+
+void lk_token_cache_release(void)
+{
+	kvcache_clear(&minted);
 }

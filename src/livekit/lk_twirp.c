@@ -216,6 +216,7 @@ static void plain_body_msg(const char *body, size_t len, char *out, size_t outle
 static char *server_token(const struct nc_config *cfg, enum rpc_grant g, const char *room)
 {
 	struct lk_token_opts o = { .ttl_s = SERVER_TOKEN_TTL_S };
+	int64_t exp;
 
 	switch (g) {
 	case G_CREATE: o.grant.room_create = true; break;
@@ -224,7 +225,8 @@ static char *server_token(const struct nc_config *cfg, enum rpc_grant g, const c
 	case G_RECORD: o.grant.room_record = true; break;
 	case G_INGRESS: o.grant.ingress_admin = true; break;
 	}
-	return lk_token_mint(cfg->livekit_api_key, cfg->livekit_api_secret, &o, now_unix());
+	return lk_token_mint_reuse(cfg->livekit_api_key, cfg->livekit_api_secret, &o, now_unix(),
+				   &exp);
 }
 
 static struct curl_slist *make_headers(const char *token)

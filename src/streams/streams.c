@@ -499,8 +499,8 @@ char *streams_mint_token(const struct nc_config *cfg, const char *identity, cons
 		o.grant.can_publish_data = LK_FALSE;
 		o.grant.hidden = true;
 	}
-	*expires_at = now + o.ttl_s;
-	return lk_token_mint(cfg->livekit_api_key, cfg->livekit_api_secret, &o, now);
+	return lk_token_mint_reuse(cfg->livekit_api_key, cfg->livekit_api_secret, &o, now,
+				   expires_at);
 }
 
 /* ---- the counter timer ---- */

@@ -285,6 +285,136 @@ START_TEST(cmd_token_bad_args)
 }
 END_TEST
 
+/* A token minted again or reused: its claims. */
+static json_t *reused_claims(const char *tok, const char *secret)
+{
+	json_t *c = verified_claims(tok, secret);
+
+	ck_assert_ptr_nonnull(c);
+	return c;
+}
+
+START_TEST(reuse_while_young)
+{
+	struct lk_token_opts o = {
+		.identity = "alice", .name = "Alice", .ttl_s = 600,
+		.grant = { .room = "demo", .room_join = true, .can_publish = LK_TRUE,
+			   .sources = LK_SRC_CAMERA },
+	};
+	struct lk_token_opts p;
+	int64_t exp = 0, exp2 = 0;
+	char *a, *b, *c;
+	json_t *cl;
+
+	lk_token_cache_release();
+	a = lk_token_mint_reuse(KEY, SECRET, &o, NOW, &exp);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_int_eq(exp, NOW + 600);
+	/* a tenth of the lifetime later: the same token, its own exp */
+	b = lk_token_mint_reuse(KEY, SECRET, &o, NOW + 60, &exp2);
+	ck_assert_str_eq(a, b);
+	ck_assert_int_eq(exp2, NOW + 600);
+	free(b);
+	/* one second older than that: a new one, from now */
+	b = lk_token_mint_reuse(KEY, SECRET, &o, NOW + 61, &exp2);
+	ck_assert_str_ne(a, b);
+	ck_assert_int_eq(exp2, NOW + 61 + 600);
+	cl = reused_claims(b, SECRET);
+	ck_assert_int_eq(json_integer_value(json_object_get(cl, "nbf")), NOW + 61);
+	ck_assert_int_eq(json_integer_value(json_object_get(cl, "exp")), NOW + 661);
+	json_decref(cl);
+	free(b);
+	/* a clock stepped back before the cached nbf: minted anew */
+	b = lk_token_mint_reuse(KEY, SECRET, &o, NOW + 30, &exp2);
+	ck_assert_int_eq(exp2, NOW + 30 + 600);
+	free(b);
+
+	/* anything else that goes into a token makes it another token */
+	c = lk_token_mint_reuse(KEY, SECRET, &o, NOW + 31, &exp2);
+	p = o; p.name = "Alicia";
+	b = lk_token_mint_reuse(KEY, SECRET, &p, NOW + 31, &exp2);
+	cl = reused_claims(b, SECRET);
+	ck_assert_str_eq(json_string_value(json_object_get(cl, "name")), "Alicia");
+	json_decref(cl);
+	ck_assert_str_ne(b, c);
+	free(b);
+	p = o; p.identity = "bob";
+	b = lk_token_mint_reuse(KEY, SECRET, &p, NOW + 31, &exp2);
+	cl = reused_claims(b, SECRET);
+	ck_assert_str_eq(json_string_value(json_object_get(cl, "sub")), "bob");
+	json_decref(cl);
+	free(b);
+	p = o; p.grant.room = "other";
+	b = lk_token_mint_reuse(KEY, SECRET, &p, NOW + 31, &exp2);
+	cl = reused_claims(b, SECRET);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(cl, "video"), "room")),
+			 "other");
+	json_decref(cl);
+	free(b);
+	p = o; p.grant.can_publish = LK_FALSE;
+	b = lk_token_mint_reuse(KEY, SECRET, &p, NOW + 31, &exp2);
+	cl = reused_claims(b, SECRET);
+	ck_assert(json_is_false(json_object_get(json_object_get(cl, "video"), "canPublish")));
+	json_decref(cl);
+	free(b);
+	/* another secret: signed with it, not handed the first one's token */
+	b = lk_token_mint_reuse(KEY, "another-secret", &o, NOW + 31, &exp2);
+	ck_assert_ptr_null(verified_claims(b, SECRET));
+	cl = reused_claims(b, "another-secret");
+	json_decref(cl);
+	free(b);
+	/* and the first is still there, unchanged */
+	b = lk_token_mint_reuse(KEY, SECRET, &o, NOW + 32, &exp2);
+	ck_assert_str_eq(b, c);
+	free(b);
+	/* released: minted at the time asked */
+	lk_token_cache_release();
+	b = lk_token_mint_reuse(KEY, SECRET, &o, NOW + 33, &exp2);
+	ck_assert_int_eq(exp2, NOW + 33 + 600);
+	free(b);
+	lk_token_cache_release();
+	free(c);
+	free(a);
+}
+END_TEST
+
+START_TEST(reuse_with_attributes)
+{
+	json_t *x = json_pack("{s:s, s:s}", "a", "1", "b", "2");
+	json_t *y = json_pack("{s:s, s:s}", "b", "2", "a", "1");
+	json_t *z = json_pack("{s:s, s:s}", "a", "1", "b", "3");
+	struct lk_token_opts o = { .identity = "carol", .ttl_s = 3600, .attributes = x };
+	int64_t exp;
+	char *a, *b;
+	json_t *cl;
+
+	lk_token_cache_release();
+	a = lk_token_mint_reuse(KEY, SECRET, &o, NOW, &exp);
+	o.attributes = y; /* the same attributes in another order */
+	b = lk_token_mint_reuse(KEY, SECRET, &o, NOW + 1, &exp);
+	ck_assert_str_eq(a, b);
+	free(b);
+	o.attributes = z;
+	b = lk_token_mint_reuse(KEY, SECRET, &o, NOW + 1, &exp);
+	ck_assert_str_ne(a, b);
+	cl = reused_claims(b, SECRET);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(cl, "attributes"), "b")),
+			 "3");
+	json_decref(cl);
+	free(b);
+	/* bad arguments are refused as by lk_token_mint */
+	o.ttl_s = 0;
+	ck_assert_ptr_null(lk_token_mint_reuse(KEY, SECRET, &o, NOW, &exp));
+	o.ttl_s = 60;
+	ck_assert_ptr_null(lk_token_mint_reuse("", SECRET, &o, NOW, &exp));
+	lk_token_cache_release();
+	free(a);
+	json_decref(x);
+	json_decref(y);
+	json_decref(z);
+}
+END_TEST
+
 static Suite *lk_token_suite(void)
 {
 	Suite *s = suite_create("lk_token");
@@ -297,6 +427,8 @@ static Suite *lk_token_suite(void)
 	tcase_add_test(tc, wrong_secret_fails);
 	tcase_add_test(tc, bad_arguments);
 	tcase_add_test(tc, source_names);
+	tcase_add_test(tc, reuse_while_young);
+	tcase_add_test(tc, reuse_with_attributes);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("cmd_token");
 	tcase_add_test(tc, cmd_token_prints_token);

@@ -11,13 +11,14 @@ UNIT_MODS_check_config := $(UNIT_BASE)
 UNIT_MODS_check_jsonv := core/common core/uuid core/jsonv
 UNIT_MODS_check_core_util := $(UNIT_BASE) store/db_row
 UNIT_MODS_check_combine := core/common core/combine
+UNIT_MODS_check_kvcache := core/kvcache
 UNIT_MODS_check_router := core/common http/router
-UNIT_MODS_check_auth := $(UNIT_BASE) http/auth
+UNIT_MODS_check_auth := $(UNIT_BASE) core/kvcache http/auth
 UNIT_MODS_check_turn := $(UNIT_BASE) livekit/turn
 UNIT_MODS_check_s3 := $(UNIT_BASE) s3/s3
 UNIT_MODS_check_webhook_verify := $(UNIT_BASE) livekit/webhook_verify ops/webhook_event
-UNIT_MODS_check_lk_token := $(UNIT_BASE) livekit/lk_token ops/cmd_token
-UNIT_MODS_check_lk_proto := $(UNIT_BASE) core/metrics livekit/lk_token livekit/lk_twirp $(UNIT_GEN)
+UNIT_MODS_check_lk_token := $(UNIT_BASE) core/kvcache livekit/lk_token ops/cmd_token
+UNIT_MODS_check_lk_proto := $(UNIT_BASE) core/kvcache core/metrics livekit/lk_token livekit/lk_twirp $(UNIT_GEN)
 
 unit_objs = $(patsubst %,$(BUILD)/obj/%.o,$(UNIT_MODS_$(1)))
 UNIT_MODS_check_http_framing := $(UNIT_BASE) http/http_framing
