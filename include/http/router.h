@@ -21,6 +21,7 @@
 
 struct req;
 struct nc_error;
+struct rl_bucket;
 /*
  * A handler that reads top to bottom: it writes its success response and
  * returns NC_OK, or returns an error code with err filled in (err_set) and
@@ -57,6 +58,8 @@ struct route {
 	route_fn handler;
 	unsigned flags;         /* enum route_flags bits */
 	const char *name;       /* for logs and metrics; defaults to pattern */
+	/* a bucket of the route's own, charged with the class's (ratelimit.h); false: none */
+	bool (*own_limit)(struct req *r, struct rl_bucket *b);
 };
 
 struct route_match {

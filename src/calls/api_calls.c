@@ -526,9 +526,9 @@ static enum nc_err api_calls_leave(struct req *r, struct nc_error *err)
 
 const struct route calls_routes[] = {
 	{ RM_POST, "/api/calls/initiate", api_calls_initiate, ROUTE_AUTH | ROUTE_JSON,
-	  "calls.initiate" },
-	{ RM_POST, "/api/calls/{id}/join", api_calls_join, CALL_ROUTE, "calls.join" },
-	{ RM_POST, "/api/calls/{id}/decline", api_calls_decline, CALL_ROUTE, "calls.decline" },
-	{ RM_POST, "/api/calls/{id}/leave", api_calls_leave, CALL_ROUTE, "calls.leave" },
-	{ 0, NULL, NULL, 0, NULL }
+	  "calls.initiate", NULL },
+	{ RM_POST, "/api/calls/{id}/join", api_calls_join, CALL_ROUTE, "calls.join", NULL },
+	{ RM_POST, "/api/calls/{id}/decline", api_calls_decline, CALL_ROUTE, "calls.decline", NULL },
+	{ RM_POST, "/api/calls/{id}/leave", api_calls_leave, CALL_ROUTE, "calls.leave", NULL },
+	{ 0, NULL, NULL, 0, NULL, NULL }
 };

@@ -406,10 +406,10 @@ static enum nc_err api_calls_remove(struct req *r, struct nc_error *err)
 #define HOST_ROUTE (ROUTE_AUTH | ROUTE_UUID_PARAMS)
 
 const struct route calls_host_routes[] = {
-	{ RM_POST, "/api/calls/{id}/end", api_calls_end, HOST_ROUTE, "calls.end" },
+	{ RM_POST, "/api/calls/{id}/end", api_calls_end, HOST_ROUTE, "calls.end", NULL },
 	{ RM_POST, "/api/calls/{id}/participants/{userId}/mute", api_calls_mute,
-	  HOST_ROUTE | ROUTE_JSON, "calls.mute" },
+	  HOST_ROUTE | ROUTE_JSON, "calls.mute", NULL },
 	{ RM_POST, "/api/calls/{id}/participants/{userId}/remove", api_calls_remove, HOST_ROUTE,
-	  "calls.remove" },
-	{ 0, NULL, NULL, 0, NULL }
+	  "calls.remove", NULL },
+	{ 0, NULL, NULL, 0, NULL, NULL }
 };

@@ -302,9 +302,9 @@ static enum nc_err api_calls_stats(struct req *r, struct nc_error *err)
 #define READ_ROUTE (ROUTE_AUTH | ROUTE_UUID_PARAMS)
 
 const struct route calls_read_routes[] = {
-	{ RM_GET, "/api/calls", api_calls_list, ROUTE_AUTH, "calls.list" },
-	{ RM_GET, "/api/calls/{id}", api_calls_get, READ_ROUTE, "calls.get" },
+	{ RM_GET, "/api/calls", api_calls_list, ROUTE_AUTH, "calls.list", NULL },
+	{ RM_GET, "/api/calls/{id}", api_calls_get, READ_ROUTE, "calls.get", NULL },
 	{ RM_POST, "/api/calls/{id}/stats", api_calls_stats, READ_ROUTE | ROUTE_JSON,
-	  "calls.stats" },
-	{ 0, NULL, NULL, 0, NULL }
+	  "calls.stats", NULL },
+	{ 0, NULL, NULL, 0, NULL, NULL }
 };

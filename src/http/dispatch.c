@@ -65,8 +65,10 @@ out:
 static bool within_limits(struct req *r)
 {
 	enum rl_class cls = rl_classify(r->match.route->pattern, r->method);
+	struct rl_bucket own;
+	bool has_own = r->match.route->own_limit != NULL && r->match.route->own_limit(r, &own);
 	long wait_ms = rl_check(r->w, &r->cfg->rl, cls, r->authed ? r->user.user_id : NULL,
-				r->client_addr);
+				r->client_addr, has_own ? &own : NULL);
 	char ra[24];
 
 	if (wait_ms <= 0)

@@ -87,11 +87,13 @@ static void compute_sha(void)
 }
 
 /* -1 when Redis could not answer (use the local fallback). */
+#define RL_MAX_KEYS 3
+
 static long long redis_check(struct nc_worker *w, int nkeys, char keys[][160], long long T[],
 			     long long tau[])
 {
-	const char *argv[3 + 2 * 2 + 2 * 2];
-	char targs[4][24], nk[4];
+	const char *argv[3 + RL_MAX_KEYS + 2 * RL_MAX_KEYS];
+	char targs[2 * RL_MAX_KEYS][24], nk[4];
 	struct nc_error err = {0};
 	redisReply *rep;
 	int argc = 0;
@@ -150,8 +152,8 @@ static uint64_t key_hash(const char *s)
  */
 static long long local_check(int nkeys, char keys[][160], long long T[], long long tau[])
 {
-	int64_t now = now_ms() * 1000, tats[2];
-	struct slot *s[2];
+	int64_t now = now_ms() * 1000, tats[RL_MAX_KEYS];
+	struct slot *s[RL_MAX_KEYS];
 
 	pthread_mutex_lock(&local_mu);
 	for (int i = 0; i < nkeys; i++) {
@@ -175,10 +177,10 @@ static long long local_check(int nkeys, char keys[][160], long long T[], long lo
 }
 
 long rl_check(struct nc_worker *w, const struct rl_config *rc, enum rl_class cls,
-	      const char *user_id, const char *client_addr)
+	      const char *user_id, const char *client_addr, const struct rl_bucket *own)
 {
-	char keys[2][160];
-	long long T[2], tau[2], wait;
+	char keys[RL_MAX_KEYS][160];
+	long long T[RL_MAX_KEYS], tau[RL_MAX_KEYS], wait;
 	int n = 0;
 
 	if (cls >= RL_CLASS_MAX)
@@ -195,6 +197,12 @@ long rl_check(struct nc_worker *w, const struct rl_config *rc, enum rl_class cls
 		snprintf(keys[n], sizeof(keys[n]), RL_KEY_PREFIX "%s:%s", rl_class_name(cls), user_id);
 		T[n] = (long long)l->window_s * 1000000 / l->count;
 		tau[n] = (long long)l->window_s * 1000000 - T[n];
+		n++;
+	}
+	if (own != NULL && own->count > 0 && own->window_s > 0 && own->key[0] != '\0') {
+		snprintf(keys[n], sizeof(keys[n]), RL_KEY_PREFIX "own:%s", own->key);
+		T[n] = (long long)own->window_s * 1000000 / own->count;
+		tau[n] = (long long)own->window_s * 1000000 - T[n];
 		n++;
 	}
 	if (n == 0)

@@ -108,6 +108,6 @@ static enum nc_err api_events(struct req *r, struct nc_error *err)
 }
 
 const struct route events_routes[] = {
-	{RM_GET, "/api/events", api_events, ROUTE_AUTH_OPTIONAL | ROUTE_QUERY_TOKEN, NULL},
-	{0, NULL, NULL, 0, NULL},
+	{RM_GET, "/api/events", api_events, ROUTE_AUTH_OPTIONAL | ROUTE_QUERY_TOKEN, NULL, NULL},
+	{0, NULL, NULL, 0, NULL, NULL},
 };

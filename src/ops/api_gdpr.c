@@ -267,8 +267,8 @@ static enum nc_err api_gdpr_erase(struct req *r, struct nc_error *err)
 }
 
 const struct route gdpr_routes[] = {
-	{RM_GET, "/api/users/me/export", api_gdpr_export, ROUTE_AUTH, "gdpr.export"},
+	{RM_GET, "/api/users/me/export", api_gdpr_export, ROUTE_AUTH, "gdpr.export", NULL},
 	{RM_DELETE, "/api/users/{id}/data", api_gdpr_erase,
-	 ROUTE_AUTH | ROUTE_UUID_PARAMS, "gdpr.erase"},
-	{0, NULL, NULL, 0, NULL},
+	 ROUTE_AUTH | ROUTE_UUID_PARAMS, "gdpr.erase", NULL},
+	{0, NULL, NULL, 0, NULL, NULL},
 };

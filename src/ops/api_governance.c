@@ -179,10 +179,10 @@ static enum nc_err replay_outbound(struct req *r, struct nc_error *err)
 }
 
 const struct route governance_routes[] = {
-	{RM_GET, "/api/audit", list_audit, ROUTE_AUTH | ROUTE_ADMIN, NULL},
+	{RM_GET, "/api/audit", list_audit, ROUTE_AUTH | ROUTE_ADMIN, NULL, NULL},
 	{RM_GET, "/api/admin/outbound-webhooks", list_outbound,
-	 ROUTE_AUTH | ROUTE_ADMIN, NULL},
+	 ROUTE_AUTH | ROUTE_ADMIN, NULL, NULL},
 	{RM_POST, "/api/admin/outbound-webhooks/{id}/replay", replay_outbound,
-	 ROUTE_AUTH | ROUTE_ADMIN | ROUTE_UUID_PARAMS, NULL},
-	{0, NULL, NULL, 0, NULL},
+	 ROUTE_AUTH | ROUTE_ADMIN | ROUTE_UUID_PARAMS, NULL, NULL},
+	{0, NULL, NULL, 0, NULL, NULL},
 };

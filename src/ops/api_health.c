@@ -62,9 +62,9 @@ static enum nc_err api_me(struct req *r, struct nc_error *err)
 }
 
 const struct route health_routes[] = {
-	{RM_GET | RM_HEAD, "/healthz", api_healthz, ROUTE_ON_LOOP, NULL},
-	{RM_GET | RM_HEAD, "/readyz", api_readyz, 0, NULL},
-	{RM_GET, "/api/me", api_me, ROUTE_AUTH, NULL},
-	{RM_GET, "/metrics", api_metrics, ROUTE_METRICS, NULL},
-	{0, NULL, NULL, 0, NULL},
+	{RM_GET | RM_HEAD, "/healthz", api_healthz, ROUTE_ON_LOOP, NULL, NULL},
+	{RM_GET | RM_HEAD, "/readyz", api_readyz, 0, NULL, NULL},
+	{RM_GET, "/api/me", api_me, ROUTE_AUTH, NULL, NULL},
+	{RM_GET, "/metrics", api_metrics, ROUTE_METRICS, NULL, NULL},
+	{0, NULL, NULL, 0, NULL, NULL},
 };

@@ -385,6 +385,6 @@ static enum nc_err api_webhook_livekit(struct req *r, struct nc_error *err)
 
 const struct route webhook_routes[] = {
 	{ RM_POST, "/api/webhooks/livekit", api_webhook_livekit, ROUTE_RAW_BODY,
-	  "webhooks.livekit" },
-	{ 0, NULL, NULL, 0, NULL }
+	  "webhooks.livekit", NULL },
+	{ 0, NULL, NULL, 0, NULL, NULL }
 };

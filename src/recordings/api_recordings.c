@@ -414,16 +414,16 @@ static enum nc_err api_recording_legal_hold(struct req *r, struct nc_error *err)
  */
 const struct route recordings_routes[] = {
 	{ RM_POST, "/api/calls/{id}/recording/start", api_recording_start,
-	  ROUTE_AUTH | ROUTE_JSON, NULL },
+	  ROUTE_AUTH | ROUTE_JSON, NULL, NULL },
 	{ RM_POST, "/api/calls/{id}/recording/stop", api_recording_stop,
-	  ROUTE_AUTH | ROUTE_UUID_PARAMS, NULL },
+	  ROUTE_AUTH | ROUTE_UUID_PARAMS, NULL, NULL },
 	{ RM_GET, "/api/calls/{id}/recordings", api_call_recordings,
-	  ROUTE_AUTH | ROUTE_UUID_PARAMS, NULL },
+	  ROUTE_AUTH | ROUTE_UUID_PARAMS, NULL, NULL },
 	{ RM_GET, "/api/recordings/{id}", api_recording_get,
-	  ROUTE_AUTH | ROUTE_UUID_PARAMS, NULL },
+	  ROUTE_AUTH | ROUTE_UUID_PARAMS, NULL, NULL },
 	{ RM_DELETE, "/api/recordings/{id}", api_recording_delete,
-	  ROUTE_AUTH | ROUTE_UUID_PARAMS, NULL },
+	  ROUTE_AUTH | ROUTE_UUID_PARAMS, NULL, NULL },
 	{ RM_POST, "/api/recordings/{id}/legal-hold", api_recording_legal_hold,
-	  ROUTE_AUTH | ROUTE_ADMIN | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL },
-	{ 0, NULL, NULL, 0, NULL },
+	  ROUTE_AUTH | ROUTE_ADMIN | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL, NULL },
+	{ 0, NULL, NULL, 0, NULL, NULL },
 };

@@ -253,10 +253,10 @@ static enum nc_err api_call_quality(struct req *r, struct nc_error *err)
 
 const struct route reports_routes[] = {
 	{RM_GET, "/api/reports/usage", api_reports_usage, ROUTE_AUTH,
-	 "reports.usage"},
+	 "reports.usage", NULL},
 	{RM_GET, "/api/reports/quality", api_reports_quality, ROUTE_AUTH,
-	 "reports.quality"},
+	 "reports.quality", NULL},
 	{RM_GET, "/api/calls/{id}/quality", api_call_quality,
-	 ROUTE_AUTH | ROUTE_UUID_PARAMS, "calls.quality"},
-	{0, NULL, NULL, 0, NULL},
+	 ROUTE_AUTH | ROUTE_UUID_PARAMS, "calls.quality", NULL},
+	{0, NULL, NULL, 0, NULL, NULL},
 };

@@ -21,6 +21,7 @@
 #include "realtime/events.h"
 #include "core/jsonv.h"
 #include "http/worker.h"
+#include "http/ratelimit.h"
 #include "streams/streams_db.h"
 
 #include <ctype.h>
@@ -431,10 +432,28 @@ static enum nc_err api_stream_chat_delete(struct req *r, struct nc_error *err)
 /* ---- POST /api/streams/{id}/reactions ---- */
 
 /*
+ * The per-viewer limit of reactions (STREAM_REACTION_RATE_LIMIT a second
+ * on one stream): per signed-in user, and per client address for anonymous
+ * viewers (however many sessions they open).  The dispatcher charges it with
+ * the route class's buckets, in the same Redis round trip.
+ */
+static bool reaction_limit(struct req *r, struct rl_bucket *b)
+{
+	char ck[STREAMS_CLIENT_KEY_LEN + 1];
+
+	if (!req_authed(r))
+		streams_client_key(req_cfg(r), req_client_addr(r), ck);
+	snprintf(b->key, sizeof(b->key), "streamreact:%s:%s%s", req_param(r, "id"),
+		 req_authed(r) ? "" : "anon:", req_authed(r) ? req_user(r)->user_id : ck);
+	b->count = req_cfg(r)->stream_reaction_rate_limit;
+	b->window_s = 1;
+	return true;
+}
+
+/*
  * {"reactionType", "viewer_session_id"?}: signed-in viewers may omit the
  * session (their latest open session is credited); anonymous viewers must
- * name their open session.  The rate limit is per signed-in user, and per
- * client address for anonymous viewers (however many sessions they open).
+ * name their open session.
  */
 static enum nc_err api_stream_reaction_post(struct req *r, struct nc_error *err)
 {
@@ -443,19 +462,11 @@ static enum nc_err api_stream_reaction_post(struct req *r, struct nc_error *err)
 	struct streams_react_job it;
 	json_t *body = req_body(r), *out;
 	const char *type = NULL, *sid = NULL, *id = req_param(r, "id");
-	char key[160], ck[STREAMS_CLIENT_KEY_LEN + 1];
-	long wait;
 
 	if (jv_enum(body, "reactionType", JV_REQUIRED, reaction_types, &type, err) < 0 ||
 	    jv_string(body, "viewer_session_id", req_authed(r) ? 0 : JV_REQUIRED, 8, 128, &sid,
 		      err) < 0)
 		return err->code;
-	if (!req_authed(r))
-		streams_client_key(req_cfg(r), req_client_addr(r), ck);
-	snprintf(key, sizeof(key), "nchat:rl:streamreact:%s:%s%s", id, req_authed(r) ? "" : "anon:",
-		 req_authed(r) ? req_user(r)->user_id : ck);
-	if ((wait = rate_hit(req_worker(r), key, req_cfg(r)->stream_reaction_rate_limit, 1)) > 0)
-		return too_many(r, wait, "too many reactions", err);
 	it.in = (struct streams_reaction_in){ id, who, sid, type };
 	streams_react(&req_worker(r)->db, &it);
 	if (it.rc != NC_OK) {
@@ -507,16 +518,16 @@ static enum nc_err api_stream_reaction_summary(struct req *r, struct nc_error *e
 
 const struct route stream_chat_routes[] = {
 	{RM_GET, "/api/streams/{id}/chat", api_stream_chat_list,
-	 ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS, NULL},
+	 ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS, NULL, NULL},
 	{RM_POST, "/api/streams/{id}/chat", api_stream_chat_post,
-	 ROUTE_AUTH | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL},
+	 ROUTE_AUTH | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL, NULL},
 	{RM_POST, "/api/streams/{id}/chat/{messageId}/pin", api_stream_chat_pin,
-	 ROUTE_AUTH | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL},
+	 ROUTE_AUTH | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL, NULL},
 	{RM_DELETE, "/api/streams/{id}/chat/{messageId}", api_stream_chat_delete,
-	 ROUTE_AUTH | ROUTE_UUID_PARAMS, NULL},
+	 ROUTE_AUTH | ROUTE_UUID_PARAMS, NULL, NULL},
 	{RM_GET, "/api/streams/{id}/reactions", api_stream_reaction_summary,
-	 ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS, NULL},
+	 ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS, NULL, NULL},
 	{RM_POST, "/api/streams/{id}/reactions", api_stream_reaction_post,
-	 ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL},
-	{0, NULL, NULL, 0, NULL},
+	 ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL, reaction_limit},
+	{0, NULL, NULL, 0, NULL, NULL},
 };

@@ -353,12 +353,12 @@ static enum nc_err api_stream_viewer_token(struct req *r, struct nc_error *err)
 
 const struct route viewers_routes[] = {
 	{RM_POST, "/api/streams/{id}/viewer-token", api_stream_viewer_token,
-	 ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL},
+	 ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL, NULL},
 	{RM_POST, "/api/streams/{id}/viewers/join", api_stream_viewer_join,
-	 ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL},
+	 ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL, NULL},
 	{RM_POST, "/api/streams/{id}/viewers/heartbeat", api_stream_viewer_heartbeat,
-	 ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL},
+	 ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL, NULL},
 	{RM_POST, "/api/streams/{id}/viewers/leave", api_stream_viewer_leave,
-	 ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL},
-	{0, NULL, NULL, 0, NULL},
+	 ROUTE_AUTH_OPTIONAL | ROUTE_UUID_PARAMS | ROUTE_JSON, NULL, NULL},
+	{0, NULL, NULL, 0, NULL, NULL},
 };

@@ -13,14 +13,14 @@ static enum nc_err h(struct req *r, struct nc_error *err)
 }
 
 static const struct route routes[] = {
-	{RM_GET, "/healthz", h, 0, NULL},
-	{RM_POST, "/api/calls/initiate", h, 0, NULL},
-	{RM_GET, "/api/calls/{id}", h, 0, NULL},
-	{RM_POST, "/api/calls/{id}/join", h, 0, NULL},
-	{RM_POST, "/api/calls/{id}/participants/{userId}/mute", h, 0, NULL},
-	{RM_DELETE, "/api/recordings/{id}", h, 0, NULL},
-	{RM_GET, "/api/recordings/{id}", h, 0, NULL},
-	{0, NULL, NULL, 0, NULL},
+	{RM_GET, "/healthz", h, 0, NULL, NULL},
+	{RM_POST, "/api/calls/initiate", h, 0, NULL, NULL},
+	{RM_GET, "/api/calls/{id}", h, 0, NULL, NULL},
+	{RM_POST, "/api/calls/{id}/join", h, 0, NULL, NULL},
+	{RM_POST, "/api/calls/{id}/participants/{userId}/mute", h, 0, NULL, NULL},
+	{RM_DELETE, "/api/recordings/{id}", h, 0, NULL, NULL},
+	{RM_GET, "/api/recordings/{id}", h, 0, NULL, NULL},
+	{0, NULL, NULL, 0, NULL, NULL},
 };
 
 static enum route_result run(const char *path, unsigned m, struct route_match *out, char **buf)
