@@ -23,10 +23,16 @@
  * (would record twice) and CreateIngress (would make two ingresses).
  *
  * libcurl itself resends a request once when a reused keep-alive connection
- * turns out dead before any answer; non-repeatable calls therefore always
- * use a fresh connection (CURLOPT_FRESH_CONNECT), so nothing is ever sent
- * twice behind the caller's back.  They are rare (call start, recording
- * start), so the extra handshake does not matter.
+ * turns out dead before any answer; calls that must never arrive twice
+ * (SendData, the Start*Egress calls, CreateIngress) therefore always use a
+ * fresh connection (CURLOPT_FRESH_CONNECT), so nothing is ever sent twice
+ * behind the caller's back.  They are rare (recording start, a message), so
+ * the extra handshake does not matter.  CreateRoom may arrive twice: LiveKit
+ * gets or creates the room by its name (and ours are new for each call), so
+ * a second delivery finds the room the first made; it reuses connections
+ * like the repeatable calls (it starts every call, and a handshake to
+ * LiveKit and back cost about a tenth of the service's CPU per initiate),
+ * but is still never repeated by this client.
  *
  * Twirp code -> nc_err:
  *   not_found                          -> NC_ENOTFOUND   (404)
@@ -68,6 +74,7 @@ struct rpc {
 	const char *method;
 	enum rpc_grant grant;
 	bool repeatable;
+	bool may_arrive_twice;  /* a resend is harmless: keep-alive connections are fine */
 	const ProtobufCMessageDescriptor *resp;
 };
 
@@ -322,7 +329,8 @@ static enum attempt_result perform(struct lk_client *c, const struct rpc *r,
 	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	/* curl silently resends a request whose reused connection died before
 	 * any answer; that must not happen to calls that are not repeatable */
-	curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, r->repeatable ? 0L : 1L);
+	curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT,
+			 r->repeatable || r->may_arrive_twice ? 0L : 1L);
 	rc = curl_easy_perform(c->curl);
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(hdrs);
@@ -412,9 +420,11 @@ static void *call(struct lk_client *c, const struct rpc *r, const char *room,
 /* ---- the RPC table and typed wrappers ---- */
 
 #define RPC(svc, m, g, rep, resp_desc) \
-	static const struct rpc rpc_##m = { svc, #m, g, rep, &resp_desc }
+	static const struct rpc rpc_##m = { svc, #m, g, rep, rep, &resp_desc }
 
-RPC("RoomService", CreateRoom, G_CREATE, false, livekit__room__descriptor);
+/* not repeated, but its second delivery is harmless (get or create by name) */
+static const struct rpc rpc_CreateRoom = { "RoomService", "CreateRoom", G_CREATE, false, true,
+					   &livekit__room__descriptor };
 RPC("RoomService", ListRooms, G_LIST, true, livekit__list_rooms_response__descriptor);
 RPC("RoomService", DeleteRoom, G_CREATE, true, livekit__delete_room_response__descriptor);
 RPC("RoomService", ListParticipants, G_ADMIN, true, livekit__list_participants_response__descriptor);

@@ -685,7 +685,11 @@ END_TEST
 START_TEST(create_room_not_retried)
 {
 	Livekit__CreateRoomRequest r = LIVEKIT__CREATE_ROOM_REQUEST__INIT;
+	Livekit__ListRoomsResponse *l;
+	Livekit__Room *room;
 	struct lk_status st;
+	size_t n;
+	int same = 0;
 
 	r.name = "x";
 	fault("{\"method\":\"CreateRoom\",\"mode\":\"unavailable\",\"count\":10}");
@@ -694,11 +698,37 @@ START_TEST(create_room_not_retried)
 	ck_assert_int_eq(st.attempts, 1);
 	ck_assert_uint_eq(count_requests("CreateRoom"), 1);
 
+	/*
+	 * An answer lost on a reused connection: libcurl sends the request once
+	 * more on a new one, which CreateRoom allows (LiveKit gets or creates
+	 * the room by its name): it succeeds, and the room is there once.
+	 */
 	json_decref(ctl("/_test/fault/clear", json_object()));
+	room = lk_create_room(&client, &r, &st); /* a connection to reuse */
+	ck_assert_ptr_nonnull(room);
+	protobuf_c_message_free_unpacked(&room->base, NULL);
+	n = count_requests("CreateRoom");
 	fault("{\"method\":\"CreateRoom\",\"mode\":\"drop\",\"count\":1}");
+	room = lk_create_room(&client, &r, &st);
+	ck_assert_ptr_nonnull(room);
+	ck_assert_str_eq(room->name, "x");
+	protobuf_c_message_free_unpacked(&room->base, NULL);
+	ck_assert_int_eq(st.attempts, 1);
+	ck_assert_uint_eq(count_requests("CreateRoom"), n + 2);
+	l = list_rooms(&client, &st);
+	ck_assert_ptr_nonnull(l);
+	for (size_t i = 0; i < l->n_rooms; i++)
+		same += strcmp(l->rooms[i]->name, "x") == 0;
+	ck_assert_int_eq(same, 1);
+	protobuf_c_message_free_unpacked(&l->base, NULL);
+	/* lost every time: the error surfaces, and this client never repeats it itself */
+	n = count_requests("CreateRoom");
+	fault("{\"method\":\"CreateRoom\",\"mode\":\"drop\",\"count\":10}");
 	ck_assert_ptr_null(lk_create_room(&client, &r, &st));
 	ck_assert_int_eq(st.err, NC_ELIVEKIT_DOWN);
 	ck_assert_int_eq(st.attempts, 1);
+	ck_assert_uint_le(count_requests("CreateRoom"), n + 2);
+	json_decref(ctl("/_test/fault/clear", json_object()));
 }
 END_TEST
 
