@@ -97,6 +97,8 @@ settle() {
         nchat_stream_counts_pending, nchat_calls, nchat_call_participants,
         nchat_livekit_webhook_events" >/dev/null 2>&1 ||
         warn "VACUUM failed"
+    # the pages the vacuum dirtied are written now, not by the checkpointer during the run
+    pg_admin -c "CHECKPOINT" >/dev/null 2>&1 || warn "CHECKPOINT failed"
 }
 
 pgb() { # pgb NAME MODE SECONDS [CLIENTS]: tps of one pgbench run (default CONNS clients)
