@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include <jwt.h>
+#include <openssl/sha.h>
 
 #include "livekit/lk.h"
 #include "core/buf.h"
@@ -164,31 +165,41 @@ struct minted_head {
 	int64_t nbf, exp;
 };
 
-static void key_str(struct buf *k, const char *s)
+static void key_bytes(struct buf *k, const void *p, uint32_t n)
 {
-	uint32_t n = s ? (uint32_t)strlen(s) : UINT32_MAX;
-
 	buf_addn(k, &n, sizeof(n));
-	if (s)
-		buf_addn(k, s, n);
+	if (p)
+		buf_addn(k, p, n);
 }
 
-/* Everything a token says but nbf and exp, unambiguously; false if it cannot be written. */
+static void key_str(struct buf *k, const char *s)
+{
+	key_bytes(k, s, s ? (uint32_t)strlen(s) : UINT32_MAX);
+}
+
+/*
+ * Everything a token says but nbf and exp, unambiguously, and which secret
+ * signs it (its SHA-256: the table holds no copy of the secret); false if it
+ * cannot be written.
+ */
 static bool reuse_key(struct buf *k, const char *key, const char *secret,
 		      const struct lk_token_opts *o)
 {
 	const struct lk_grant *g = &o->grant;
+	unsigned char sig_key[SHA256_DIGEST_LENGTH];
 	int32_t nums[16];
 	char *attrs = NULL;
 	size_t n = 0;
 
+	if (SHA256((const unsigned char *)secret, strlen(secret), sig_key) == NULL)
+		return false;
 	if (o->attributes) {
 		attrs = json_dumps(o->attributes, JSON_COMPACT | JSON_SORT_KEYS);
 		if (!attrs)
 			return false;
 	}
 	key_str(k, key);
-	key_str(k, secret);
+	key_bytes(k, sig_key, sizeof(sig_key));
 	key_str(k, o->identity);
 	key_str(k, o->name);
 	key_str(k, o->metadata);
