@@ -86,9 +86,10 @@ static void compute_sha(void)
 		snprintf(gcra_sha + 2 * i, 3, "%02x", md[i]);
 }
 
-/* -1 when Redis could not answer (use the local fallback). */
+/* The address's bucket, the user's for the class, the route's own. */
 #define RL_MAX_KEYS 3
 
+/* -1 when Redis could not answer (use the local fallback). */
 static long long redis_check(struct nc_worker *w, int nkeys, char keys[][160], long long T[],
 			     long long tau[])
 {
