@@ -58,8 +58,8 @@ struct route {
 	route_fn handler;
 	unsigned flags;         /* enum route_flags bits */
 	const char *name;       /* for logs and metrics; defaults to pattern */
-	/* a bucket of the route's own, charged with the class's (ratelimit.h); false: none */
-	bool (*own_limit)(struct req *r, struct rl_bucket *b);
+	/* fills in a bucket of the route's own, charged with the class's (ratelimit.h); NULL: none */
+	void (*own_limit)(struct req *r, struct rl_bucket *b);
 };
 
 struct route_match {

@@ -264,9 +264,9 @@ static struct kvcache verified_tokens = KVCACHE_INIT;
 enum nc_err auth_verify_cached(const struct nc_config *cfg, const char *token, int64_t now,
 			       struct principal *out, struct nc_error *err)
 {
+	char key[sizeof(cfg) + MAX_TOKEN_LEN]; /* the configuration's address, then the token */
 	struct verified v;
 	size_t len, vlen;
-	char *key;
 	enum nc_err rc;
 
 	if (token == NULL || cfg->auth_alg == CFG_AUTH_NONE)
@@ -274,14 +274,10 @@ enum nc_err auth_verify_cached(const struct nc_config *cfg, const char *token, i
 	len = strnlen(token, MAX_TOKEN_LEN + 1);
 	if (len == 0 || len > MAX_TOKEN_LEN)
 		return auth_verify_user(cfg, token, now, out, err);
-	key = malloc(sizeof(cfg) + len);
-	if (key == NULL)
-		return auth_verify_user(cfg, token, now, out, err);
 	memcpy(key, &cfg, sizeof(cfg));
 	memcpy(key + sizeof(cfg), token, len);
 	if (kvcache_get(&verified_tokens, key, sizeof(cfg) + len, &v, sizeof(v), &vlen) &&
 	    vlen == sizeof(v)) {
-		free(key);
 		rc = time_checks(cfg, v.p.exp, v.nbf, now, err);
 		if (rc == NC_OK)
 			*out = v.p;
@@ -293,7 +289,6 @@ enum nc_err auth_verify_cached(const struct nc_config *cfg, const char *token, i
 		v.p = *out;
 		kvcache_put(&verified_tokens, key, sizeof(cfg) + len, &v, sizeof(v));
 	}
-	free(key);
 	return rc;
 }
 

@@ -66,10 +66,13 @@ static bool within_limits(struct req *r)
 {
 	enum rl_class cls = rl_classify(r->match.route->pattern, r->method);
 	struct rl_bucket own;
-	bool has_own = r->match.route->own_limit != NULL && r->match.route->own_limit(r, &own);
-	long wait_ms = rl_check(r->w, &r->cfg->rl, cls, r->authed ? r->user.user_id : NULL,
-				r->client_addr, has_own ? &own : NULL);
+	long wait_ms;
 	char ra[24];
+
+	if (r->match.route->own_limit != NULL)
+		r->match.route->own_limit(r, &own);
+	wait_ms = rl_check(r->w, &r->cfg->rl, cls, r->authed ? r->user.user_id : NULL,
+			   r->client_addr, r->match.route->own_limit != NULL ? &own : NULL);
 
 	if (wait_ms <= 0)
 		return true;

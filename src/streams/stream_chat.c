@@ -437,7 +437,7 @@ static enum nc_err api_stream_chat_delete(struct req *r, struct nc_error *err)
  * viewers (however many sessions they open).  The dispatcher charges it with
  * the route class's buckets, in the same Redis round trip.
  */
-static bool reaction_limit(struct req *r, struct rl_bucket *b)
+static void reaction_limit(struct req *r, struct rl_bucket *b)
 {
 	char ck[STREAMS_CLIENT_KEY_LEN + 1];
 
@@ -447,7 +447,6 @@ static bool reaction_limit(struct req *r, struct rl_bucket *b)
 		 req_authed(r) ? "" : "anon:", req_authed(r) ? req_user(r)->user_id : ck);
 	b->count = req_cfg(r)->stream_reaction_rate_limit;
 	b->window_s = 1;
-	return true;
 }
 
 /*

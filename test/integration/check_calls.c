@@ -194,7 +194,7 @@ START_TEST(one_to_one_happy_path)
 {
 	char *a = it_new_user(db, "Alice"), *b = it_new_user(db, "Bob"), body[256], room[64];
 	const char *audio[] = { "microphone", NULL };
-	json_t *j, *claims, *c, *p;
+	json_t *j, *claims, *c, *p, *k;
 	const char *id;
 	char *ta, *path;
 	size_t i;
@@ -229,6 +229,26 @@ START_TEST(one_to_one_happy_path)
 	ck_assert_str_eq(json_string_value(json_object_get(c, "callType")), "audio");
 	ck_assert_str_eq(json_string_value(json_object_get(c, "roomName")), room);
 	check_grants(json_string_value(json_object_get(c, "token")), b, room, audio);
+	/*
+	 * A re-join a moment later (past the second a fresh token's nbf would
+	 * show) gets the same token and its own expiry; a new name, a new token.
+	 */
+	usleep(1100000);
+	k = act(b, id, "/join", NULL, 200);
+	ck_assert_str_eq(json_string_value(json_object_get(k, "token")),
+			 json_string_value(json_object_get(c, "token")));
+	ck_assert_str_eq(json_string_value(json_object_get(k, "expiresAt")),
+			 json_string_value(json_object_get(c, "expiresAt")));
+	json_decref(k);
+	ck_str(sqlv("UPDATE nchat_users SET display_name = 'Robert' WHERE id = $1"
+		    " RETURNING display_name", b, NULL), "Robert");
+	k = act(b, id, "/join", NULL, 200);
+	ck_assert_str_ne(json_string_value(json_object_get(k, "token")),
+			 json_string_value(json_object_get(c, "token")));
+	claims = it_verify_lk_token(json_string_value(json_object_get(k, "token")));
+	ck_assert_str_eq(json_string_value(json_object_get(claims, "name")), "Robert");
+	json_decref(claims);
+	json_decref(k);
 	json_decref(c);
 	ck_str(cstatus(id), "active");
 	ck_str(pstatus(id, b), "joined");
